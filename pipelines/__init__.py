@@ -1,0 +1,1 @@
+"""Training, evaluation and export pipelines for the task models."""

@@ -1,0 +1,208 @@
+"""Train, export and evaluate a sequence-classification task end to end.
+
+``train_task`` is what ``slm train <task>`` runs: read and split the data, fine-tune,
+export to ONNX int8, check int8 against fp32, pick the review threshold on dev, evaluate
+on the test file and write the model folder with its card.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.common.args import TrainingArgs
+from pipelines.common.base_model import BASE_MODEL_NAME
+from pipelines.common.card import write_card
+from pipelines.common.classifier_training import train_classifier
+from pipelines.common.data import ColumnMapping, Example, read_examples, split_dev
+from pipelines.common.export import cpu_quantization_preset, export_int8
+from pipelines.common.metrics import agreement, classification_metrics
+from shared.errors import DataError, ModelError
+from shared.runtime import ModelInfo, OnnxTextClassifier, read_model_info, write_model_info
+from shared.tasks import model_text
+
+__all__ = ["evaluate_model", "pick_review_threshold", "train_task"]
+
+logger = logging.getLogger(__name__)
+
+# Results scoring under the threshold go to review; it is set so that the items kept
+# out of review are right this often on dev, within these bounds.
+REVIEW_TARGET_PRECISION = 0.95
+REVIEW_THRESHOLD_BOUNDS = (0.5, 0.95)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _rename_labels(examples: list[Example], label_names: dict[str, str]) -> list[Example]:
+    if not label_names:
+        return examples
+    return [replace(ex, label=label_names.get(ex.label, ex.label)) for ex in examples]
+
+
+def _as_model_inputs(examples: Sequence[Example]) -> list[Example]:
+    return [replace(ex, text=model_text(ex.text, ex.fields)) for ex in examples]
+
+
+def pick_review_threshold(scores: np.ndarray, correct: np.ndarray) -> float:
+    """Smallest score t such that items scoring >= t are right REVIEW_TARGET_PRECISION of the time."""
+    low, high = REVIEW_THRESHOLD_BOUNDS
+    for t in np.arange(low, high + 1e-9, 0.01):
+        kept = scores >= t
+        if kept.any() and correct[kept].mean() >= REVIEW_TARGET_PRECISION:
+            return float(round(t, 2))
+    return high
+
+
+def _subsample(examples: list[Example], limit: int | None, seed: int) -> list[Example]:
+    if limit is None or len(examples) <= limit:
+        return examples
+    return random.Random(seed).sample(examples, limit)
+
+
+def _predict_labels(model: OnnxTextClassifier, examples: Sequence[Example]) -> list[str]:
+    return [p.label for p in model.predict([ex.text for ex in examples])]
+
+
+def train_task(
+    task: str,
+    train_file: Path,
+    out_dir: Path,
+    columns: ColumnMapping,
+    args: TrainingArgs,
+    *,
+    eval_file: Path | None = None,
+    dev_file: Path | None = None,
+    label_names: dict[str, str] | None = None,
+    model_name: str | None = None,
+) -> ModelInfo:
+    """Fine-tune, export and evaluate; returns the :class:`ModelInfo` written to ``out_dir``."""
+    label_names = label_names or {}
+    started = time.perf_counter()
+    train = _rename_labels(read_examples(train_file, columns), label_names)
+    if dev_file is not None:
+        dev = _rename_labels(read_examples(dev_file, columns), label_names)
+    else:
+        train, dev = split_dev(train, args.dev_fraction, args.seed)
+    if not dev:
+        raise DataError(f"{train_file}: too few rows to carve out a dev split; pass a dev file")
+    test = _rename_labels(read_examples(eval_file, columns), label_names) if eval_file else []
+    train = _subsample(train, args.max_train_examples, args.seed)
+    dev = _subsample(dev, args.max_dev_examples, args.seed)
+    # Label order: the task's known names first (stable across retrains), then any others sorted.
+    seen = {ex.label for ex in train}
+    labels = [name for name in label_names.values() if name in seen] + sorted(seen - set(label_names.values()))
+    if len(labels) < 2:
+        raise DataError(f"{train_file}: training data has {len(labels)} label(s) ({labels}); need at least 2")
+    train_in, dev_in, test_in = _as_model_inputs(train), _as_model_inputs(dev), _as_model_inputs(test)
+    dev_in = [ex for ex in dev_in if ex.label in seen]
+    logger.info('task=%s train=%d dev=%d test=%d labels=%d', task, len(train_in), len(dev_in), len(test_in), len(labels))
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    version = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    with tempfile.TemporaryDirectory(prefix="slm-train-") as tmp:
+        trained = train_classifier(train_in, dev_in, labels, args, Path(tmp) / "checkpoint")
+        export_int8(trained.checkpoint_dir, out_dir)
+    # The runtime reads slm_model.json, so write a provisional one before loading for checks.
+    info = ModelInfo(
+        task=task,
+        name=model_name or f"{task}-minilm-l6",
+        version=version,
+        labels=labels,
+        review_threshold=REVIEW_THRESHOLD_BOUNDS[0],
+        max_length=args.max_length,
+        columns=columns.to_dict(),
+        training={
+            "base_model": BASE_MODEL_NAME,
+            "args": args.to_dict(),
+            "label_names": label_names,
+            "data": {
+                "train": {"file": str(train_file), "sha256": file_sha256(train_file), "rows_used": len(train_in)},
+                "dev": {"file": str(dev_file or train_file), "rows_used": len(dev_in)},
+                **({"test": {"file": str(eval_file), "sha256": file_sha256(eval_file)}} if eval_file else {}),
+            },
+            "best_epoch": trained.best_epoch,
+            "history": trained.history,
+            "train_seconds": round(trained.train_seconds, 1),
+            "quantization": {"mode": "dynamic int8", "per_channel": True, "preset": cpu_quantization_preset()},
+        },
+    )
+    write_model_info(out_dir, info)
+
+    int8 = OnnxTextClassifier(out_dir)
+    fp32 = OnnxTextClassifier(out_dir, onnx_file="model.fp32.onnx")
+    dev_gold = [ex.label for ex in dev_in]
+    dev_probs = int8.predict_proba([ex.text for ex in dev_in])
+    dev_int8 = [labels[i] for i in dev_probs.argmax(axis=1)]
+    dev_fp32 = _predict_labels(fp32, dev_in)
+    int8_agreement = agreement(dev_int8, dev_fp32)
+    if int8_agreement < args.int8_min_agreement:
+        raise ModelError(
+            f"int8 model agrees with fp32 on only {int8_agreement:.3f} of dev items "
+            f"(minimum {args.int8_min_agreement}); not saving a degraded model"
+        )
+    info.review_threshold = pick_review_threshold(dev_probs.max(axis=1), np.array(dev_gold) == np.array(dev_int8))
+    info.metrics = {
+        "dev": {
+            "int8": classification_metrics(dev_gold, dev_int8, labels),
+            "fp32": classification_metrics(dev_gold, dev_fp32, labels),
+            "int8_fp32_agreement": int8_agreement,
+        }
+    }
+    if test_in:
+        test_gold = [ex.label for ex in test_in]
+        info.metrics["test"] = {
+            "int8": classification_metrics(test_gold, _predict_labels(int8, test_in), labels),
+            "fp32": classification_metrics(test_gold, _predict_labels(fp32, test_in), labels),
+        }
+    info.training["total_seconds"] = round(time.perf_counter() - started, 1)
+    write_model_info(out_dir, info)
+    headline = info.metrics.get("test", info.metrics["dev"])["int8"]
+    write_card(out_dir / "card", title=f"{info.name} {version} (int8)", metrics=headline,
+               details={"model": info.model_id, "review_threshold": info.review_threshold, **info.training})
+    return info
+
+
+def evaluate_model(
+    model_dir: Path,
+    data_file: Path,
+    *,
+    columns: ColumnMapping | None = None,
+    label_names: dict[str, str] | None = None,
+    card_dir: Path | None = None,
+) -> dict:
+    """Metrics of the int8 model on ``data_file``; writes a card with a confusion matrix."""
+    info = read_model_info(model_dir)
+    if columns is None:
+        columns = ColumnMapping.from_dict(info.columns) if info.columns else ColumnMapping()
+    if label_names is None:
+        label_names = info.training.get("label_names", {})
+    examples = _as_model_inputs(_rename_labels(read_examples(data_file, columns), label_names))
+    model = OnnxTextClassifier(model_dir)
+    predicted = _predict_labels(model, examples)
+    gold = [ex.label for ex in examples]
+    unknown = sorted({g for g in gold} - set(info.labels))
+    metrics = classification_metrics(gold, predicted, list(info.labels) + unknown)
+    metrics["model"] = info.model_id
+    metrics["data"] = {"file": str(data_file), "sha256": file_sha256(data_file)}
+    if unknown:
+        metrics["labels_unknown_to_model"] = unknown
+    card_dir = card_dir or (Path(model_dir) / f"eval-{Path(data_file).name.split('.')[0]}")
+    write_card(card_dir, title=f"{info.model_id} on {Path(data_file).name}", metrics=metrics,
+               details={"model": info.model_id, "data": metrics["data"]})
+    metrics["card"] = str(card_dir / "card.md")
+    return metrics

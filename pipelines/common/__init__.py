@@ -1,0 +1,1 @@
+"""Task-independent pieces of the pipelines: data loading, training loop, export, model card."""

@@ -1,0 +1,69 @@
+"""Hyper-parameters of a fine-tuning run, validated up front."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+__all__ = ["TrainingArgs"]
+
+
+@dataclass
+class TrainingArgs:
+    """Hyper-parameters for fine-tuning the base encoder.
+
+    Args:
+        epochs (`float`, defaults to `6`): passes over the training set.
+        batch_size (`int`, defaults to `32`): training batch size.
+        learning_rate (`float`, defaults to `1e-4`): peak AdamW learning rate (small encoders like it high).
+        warmup_ratio (`float`, defaults to `0.06`): share of steps with linear warm-up.
+        weight_decay (`float`, defaults to `0.01`): AdamW weight decay.
+        max_length (`int`, defaults to `128`): tokens kept per input.
+        dev_fraction (`float`, defaults to `0.1`): share of TRAIN carved out as dev when no dev file is given.
+        max_train_examples (`int | None`, defaults to `None`): cap on training rows (``--quick``).
+        max_dev_examples (`int | None`, defaults to `None`): cap on dev rows (``--quick``).
+        seed (`int`, defaults to `42`): seed for data order, dev split and weights.
+        int8_min_agreement (`float`, defaults to `0.97`): int8 must predict the fp32 label this often.
+    """
+
+    epochs: float = 6
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    warmup_ratio: float = 0.06
+    weight_decay: float = 0.01
+    max_length: int = 128
+    dev_fraction: float = 0.1
+    max_train_examples: int | None = None
+    max_dev_examples: int | None = None
+    seed: int = 42
+    int8_min_agreement: float = 0.97
+
+    def __post_init__(self) -> None:
+        if self.epochs <= 0:
+            raise ValueError(f"epochs must be > 0, got {self.epochs!r}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size!r}")
+        if not 0 < self.learning_rate < 1:
+            raise ValueError(f"learning_rate must be in (0, 1), got {self.learning_rate!r}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}")
+        if not 8 <= self.max_length <= 512:
+            raise ValueError(f"max_length must be in [8, 512], got {self.max_length!r}")
+        if not 0 < self.dev_fraction < 0.5:
+            raise ValueError(f"dev_fraction must be in (0, 0.5), got {self.dev_fraction!r}")
+        if not 0 < self.int8_min_agreement <= 1:
+            raise ValueError(f"int8_min_agreement must be in (0, 1], got {self.int8_min_agreement!r}")
+
+    @classmethod
+    def quick(cls, **overrides) -> "TrainingArgs":
+        """A small run (about a minute on 2 cores) for tests and the demo."""
+        values = dict(epochs=1, max_train_examples=1200, max_dev_examples=300, max_length=64, learning_rate=2e-4)
+        values.update(overrides)
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainingArgs":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

@@ -1,0 +1,72 @@
+"""The model card: metrics JSON, a Markdown summary and a confusion-matrix PNG."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+__all__ = ["plot_confusion_matrix", "write_card"]
+
+
+def plot_confusion_matrix(metrics: dict, path: Path, title: str) -> None:
+    """Draw the row-normalised confusion matrix with counts in each cell."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    labels = metrics["confusion_matrix"]["labels"]
+    counts = np.array(metrics["confusion_matrix"]["matrix"], dtype=float)
+    norm = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    size = max(4.0, 0.5 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("gold")
+    ax.set_title(title)
+    if len(labels) <= 20:
+        for i in range(len(labels)):
+            for j in range(len(labels)):
+                ax.text(j, i, int(counts[i, j]), ha="center", va="center",
+                        color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _metrics_table(metrics: dict) -> list[str]:
+    lines = ["| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+    for label, m in metrics["per_label"].items():
+        lines.append(f"| {label} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |")
+    return lines
+
+
+def write_card(out_dir: Path, *, title: str, metrics: dict, details: dict) -> Path:
+    """Write ``metrics.json``, ``confusion_matrix.png`` and ``card.md`` into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    plot_confusion_matrix(metrics, out_dir / "confusion_matrix.png", title)
+    lines = [
+        f"# {title}",
+        "",
+        f"- accuracy: **{metrics['accuracy']:.4f}**",
+        f"- macro-F1: **{metrics['macro_f1']:.4f}**",
+        f"- items: {metrics['n']}",
+        "",
+        *_metrics_table(metrics),
+        "",
+        "![confusion matrix](confusion_matrix.png)",
+        "",
+        "## Details",
+        "",
+        "```json",
+        json.dumps(details, indent=2, sort_keys=True),
+        "```",
+        "",
+    ]
+    card = out_dir / "card.md"
+    card.write_text("\n".join(lines), encoding="utf-8")
+    return card

@@ -1,0 +1,66 @@
+"""Export a fine-tuned checkpoint with optimum to ONNX and quantize it to int8.
+
+Dynamic int8 quantization (weights per channel, activations at run time) needs no
+calibration data and suits encoder classifiers on CPU. The preset follows the CPU that
+runs the export (AVX-512 VNNI where present, AVX2 otherwise); the int8 graph runs on any
+x86-64 CPU either way.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+__all__ = ["TOKENIZER_FILES", "cpu_quantization_preset", "export_int8"]
+
+logger = logging.getLogger(__name__)
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "config.json")
+
+
+def cpu_quantization_preset() -> str:
+    """``avx512_vnni`` when this CPU has VNNI, else ``avx2`` (read from /proc/cpuinfo)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "avx2"
+    return "avx512_vnni" if "avx512_vnni" in flags else "avx2"
+
+
+def export_int8(checkpoint_dir: Path, out_dir: Path, preset: str | None = None) -> tuple[Path, Path]:
+    """Write ``model.fp32.onnx`` and ``model.onnx`` (int8) plus the tokenizer into ``out_dir``.
+
+    Returns:
+        (fp32 path, int8 path).
+    """
+    from optimum.exporters.onnx import main_export
+    from optimum.onnxruntime import ORTQuantizer
+    from optimum.onnxruntime.configuration import AutoQuantizationConfig
+
+    preset = preset or cpu_quantization_preset()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="slm-onnx-") as tmp:
+        fp32_dir = Path(tmp) / "fp32"
+        main_export(
+            str(checkpoint_dir),
+            output=fp32_dir,
+            task="text-classification",
+            library_name="transformers",
+            local_files_only=True,
+            do_validation=False,
+        )
+        quantizer = ORTQuantizer.from_pretrained(fp32_dir)
+        config = getattr(AutoQuantizationConfig, preset)(is_static=False, per_channel=True)
+        int8_dir = Path(tmp) / "int8"
+        quantizer.quantize(quantization_config=config, save_dir=int8_dir)
+        (quantized,) = int8_dir.glob("*.onnx")
+        shutil.copyfile(fp32_dir / "model.onnx", out_dir / "model.fp32.onnx")
+        shutil.copyfile(quantized, out_dir / "model.onnx")
+    for name in TOKENIZER_FILES:
+        source = checkpoint_dir / name
+        if source.is_file():
+            shutil.copyfile(source, out_dir / name)
+    logger.info('exported fp32="%s" int8="%s" preset=%s', out_dir / "model.fp32.onnx", out_dir / "model.onnx", preset)
+    return out_dir / "model.fp32.onnx", out_dir / "model.onnx"

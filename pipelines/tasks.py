@@ -1,0 +1,44 @@
+"""The shipped data set of each task: files, columns and label names."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipelines.common.data import ColumnMapping
+from shared.errors import ConfigError
+
+__all__ = ["ClassificationDataset", "TASKS", "data_dir", "dataset_for"]
+
+TASKS = ("sentiment",)
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def data_dir(task: str) -> Path:
+    return REPO_ROOT / "data" / task
+
+
+@dataclass(frozen=True)
+class ClassificationDataset:
+    """A task's default training data.
+
+    Args:
+        task (`str`): task name.
+        train_file (`Path`): training file (a dev split is carved out of it).
+        test_file (`Path`): held-out test file used by ``slm evaluate`` by default.
+        columns (`ColumnMapping`): where text, label and fields are.
+        label_names (`dict[str, str]`, defaults to `{}`): raw label -> name shown in results.
+    """
+
+    task: str
+    train_file: Path
+    test_file: Path
+    columns: ColumnMapping
+    label_names: dict[str, str] = field(default_factory=dict)
+
+
+def dataset_for(task: str) -> ClassificationDataset:
+    if task not in TASKS:
+        raise ConfigError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    return importlib.import_module(f"pipelines.{task}").DATASET

@@ -1,0 +1,1 @@
+"""slm-services common library: settings, message schemas, model runtime, Kafka loop, telemetry."""

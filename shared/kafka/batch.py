@@ -1,0 +1,96 @@
+"""What one polled micro-batch turns into: results, review copies and DLQ records.
+
+Pure logic, no client calls, so every DLQ decision is unit-testable without a broker.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.errors import MessageError
+from shared.kafka.dlq import dlq_headers
+from shared.kafka.messages import decode_request
+from shared.kafka.topics import TaskTopics
+from shared.tasks import Received, TaskProcessor
+
+__all__ = ["BatchPlan", "OutgoingRecord", "plan_batch"]
+
+logger = logging.getLogger(__name__)
+
+# Headers that identify the request and its trace; every other header passes through too.
+CARRIED_HEADERS = ("traceparent", "tracestate", "correlation-id")
+
+
+@dataclass(frozen=True)
+class OutgoingRecord:
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+@dataclass
+class BatchPlan:
+    """Records to produce for one batch, in input order, and what they count as."""
+
+    outgoing: list[OutgoingRecord] = field(default_factory=list)
+    results: int = 0
+    review: int = 0
+    dlq: int = 0
+    dlq_types: dict[str, int] = field(default_factory=dict)
+
+    def add_dlq(self, record: Any, error: MessageError, topics: TaskTopics) -> None:
+        headers = dlq_headers(record.headers, error, record.topic, record.partition, record.offset)
+        self.outgoing.append(OutgoingRecord(topics.dlq, record.key, record.value, headers))
+        self.dlq += 1
+        self.dlq_types[error.error_type] = self.dlq_types.get(error.error_type, 0) + 1
+
+
+def _process_isolating_failures(processor: TaskProcessor, items: list[Received]) -> list[Any]:
+    """Run the batch; if it fails, run items one by one so one bad item cannot sink the rest."""
+    try:
+        return processor.process(items)
+    except Exception:
+        logger.exception('batch processing failed task=%s items=%d; retrying item by item', processor.task, len(items))
+    results: list[Any] = []
+    for item in items:
+        try:
+            results.extend(processor.process([item]))
+        except Exception as exc:  # noqa: BLE001 - reported per item in the DLQ
+            results.append(MessageError("processing_error", f"{type(exc).__name__}: {exc}"))
+    return results
+
+
+def plan_batch(records: Sequence[Any], processor: TaskProcessor, topics: TaskTopics, max_bytes: int) -> BatchPlan:
+    """Validate each record, run the model on the valid ones and lay out every output record.
+
+    ``records`` are kafka-python ``ConsumerRecord``-like objects (topic, partition, offset,
+    key, value, headers).
+    """
+    plan = BatchPlan()
+    valid: list[tuple[Any, Received]] = []
+    for record in records:
+        try:
+            request = decode_request(record.value, max_bytes)
+        except MessageError as error:
+            plan.add_dlq(record, error, topics)
+            continue
+        valid.append((record, Received.now(request, fallback_id=f"{record.topic}-{record.partition}-{record.offset}")))
+    if not valid:
+        return plan
+    outputs = _process_isolating_failures(processor, [item for _, item in valid])
+    for (record, _), output in zip(valid, outputs):
+        if isinstance(output, MessageError):
+            plan.add_dlq(record, output, topics)
+            continue
+        value = output.model_dump_json().encode("utf-8")
+        headers = list(record.headers or [])
+        plan.outgoing.append(OutgoingRecord(topics.results, record.key, value, headers))
+        plan.results += 1
+        if processor.needs_review(output):
+            plan.outgoing.append(OutgoingRecord(topics.review, record.key, value, headers))
+            plan.review += 1
+    return plan

@@ -1,0 +1,200 @@
+"""The consumer loop of a task service: poll, process, produce, commit; at least once.
+
+One thread per service process. Each micro-batch is committed only after every record it
+produced (results, review copies, DLQ records) is acknowledged by the broker; when a send
+fails the batch's partitions are rewound and the batch is processed again. Offsets are
+committed between polls, so a rebalance (which kafka-python runs inside ``poll``) never
+revokes a partition with uncommitted work. ``stop()`` (the service's shutdown hook, on
+SIGTERM) ends polling; the batch in hand is finished and committed before the clients close.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from opentelemetry import trace
+
+from shared.kafka.batch import BatchPlan, plan_batch
+from shared.kafka.topics import TaskTopics, ensure_topics
+from shared.settings import KafkaSettings
+from shared.tasks import TaskProcessor
+from shared.telemetry import TaskInstruments, context_from_headers
+
+__all__ = ["TaskConsumerLoop"]
+
+logger = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
+
+RETRY_BACKOFF_S = 1.0
+
+
+class TaskConsumerLoop:
+    """Consume ``<task>.requests`` in group ``slm-<task>`` and publish results.
+
+    Args:
+        processor (`TaskProcessor`): the task's model behind the common interface.
+        settings (`KafkaSettings`): connection and loop settings; ``bootstrap`` must be set.
+        on_batch (`Callable[[BatchPlan], None] | None`): called after each committed batch.
+    """
+
+    def __init__(
+        self,
+        processor: TaskProcessor,
+        settings: KafkaSettings,
+        on_batch: Callable[[BatchPlan], None] | None = None,
+    ) -> None:
+        if not settings.bootstrap:
+            raise ValueError("KafkaSettings.bootstrap is not set (SLM_KAFKA_BOOTSTRAP)")
+        self.processor = processor
+        self.settings = settings
+        self.topics = TaskTopics(processor.task)
+        self.group_id = settings.group_id or self.topics.group
+        self.instruments = TaskInstruments(processor.task)
+        self.on_batch = on_batch
+        self._stop = threading.Event()
+        self._joined_group = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.assignment: frozenset = frozenset()
+        self.error: BaseException | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run_forever, name=f"kafka-{self.processor.task}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop polling, finish and commit the batch in hand, close the clients."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                logger.warning('consumer loop did not stop within timeout_s=%.0f', timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def is_ready(self) -> bool:
+        """True once the consumer has joined its group and received an assignment."""
+        return self.running and self._joined_group.is_set()
+
+    def wait_ready(self, timeout: float) -> bool:
+        return self._joined_group.wait(timeout)
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def _run_forever(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run()
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive broker outages
+                self.error = exc
+                logger.exception('consumer loop failed task=%s; restarting in %.0fs', self.processor.task, RETRY_BACKOFF_S)
+                self._joined_group.clear()
+                self._stop.wait(RETRY_BACKOFF_S)
+
+    def _clients(self):
+        from kafka import KafkaConsumer, KafkaProducer, ConsumerRebalanceListener
+
+        loop = self
+
+        class Listener(ConsumerRebalanceListener):
+            def on_partitions_revoked(self, revoked):
+                # Batches are committed before the next poll, so nothing is in flight here.
+                logger.info('partitions revoked task=%s partitions=%s', loop.processor.task, _names(revoked))
+
+            def on_partitions_assigned(self, assigned):
+                loop.assignment = frozenset(assigned)
+                loop._joined_group.set()
+                logger.info('partitions assigned task=%s partitions=%s', loop.processor.task, _names(assigned))
+
+        options = self.settings.client_options()
+        consumer = KafkaConsumer(
+            **options,
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset=self.settings.auto_offset_reset,
+            max_poll_records=self.settings.max_batch,
+        )
+        consumer.subscribe([self.topics.requests], listener=Listener())
+        producer = KafkaProducer(**options, acks="all", enable_idempotence=True, linger_ms=2)
+        return consumer, producer
+
+    def run(self) -> None:
+        """Poll until stopped; raises only on client-level failures (``_run_forever`` retries)."""
+        if self.settings.create_topics:
+            ensure_topics(self.settings, self.topics.all())
+        consumer, producer = self._clients()
+        logger.info('consumer loop started task=%s group=%s topic=%s', self.processor.task, self.group_id,
+                    self.topics.requests)
+        try:
+            while not self._stop.is_set():
+                polled = consumer.poll(timeout_ms=self.settings.poll_timeout_ms, max_records=self.settings.max_batch)
+                records = [record for batch in polled.values() for record in batch]
+                if records:
+                    self._handle(consumer, producer, records)
+        finally:
+            producer.close(timeout=10)
+            consumer.close(autocommit=False)
+            logger.info('consumer loop stopped task=%s', self.processor.task)
+
+    def _handle(self, consumer, producer, records) -> None:
+        from kafka import TopicPartition
+        from kafka.structs import OffsetAndMetadata
+
+        started = time.perf_counter()
+        links = [trace.Link(ctx_span) for ctx_span in _remote_spans(records)]
+        with tracer.start_as_current_span(
+            f"{self.processor.task} process batch",
+            kind=trace.SpanKind.CONSUMER,
+            links=links,
+            attributes={"messaging.system": "kafka", "messaging.destination.name": self.topics.requests,
+                        "messaging.batch.message_count": len(records), "messaging.consumer.group.name": self.group_id},
+        ) as span:
+            plan = plan_batch(records, self.processor, self.topics, self.settings.max_message_bytes)
+            futures = [producer.send(o.topic, value=o.value, key=o.key, headers=o.headers) for o in plan.outgoing]
+            producer.flush()
+            failed = [f.exception for f in futures if f.failed()]
+            first: dict = {}
+            last: dict = {}
+            for record in records:
+                tp = TopicPartition(record.topic, record.partition)
+                first.setdefault(tp, record.offset)
+                last[tp] = max(last.get(tp, -1), record.offset)
+            if failed:
+                # Not acknowledged: do not commit; rewind and process the batch again.
+                span.set_status(trace.Status(trace.StatusCode.ERROR, str(failed[0])))
+                logger.error('produce failed task=%s failed=%d first_error="%s"; retrying batch',
+                             self.processor.task, len(failed), failed[0])
+                for tp, offset in first.items():
+                    consumer.seek(tp, offset)
+                self._stop.wait(RETRY_BACKOFF_S)
+                return
+            consumer.commit({tp: OffsetAndMetadata(offset + 1, "", -1) for tp, offset in last.items()})
+            latency_ms = (time.perf_counter() - started) * 1000
+            span.set_attributes({"slm.results": plan.results, "slm.review": plan.review, "slm.dlq": plan.dlq})
+        self.instruments.record_batch(polled=len(records), results=plan.results, review=plan.review, dlq=plan.dlq,
+                                      latency_ms=latency_ms, source="kafka")
+        logger.info('batch task=%s records=%d results=%d review=%d dlq=%d dlq_types="%s" latency_ms=%.1f',
+                    self.processor.task, len(records), plan.results, plan.review, plan.dlq,
+                    ",".join(f"{k}:{v}" for k, v in sorted(plan.dlq_types.items())), latency_ms)
+        if self.on_batch is not None:
+            self.on_batch(plan)
+
+
+def _names(partitions) -> str:
+    return ",".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions)) or "none"
+
+
+def _remote_spans(records):
+    for record in records:
+        ctx = context_from_headers(record.headers)
+        if ctx is None:
+            continue
+        span_context = trace.get_current_span(ctx).get_span_context()
+        if span_context.is_valid:
+            yield span_context

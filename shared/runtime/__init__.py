@@ -1,0 +1,6 @@
+"""Model runtime: a model folder loaded into ONNX Runtime with its tokenizer and metadata."""
+
+from shared.runtime.model_folder import ModelInfo, read_model_info, write_model_info
+from shared.runtime.onnx_classifier import OnnxTextClassifier, Prediction
+
+__all__ = ["ModelInfo", "OnnxTextClassifier", "Prediction", "read_model_info", "write_model_info"]

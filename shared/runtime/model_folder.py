@@ -1,0 +1,71 @@
+"""The model folder contract between the pipelines (which write it) and the services (which read it).
+
+A model folder holds ``model.onnx`` (int8), the tokenizer files and ``slm_model.json``
+with the task, the label set, the review threshold, the column mapping and the metrics.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from shared.errors import ModelError
+
+__all__ = ["INFO_FILE", "ONNX_FILE", "ModelInfo", "read_model_info", "write_model_info"]
+
+INFO_FILE = "slm_model.json"
+ONNX_FILE = "model.onnx"
+
+
+@dataclass
+class ModelInfo:
+    """Metadata stored with every exported model.
+
+    Args:
+        task (`str`): task name, e.g. ``"sentiment"``.
+        name (`str`): model name reported in every result.
+        version (`str`): version reported in every result (UTC timestamp of training).
+        labels (`list[str]`): output labels in logit order.
+        review_threshold (`float`): results scoring under it get ``review: true``.
+        max_length (`int`): tokens kept per input.
+        columns (`dict`): column mapping used for training, reused by evaluate.
+        metrics (`dict`, defaults to `{}`): evaluation results (fp32 and int8).
+        training (`dict`, defaults to `{}`): hyper-parameters, data hashes, timing.
+    """
+
+    task: str
+    name: str
+    version: str
+    labels: list[str]
+    review_threshold: float
+    max_length: int
+    columns: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.name}:{self.version}"
+
+
+def write_model_info(model_dir: Path, info: ModelInfo) -> None:
+    (model_dir / INFO_FILE).write_text(json.dumps(asdict(info), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def read_model_info(model_dir: str | Path) -> ModelInfo:
+    """Read and check ``slm_model.json``; a clear :class:`ModelError` when anything is missing."""
+    model_dir = Path(model_dir)
+    info_path = model_dir / INFO_FILE
+    if not model_dir.is_dir():
+        raise ModelError(f"model folder {model_dir} does not exist; train one with `slm train <task>`")
+    if not info_path.is_file():
+        raise ModelError(f"{model_dir} is not a model folder: {INFO_FILE} is missing")
+    for required in (ONNX_FILE, "tokenizer.json"):
+        if not (model_dir / required).is_file():
+            raise ModelError(f"model folder {model_dir} is incomplete: {required} is missing")
+    try:
+        data = json.loads(info_path.read_text(encoding="utf-8"))
+        return ModelInfo(**data)
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise ModelError(f"{info_path} is not a valid model description: {exc}") from None

@@ -1,0 +1,124 @@
+"""Sequence classification with ONNX Runtime: tokenize, run, softmax, label.
+
+The hot path is numpy only: the fast Rust tokenizer pads each batch to its own longest
+item (dynamic padding), and inputs are sorted by length so that a batch of mixed
+lengths wastes little compute.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from shared.runtime.model_folder import ONNX_FILE, ModelInfo, read_model_info
+
+__all__ = ["OnnxTextClassifier", "Prediction"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One classified item: the top label, its probability and the full distribution."""
+
+    label: str
+    score: float
+    scores: dict[str, float]
+    review: bool
+
+    def top(self, k: int) -> list[tuple[str, float]]:
+        return sorted(self.scores.items(), key=lambda kv: kv[1], reverse=True)[:k]
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+class OnnxTextClassifier:
+    """A model folder loaded for inference.
+
+    Args:
+        model_dir (`str | Path`): folder written by ``slm train``.
+        intra_op_threads (`int`, defaults to `0`): ONNX Runtime threads; 0 lets ORT decide.
+        max_batch_size (`int`, defaults to `64`): larger inputs are run in chunks of this size.
+        onnx_file (`str`, defaults to `"model.onnx"`): graph to load (the int8 one unless told otherwise).
+    """
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        intra_op_threads: int = 0,
+        max_batch_size: int = 64,
+        onnx_file: str = ONNX_FILE,
+    ) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.model_dir = Path(model_dir)
+        self.info: ModelInfo = read_model_info(self.model_dir)
+        self.labels = list(self.info.labels)
+        self.max_batch_size = max_batch_size
+        self.tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+        self.tokenizer.enable_truncation(max_length=self.info.max_length)
+        self.tokenizer.no_padding()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = intra_op_threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(
+            str(self.model_dir / onnx_file), options, providers=["CPUExecutionProvider"]
+        )
+        self._input_names = {i.name for i in self.session.get_inputs()}
+
+    @property
+    def model_id(self) -> str:
+        return self.info.model_id
+
+    def _encode(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        encodings = self.tokenizer.encode_batch(list(texts))
+        width = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(encodings), width), dtype=np.int64)
+        mask = np.zeros((len(encodings), width), dtype=np.int64)
+        for row, enc in enumerate(encodings):
+            ids[row, : len(enc.ids)] = enc.ids
+            mask[row, : len(enc.ids)] = 1
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._input_names:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        return feeds
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Class probabilities, shape (len(texts), len(labels)), in input order."""
+        if not texts:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        probs = np.empty((len(texts), len(self.labels)), dtype=np.float32)
+        for start in range(0, len(texts), self.max_batch_size):
+            chunk = order[start : start + self.max_batch_size]
+            (logits,) = self.session.run(["logits"], self._encode([texts[i] for i in chunk]))
+            probs[chunk] = _softmax(logits.astype(np.float32))
+        return probs
+
+    def predict(self, texts: Sequence[str], threshold: float | None = None) -> list[Prediction]:
+        """Top label, score and distribution for each text; ``review`` when under the threshold."""
+        threshold = self.info.review_threshold if threshold is None else threshold
+        probs = self.predict_proba(texts)
+        results = []
+        for row in probs:
+            best = int(row.argmax())
+            score = float(row[best])
+            results.append(
+                Prediction(
+                    label=self.labels[best],
+                    score=score,
+                    scores={label: float(p) for label, p in zip(self.labels, row)},
+                    review=score < threshold,
+                )
+            )
+        return results

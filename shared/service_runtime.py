@@ -1,0 +1,76 @@
+"""What every task service holds: the model, the task processor and the Kafka loop.
+
+The BentoML service classes in ``services/<task>/service.py`` stay thin by delegating here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+
+from opentelemetry import trace
+
+from shared.kafka import TaskConsumerLoop
+from shared.runtime import OnnxTextClassifier
+from shared.schemas import TaskRequestV1
+from shared.settings import KafkaSettings, ServiceSettings, default_model_dir
+from shared.tasks import ClassificationProcessor, Received, TaskProcessor
+from shared.telemetry import TaskInstruments
+
+__all__ = ["TaskRuntime", "onnx_threads_for"]
+
+logger = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
+
+
+def onnx_threads_for(settings: ServiceSettings) -> int:
+    """ONNX Runtime intra-op threads: the setting, else the CPUs this process may use."""
+    if settings.onnx_threads:
+        return settings.onnx_threads
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class TaskRuntime:
+    """Load a task's model and, when Kafka is configured, run its consumer loop.
+
+    Args:
+        task (`str`): task name (``sentiment``).
+        settings (`ServiceSettings`): service settings (model folder, batching, threads).
+        kafka (`KafkaSettings`): Kafka settings; the loop starts only if ``bootstrap`` is set.
+    """
+
+    def __init__(self, task: str, settings: ServiceSettings, kafka: KafkaSettings) -> None:
+        self.task = task
+        model_dir = settings.model_dir or default_model_dir(task)
+        model = OnnxTextClassifier(model_dir, intra_op_threads=onnx_threads_for(settings),
+                                   max_batch_size=settings.max_batch_size)
+        self.processor: TaskProcessor = ClassificationProcessor(task, model, settings.review_threshold)
+        self.instruments = TaskInstruments(task)
+        self.loop: TaskConsumerLoop | None = None
+        if kafka.bootstrap:
+            self.loop = TaskConsumerLoop(self.processor, kafka)
+            self.loop.start()
+        logger.info('service ready task=%s model=%s kafka=%s', task, self.processor.model_id, kafka.bootstrap or "off")
+
+    def predict(self, requests: Sequence[TaskRequestV1]) -> list:
+        """Results for a REST batch (already validated by the API's pydantic model)."""
+        started = time.perf_counter()
+        with tracer.start_as_current_span(f"{self.task} predict", attributes={"slm.batch_size": len(requests)}):
+            results = self.processor.process([Received.now(r) for r in requests])
+        review = sum(1 for r in results if self.processor.needs_review(r))
+        self.instruments.record_batch(polled=len(requests), results=len(results), review=review, dlq=0,
+                                      latency_ms=(time.perf_counter() - started) * 1000, source="rest")
+        return results
+
+    def is_ready(self) -> bool:
+        """Model loaded (always, once constructed) and, with Kafka on, the consumer assigned."""
+        return self.loop is None or self.loop.is_ready()
+
+    def close(self) -> None:
+        if self.loop is not None:
+            self.loop.stop()

@@ -1,0 +1,75 @@
+"""Settings, one frozen pydantic-settings class per concern, read from environment variables once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["KafkaSettings", "ServiceSettings", "REPO_ROOT", "default_model_dir"]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def default_model_dir(task: str) -> Path:
+    """Where ``slm train <task>`` writes and ``slm serve <task>`` reads by default."""
+    return REPO_ROOT / "models" / task
+
+
+class KafkaSettings(BaseSettings):
+    """Kafka connection and consumer-loop settings (env prefix ``SLM_KAFKA_``).
+
+    The loop is off when ``bootstrap`` is unset.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SLM_KAFKA_", frozen=True, extra="ignore")
+
+    bootstrap: str | None = Field(default=None, description="host:port[,host:port]; unset disables Kafka")
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: str | None = None
+    group_id: str | None = Field(default=None, description="defaults to slm-<task>")
+    client_id: str | None = None
+    partitions: int = Field(default=3, ge=1, description="partitions for topics created on demand")
+    replication_factor: int = Field(default=1, ge=1)
+    max_batch: int = Field(default=64, ge=1, le=10_000, description="records per micro-batch")
+    poll_timeout_ms: int = Field(default=200, ge=1)
+    max_message_bytes: int = Field(default=65_536, ge=64, description="larger request values go to the DLQ")
+    auto_offset_reset: str = Field(default="earliest", pattern="^(earliest|latest)$")
+    create_topics: bool = True
+
+    def client_options(self) -> dict:
+        """Connection options shared by kafka-python's consumer, producer and admin client."""
+        options: dict = {"bootstrap_servers": self.bootstrap, "security_protocol": self.security_protocol}
+        if self.client_id:
+            options["client_id"] = self.client_id
+        if self.sasl_mechanism:
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.sasl_username
+            options["sasl_plain_password"] = self.sasl_password.get_secret_value() if self.sasl_password else None
+        if self.ssl_cafile:
+            options["ssl_cafile"] = self.ssl_cafile
+        return options
+
+
+class ServiceSettings(BaseSettings):
+    """Settings of one task service (env prefix ``SLM_``).
+
+    Args:
+        model_dir (`Path | None`): model folder; defaults to ``models/<task>`` in the repo.
+        max_batch_size (`int`, defaults to `64`): most items in one REST batch request.
+        batch_max_latency_ms (`int`, defaults to `20`): adaptive batching's wait budget.
+        onnx_threads (`int`, defaults to `0`): ONNX Runtime intra-op threads (0: ORT decides).
+        review_threshold (`float | None`): overrides the threshold stored with the model.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SLM_", frozen=True, extra="ignore")
+
+    model_dir: Path | None = None
+    max_batch_size: int = Field(default=64, ge=1, le=1024)
+    batch_max_latency_ms: int = Field(default=20, ge=1)
+    onnx_threads: int = Field(default=0, ge=0)
+    review_threshold: float | None = Field(default=None, ge=0, le=1)

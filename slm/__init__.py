@@ -1,0 +1,1 @@
+"""slm: the one command line for slm-services, and local development tooling."""

@@ -1,0 +1,225 @@
+"""``slm``: the one command line for slm-services.
+
+Entry points stay thin: each command parses options, calls the library and reports.
+Errors raised on purpose (:class:`shared.errors.SlmError`) print one clear line and exit 2,
+never a stack trace.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from functools import wraps
+from pathlib import Path
+
+import click
+
+from shared.errors import SlmError
+
+TASKS = ("sentiment",)
+
+
+def _clean_errors(func):
+    @wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except SlmError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except ValueError as exc:  # argument validation in dataclasses
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
+def main(verbose: bool) -> None:
+    """slm-services: fine-tuned small language models as task microservices."""
+    # Our own loggers speak at INFO; third-party ones (onnxruntime's quantizer logs every
+    # tensor at INFO on the root logger) only from WARNING, unless --verbose.
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    for ours in ("slm", "shared", "pipelines", "services", "bench"):
+        logging.getLogger(ours).setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+# --- Kafka -----------------------------------------------------------------------------
+
+@main.group()
+def kafka() -> None:
+    """Run a local Apache Kafka broker (KRaft) on 127.0.0.1."""
+
+
+def _broker_config(port: int | None, data_dir: Path | None):
+    from dataclasses import replace
+
+    from slm.local_kafka import BrokerConfig
+
+    cfg = BrokerConfig.from_env()
+    if port is not None:
+        cfg = replace(cfg, port=port, controller_port=port + 1,
+                      data_dir=cfg.cache_dir / f"kafka-data-{port}" if data_dir is None else data_dir)
+    elif data_dir is not None:
+        cfg = replace(cfg, data_dir=data_dir)
+    return cfg
+
+
+_port_option = click.option("--port", type=int, default=None, help="Broker port (default 9092 or SLM_KAFKA_PORT).")
+_data_dir_option = click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="Log and data folder.")
+
+
+@kafka.command("up")
+@_port_option
+@_data_dir_option
+@_clean_errors
+def kafka_up(port: int | None, data_dir: Path | None) -> None:
+    """Fetch Kafka once, format storage, start the broker and wait until it answers."""
+    from slm import local_kafka
+
+    cfg = _broker_config(port, data_dir)
+    local_kafka.up(cfg)
+    click.echo(f"kafka is up on {local_kafka.bootstrap(cfg)} (log: {local_kafka.status(cfg)['log_file']})")
+
+
+@kafka.command("down")
+@_port_option
+@_data_dir_option
+@_clean_errors
+def kafka_down(port: int | None, data_dir: Path | None) -> None:
+    """Stop the broker cleanly."""
+    from slm import local_kafka
+
+    local_kafka.down(_broker_config(port, data_dir))
+    click.echo("kafka is down")
+
+
+@kafka.command("status")
+@_port_option
+@_data_dir_option
+@_clean_errors
+def kafka_status(port: int | None, data_dir: Path | None) -> None:
+    """Print the broker's state as JSON; exit 1 when it is not running."""
+    from slm import local_kafka
+
+    state = local_kafka.status(_broker_config(port, data_dir))
+    click.echo(json.dumps(state, indent=2, default=str))
+    sys.exit(0 if state["running"] else 1)
+
+
+# --- Training and evaluation -------------------------------------------------------------
+
+def _columns(text_col: str | None, label_col: str | None, field_cols: str | None, default=None):
+    from pipelines.common.data import ColumnMapping
+
+    base = default or ColumnMapping()
+    fields = tuple(c.strip() for c in field_cols.split(",") if c.strip()) if field_cols else base.fields
+    return ColumnMapping(text=text_col or base.text, label=label_col or base.label, fields=fields)
+
+
+_column_options = [
+    click.option("--text-col", default=None, help="Column holding the text."),
+    click.option("--label-col", default=None, help="Column holding the label."),
+    click.option("--field-cols", default=None, help="Comma-separated extra columns passed as fields."),
+]
+
+
+def _with_columns(func):
+    for option in reversed(_column_options):
+        func = option(func)
+    return func
+
+
+@main.command()
+@click.argument("task", type=click.Choice(TASKS))
+@click.option("--data", "train_file", type=click.Path(path_type=Path), default=None, help="Training file (CSV/JSONL).")
+@click.option("--eval", "eval_file", type=click.Path(path_type=Path), default=None, help="Test file scored after training.")
+@click.option("--dev", "dev_file", type=click.Path(path_type=Path), default=None, help="Dev file (default: carved from --data).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None, help="Model folder (default models/<task>).")
+@click.option("--quick", is_flag=True, help="Small subset, one epoch: about a minute, for tests and the demo.")
+@click.option("--epochs", type=float, default=None)
+@click.option("--batch-size", type=int, default=None)
+@click.option("--learning-rate", type=float, default=None)
+@click.option("--max-length", type=int, default=None)
+@click.option("--seed", type=int, default=None)
+@_with_columns
+@_clean_errors
+def train(task, train_file, eval_file, dev_file, out_dir, quick, epochs, batch_size, learning_rate, max_length, seed,
+          text_col, label_col, field_cols) -> None:
+    """Fine-tune TASK's model, export ONNX int8, evaluate and save the model folder."""
+    from pipelines.classification import train_task
+    from pipelines.common.args import TrainingArgs
+    from pipelines.tasks import dataset_for
+    from shared.settings import default_model_dir
+
+    dataset = dataset_for(task)
+    overrides = {k: v for k, v in dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                                       max_length=max_length, seed=seed).items() if v is not None}
+    args = TrainingArgs.quick(**overrides) if quick else TrainingArgs(**overrides)
+    custom_data = train_file is not None
+    info = train_task(
+        task,
+        train_file or dataset.train_file,
+        out_dir or default_model_dir(task),
+        _columns(text_col, label_col, field_cols, None if custom_data else dataset.columns),
+        args,
+        eval_file=eval_file if (eval_file or custom_data) else dataset.test_file,
+        dev_file=dev_file,
+        label_names={} if custom_data else dataset.label_names,
+    )
+    report = info.metrics.get("test", info.metrics["dev"])
+    split = "test" if "test" in info.metrics else "dev"
+    click.echo(
+        f"saved {info.model_id} to {out_dir or default_model_dir(task)}\n"
+        f"{split}: int8 accuracy={report['int8']['accuracy']:.4f} macro_f1={report['int8']['macro_f1']:.4f} | "
+        f"fp32 accuracy={report['fp32']['accuracy']:.4f} macro_f1={report['fp32']['macro_f1']:.4f} | "
+        f"int8/fp32 agreement (dev)={info.metrics['dev']['int8_fp32_agreement']:.4f} | "
+        f"review threshold={info.review_threshold}"
+    )
+
+
+@main.command()
+@click.argument("task", type=click.Choice(TASKS), required=False)
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), default=None, help="Model folder.")
+@click.option("--data", "data_file", type=click.Path(path_type=Path), default=None, help="Labelled file to score.")
+@click.option("--card-dir", type=click.Path(path_type=Path), default=None, help="Where the model card goes.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@_with_columns
+@_clean_errors
+def evaluate(task, model_dir, data_file, card_dir, as_json, text_col, label_col, field_cols) -> None:
+    """Score a model folder on a labelled file: accuracy, macro-F1, per-class detail, a model card."""
+    from pipelines.classification import evaluate_model
+    from pipelines.tasks import dataset_for
+    from shared.errors import ConfigError
+    from shared.runtime import read_model_info
+    from shared.settings import default_model_dir
+
+    if model_dir is None:
+        if task is None:
+            raise ConfigError("give a TASK or --model DIR")
+        model_dir = default_model_dir(task)
+    task = task or read_model_info(model_dir).task
+    if data_file is None:
+        data_file = dataset_for(task).test_file
+    columns = _columns(text_col, label_col, field_cols) if (text_col or label_col or field_cols) else None
+    metrics = evaluate_model(model_dir, data_file, columns=columns, card_dir=card_dir)
+    if as_json:
+        click.echo(json.dumps(metrics))
+        return
+    click.echo(f"model {metrics['model']} on {data_file} ({metrics['n']} items)")
+    click.echo(f"accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}")
+    click.echo(f"{'label':<24}{'precision':>10}{'recall':>10}{'F1':>10}{'support':>10}")
+    for label, m in metrics["per_label"].items():
+        click.echo(f"{label:<24}{m['precision']:>10.4f}{m['recall']:>10.4f}{m['f1']:>10.4f}{m['support']:>10}")
+    click.echo(f"model card: {metrics['card']}")
+
+
+if __name__ == "__main__":
+    main()

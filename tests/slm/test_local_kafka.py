@@ -1,0 +1,187 @@
+"""Tests for slm.local_kafka.
+
+The unit tests need nothing but Python.  The ``integration`` tests start a real
+KRaft broker on 127.0.0.1:19092/19093 (non-default ports, so a developer's
+broker on 9092 is untouched) with a temporary data dir and the shared jar
+cache; they need ``java`` and ``mvn`` (the first run downloads ~44 MB of jars).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from slm import local_kafka as lk
+
+TEST_PORT = 19092
+TEST_CONTROLLER_PORT = 19093
+
+
+# --------------------------------------------------------------------------- unit
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SLM_CACHE_DIR", str(tmp_path))
+    cfg = lk.BrokerConfig()
+    assert (cfg.host, cfg.port, cfg.controller_port, cfg.default_partitions) == (
+        "127.0.0.1",
+        9092,
+        9093,
+        3,
+    )
+    assert cfg.cache_dir == tmp_path
+    assert cfg.data_dir == tmp_path / "kafka-data-9092"
+    assert cfg.libs_dir == tmp_path / f"kafka-{lk.kafka_version()}" / "libs"
+    assert lk.bootstrap(cfg) == "127.0.0.1:9092"
+
+
+def test_from_env(tmp_path: Path) -> None:
+    env = {
+        "SLM_KAFKA_PORT": "29092",
+        "SLM_KAFKA_DATA_DIR": str(tmp_path / "data"),
+        "SLM_CACHE_DIR": str(tmp_path / "cache"),
+        "SLM_KAFKA_PARTITIONS": "5",
+    }
+    cfg = lk.BrokerConfig.from_env(env)
+    assert cfg.port == 29092
+    assert cfg.controller_port == 29093
+    assert cfg.data_dir == tmp_path / "data"
+    assert cfg.cache_dir == tmp_path / "cache"
+    assert cfg.default_partitions == 5
+    assert lk.bootstrap(cfg) == "127.0.0.1:29092"
+
+
+def test_from_env_rejects_garbage() -> None:
+    with pytest.raises(lk.BrokerError, match="SLM_KAFKA_PORT"):
+        lk.BrokerConfig.from_env({"SLM_KAFKA_PORT": "ninety"})
+    with pytest.raises(lk.BrokerError):
+        lk.BrokerConfig(host="0.0.0.0")
+
+
+def test_server_properties(tmp_path: Path) -> None:
+    cfg = lk.BrokerConfig(port=19192, data_dir=tmp_path, default_partitions=4)
+    props = dict(
+        line.split("=", 1)
+        for line in lk._server_properties(cfg).splitlines()
+        if line and not line.startswith("#")
+    )
+    assert props["listeners"] == "PLAINTEXT://127.0.0.1:19192,CONTROLLER://127.0.0.1:19193"
+    assert props["num.partitions"] == "4"
+    assert props["log.dirs"] == str(tmp_path / "logs")
+    assert props["offsets.topic.replication.factor"] == "1"
+    assert props["group.initial.rebalance.delay.ms"] == "0"
+
+
+def test_not_running(tmp_path: Path) -> None:
+    cfg = lk.BrokerConfig(port=19292, data_dir=tmp_path / "nothing")
+    st = lk.status(cfg)
+    assert st["running"] is False and st["pid"] is None
+    lk.down(cfg)  # idempotent, no error
+    cfg.data_dir.mkdir()
+    cfg.pid_file.write_text("999999999\n")  # stale
+    lk.down(cfg)
+    assert not cfg.pid_file.exists()
+
+
+def _fake_broker(sock: socket.socket) -> None:
+    """Answer one ApiVersions v0 request like a broker would."""
+    conn, _ = sock.accept()
+    with conn:
+        (size,) = struct.unpack(">i", conn.recv(4))
+        req = b""
+        while len(req) < size:
+            req += conn.recv(size - len(req))
+        api_key, version, correlation = struct.unpack_from(">hhi", req)
+        assert (api_key, version) == (18, 0)
+        body = struct.pack(">ihi", correlation, 0, 2) + struct.pack(">hhhhhh", 0, 0, 11, 18, 0, 4)
+        conn.sendall(struct.pack(">i", len(body)) + body)
+
+
+def test_api_versions_wire_format() -> None:
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        thread = threading.Thread(target=_fake_broker, args=(srv,), daemon=True)
+        thread.start()
+        versions = lk.api_versions("127.0.0.1", srv.getsockname()[1])
+        thread.join(5)
+    assert versions == {0: (0, 11), 18: (0, 4)}
+
+
+# --------------------------------------------------------------------------- integration
+
+needs_toolchain = pytest.mark.skipif(
+    shutil.which("java") is None or shutil.which("mvn") is None,
+    reason="java and mvn are needed to run a real Kafka broker",
+)
+
+
+@pytest.fixture(scope="module")
+def broker_cfg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[lk.BrokerConfig]:
+    """A broker config on non-default ports with a throwaway data dir."""
+    cfg = lk.BrokerConfig(
+        port=TEST_PORT,
+        controller_port=TEST_CONTROLLER_PORT,
+        data_dir=tmp_path_factory.mktemp("kafka-data"),
+    )
+    try:
+        yield cfg
+    finally:
+        lk.down(cfg)
+
+
+@pytest.fixture
+def running(broker_cfg: lk.BrokerConfig) -> lk.BrokerConfig:
+    """Ensure the broker is up (cheap when it already is)."""
+    lk.up(broker_cfg, timeout=90)
+    return broker_cfg
+
+
+@pytest.mark.integration
+@needs_toolchain
+def test_up_is_idempotent(running: lk.BrokerConfig) -> None:
+    pid = lk.status(running)["pid"]
+    started = time.monotonic()
+    lk.up(running)
+    assert time.monotonic() - started < 5
+    assert lk.status(running)["pid"] == pid
+
+
+@pytest.mark.integration
+@needs_toolchain
+def test_status_reports_running(running: lk.BrokerConfig) -> None:
+    st = lk.status(running)
+    assert st["running"] is True
+    assert isinstance(st["pid"], int)
+    assert st["bootstrap"] == f"127.0.0.1:{TEST_PORT}"
+    assert st["data_dir"] == str(running.data_dir)
+    assert Path(st["log_file"]).is_file()
+
+
+@pytest.mark.integration
+@needs_toolchain
+def test_port_answers_api_versions(running: lk.BrokerConfig) -> None:
+    versions = lk.api_versions("127.0.0.1", TEST_PORT)
+    assert 18 in versions  # ApiVersions
+    assert 0 in versions and 1 in versions  # Produce, Fetch
+
+
+@pytest.mark.integration
+@needs_toolchain
+def test_down_stops_broker(running: lk.BrokerConfig) -> None:
+    pid = lk.status(running)["pid"]
+    lk.down(running)
+    st = lk.status(running)
+    assert st["running"] is False and st["pid"] is None
+    assert not running.pid_file.exists()
+    with pytest.raises(OSError):
+        lk.api_versions("127.0.0.1", TEST_PORT, timeout=1)
+    assert pid is not None and not lk._pid_alive(pid)
+    lk.down(running)  # idempotent
