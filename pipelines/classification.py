@@ -61,10 +61,11 @@ def _as_model_inputs(examples: Sequence[Example]) -> list[Example]:
 def pick_review_threshold(scores: np.ndarray, correct: np.ndarray) -> float:
     """Smallest score t such that items scoring >= t are right REVIEW_TARGET_PRECISION of the time."""
     low, high = REVIEW_THRESHOLD_BOUNDS
-    for t in np.arange(low, high + 1e-9, 0.01):
-        kept = scores >= t
+    for hundredths in range(round(low * 100), round(high * 100) + 1):
+        threshold = hundredths / 100
+        kept = scores >= threshold
         if kept.any() and correct[kept].mean() >= REVIEW_TARGET_PRECISION:
-            return float(round(t, 2))
+            return threshold
     return high
 
 
@@ -103,6 +104,7 @@ def train_task(
     test = _rename_labels(read_examples(eval_file, columns), label_names) if eval_file else []
     train = _subsample(train, args.max_train_examples, args.seed)
     dev = _subsample(dev, args.max_dev_examples, args.seed)
+    test = _subsample(test, args.max_test_examples, args.seed)
     # Label order: the task's known names first (stable across retrains), then any others sorted.
     seen = {ex.label for ex in train}
     labels = [name for name in label_names.values() if name in seen] + sorted(seen - set(label_names.values()))

@@ -32,6 +32,7 @@ class KafkaSettings(BaseSettings):
     sasl_password: SecretStr | None = None
     ssl_cafile: str | None = None
     group_id: str | None = Field(default=None, description="defaults to slm-<task>")
+    topic_prefix: str = Field(default="", description="prepended to every topic name")
     client_id: str | None = None
     partitions: int = Field(default=3, ge=1, description="partitions for topics created on demand")
     replication_factor: int = Field(default=1, ge=1)

@@ -221,5 +221,31 @@ def evaluate(task, model_dir, data_file, card_dir, as_json, text_col, label_col,
     click.echo(f"model card: {metrics['card']}")
 
 
+# --- Serving -----------------------------------------------------------------------------
+
+SERVICES = {"sentiment": "services.sentiment.service:Sentiment"}
+
+
+@main.command()
+@click.argument("task", type=click.Choice(TASKS))
+@click.option("--port", type=int, default=3000, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), default=None, help="Model folder.")
+@click.option("--kafka", "bootstrap", default=None, help="Kafka bootstrap servers; also SLM_KAFKA_BOOTSTRAP.")
+@_clean_errors
+def serve(task: str, port: int, host: str, model_dir: Path | None, bootstrap: str | None) -> None:
+    """Serve TASK with BentoML: REST on HOST:PORT, and the Kafka loop when a broker is given."""
+    from shared.runtime import read_model_info
+    from shared.settings import default_model_dir
+
+    model_dir = (model_dir or default_model_dir(task)).resolve()
+    read_model_info(model_dir)  # fail here, clearly, rather than in the worker
+    os.environ["SLM_MODEL_DIR"] = str(model_dir)
+    if bootstrap:
+        os.environ["SLM_KAFKA_BOOTSTRAP"] = bootstrap
+    bentoml_cli = Path(sys.executable).with_name("bentoml")
+    os.execv(str(bentoml_cli), [str(bentoml_cli), "serve", SERVICES[task], "--host", host, "--port", str(port)])
+
+
 if __name__ == "__main__":
     main()

@@ -21,6 +21,7 @@ class TrainingArgs:
         dev_fraction (`float`, defaults to `0.1`): share of TRAIN carved out as dev when no dev file is given.
         max_train_examples (`int | None`, defaults to `None`): cap on training rows (``--quick``).
         max_dev_examples (`int | None`, defaults to `None`): cap on dev rows (``--quick``).
+        max_test_examples (`int | None`, defaults to `None`): cap on test rows scored after training (``--quick``).
         seed (`int`, defaults to `42`): seed for data order, dev split and weights.
         int8_min_agreement (`float`, defaults to `0.97`): int8 must predict the fp32 label this often.
     """
@@ -34,6 +35,7 @@ class TrainingArgs:
     dev_fraction: float = 0.1
     max_train_examples: int | None = None
     max_dev_examples: int | None = None
+    max_test_examples: int | None = None
     seed: int = 42
     int8_min_agreement: float = 0.97
 
@@ -56,7 +58,8 @@ class TrainingArgs:
     @classmethod
     def quick(cls, **overrides) -> "TrainingArgs":
         """A small run (about a minute on 2 cores) for tests and the demo."""
-        values = dict(epochs=1, max_train_examples=1200, max_dev_examples=300, max_length=64, learning_rate=2e-4)
+        values = dict(epochs=1, max_train_examples=1200, max_dev_examples=300, max_test_examples=500,
+                      max_length=64, learning_rate=2e-4)
         values.update(overrides)
         return cls(**values)
 

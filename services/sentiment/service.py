@@ -14,13 +14,14 @@ from pydantic import Field
 from shared.http import UnprocessableEntityMiddleware
 from shared.schemas import ClassificationResultV1, TaskRequestV1
 from shared.settings import KafkaSettings, ServiceSettings
-from shared.telemetry import setup_telemetry
+from shared.telemetry import setup_logging, setup_telemetry
 
 TASK = "sentiment"
 SETTINGS = ServiceSettings()
 EXAMPLE = [TaskRequestV1(id="news-1", text="$AAPL beats estimates and raises guidance")]
 Items = Annotated[list[TaskRequestV1], Field(min_length=1, max_length=SETTINGS.max_batch_size)]
 
+setup_logging()
 setup_telemetry(f"slm-{TASK}")
 
 

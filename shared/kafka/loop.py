@@ -50,7 +50,7 @@ class TaskConsumerLoop:
             raise ValueError("KafkaSettings.bootstrap is not set (SLM_KAFKA_BOOTSTRAP)")
         self.processor = processor
         self.settings = settings
-        self.topics = TaskTopics(processor.task)
+        self.topics = TaskTopics(processor.task, settings.topic_prefix)
         self.group_id = settings.group_id or self.topics.group
         self.instruments = TaskInstruments(processor.task)
         self.on_batch = on_batch

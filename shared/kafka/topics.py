@@ -14,25 +14,30 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TaskTopics:
-    """``<task>.requests / .results / .review / .dlq`` and the consumer group ``slm-<task>``."""
+    """``<task>.requests / .results / .review / .dlq`` and the consumer group ``slm-<task>``.
+
+    A ``prefix`` (``SLM_KAFKA_TOPIC_PREFIX``, e.g. ``"team-a."``) lets several installations
+    or test runs share one cluster.
+    """
 
     task: str
+    prefix: str = ""
 
     @property
     def requests(self) -> str:
-        return f"{self.task}.requests"
+        return f"{self.prefix}{self.task}.requests"
 
     @property
     def results(self) -> str:
-        return f"{self.task}.results"
+        return f"{self.prefix}{self.task}.results"
 
     @property
     def review(self) -> str:
-        return f"{self.task}.review"
+        return f"{self.prefix}{self.task}.review"
 
     @property
     def dlq(self) -> str:
-        return f"{self.task}.dlq"
+        return f"{self.prefix}{self.task}.dlq"
 
     @property
     def group(self) -> str:

@@ -23,9 +23,9 @@ class TaskRequestV1(BaseModel):
         fields (`dict`, defaults to `{}`): task extras such as ``amount`` or ``currency``.
     """
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={
-        "examples": [{"id": "tx-1", "text": "$AAPL beats estimates, raises guidance", "fields": {}}]
-    })
+    # No JSON-schema "examples" here: BentoML 1.4's OpenAPI generator rejects the key;
+    # each service gives its sample input as the API argument's default instead.
+    model_config = ConfigDict(extra="forbid")
 
     id: Annotated[str | None, Field(default=None, min_length=1, max_length=256, description="Caller's id, echoed back")]
     text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS, description="Text to analyse")]

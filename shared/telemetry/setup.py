@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 
-__all__ = ["setup_telemetry"]
+__all__ = ["setup_logging", "setup_telemetry"]
 
 logger = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -28,6 +28,21 @@ def _exporter_choice(signal: str) -> str:
     if os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         return "otlp"
     return "none"
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    """Let the project's loggers (one structured line per batch) through BentoML's handlers.
+
+    BentoML configures its own loggers and leaves the root logger at WARNING; ours sit under
+    ``shared`` and ``services`` and need their level set, plus a handler if none is present.
+    """
+    for name in ("shared", "services"):
+        project_logger = logging.getLogger(name)
+        project_logger.setLevel(level)
+        if not logging.getLogger().handlers and not project_logger.handlers:
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)s] [%(name)s] %(message)s"))
+            project_logger.addHandler(handler)
 
 
 def setup_telemetry(service_name: str) -> None:

@@ -1,0 +1,60 @@
+"""Session fixtures: one real Kafka broker and one quickly trained sentiment model per run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.support.processes import REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory) -> str:
+    """A real Apache Kafka broker on 127.0.0.1.
+
+    Uses the broker named by ``SLM_TEST_KAFKA_BOOTSTRAP`` when set (``.ci/run`` starts one
+    with ``slm kafka up``); otherwise starts a private one for this session and stops it after.
+    """
+    given = os.environ.get("SLM_TEST_KAFKA_BOOTSTRAP")
+    if given:
+        yield given
+        return
+    from slm import local_kafka
+
+    cfg = local_kafka.BrokerConfig.from_env()
+    cfg = local_kafka.BrokerConfig(port=39092, controller_port=39093, cache_dir=cfg.cache_dir,
+                                   data_dir=tmp_path_factory.mktemp("kafka"))
+    local_kafka.up(cfg)
+    try:
+        yield local_kafka.bootstrap(cfg)
+    finally:
+        local_kafka.down(cfg)
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """A prefix that gives each test its own topics and consumer group."""
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+@pytest.fixture(scope="session")
+def quick_training(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """``slm train sentiment --quick`` run once; the pipeline tests assert on its output."""
+    out = tmp_path_factory.mktemp("models") / "sentiment"
+    slm = Path(sys.executable).with_name("slm")
+    result = subprocess.run([str(slm), "train", "sentiment", "--quick", "--out", str(out)],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+    return result, out
+
+
+@pytest.fixture(scope="session")
+def quick_model_dir(quick_training) -> Path:
+    result, out = quick_training
+    if result.returncode != 0:
+        pytest.fail(f"quick training failed:\n{result.stderr[-3000:]}")
+    return out

@@ -1,0 +1,70 @@
+"""``slm train --quick`` and ``slm evaluate``: the pipeline end to end on real data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+import pytest
+
+from shared.runtime import OnnxTextClassifier, read_model_info
+from tests.support.processes import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+SLM = str(Path(sys.executable).with_name("slm"))
+
+
+def test_quick_training_writes_a_complete_int8_model(quick_training):
+    result, out = quick_training
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "int8 accuracy=" in result.stdout
+    info = read_model_info(out)
+    assert info.task == "sentiment"
+    assert info.labels == ["bearish", "bullish", "neutral"]
+    assert 0.5 <= info.review_threshold <= 0.95
+    assert info.metrics["dev"]["int8_fp32_agreement"] >= 0.97
+    assert set(info.metrics["test"]) == {"int8", "fp32"}
+    assert info.training["data"]["train"]["sha256"]
+    # int8 really is quantized: integer matmuls in the graph, and a smaller file than fp32.
+    ops = {node.op_type for node in onnx.load(out / "model.onnx").graph.node}
+    assert "MatMulInteger" in ops or "DynamicQuantizeMatMul" in ops
+    assert (out / "model.onnx").stat().st_size < 0.5 * (out / "model.fp32.onnx").stat().st_size
+    for name in ("card/card.md", "card/confusion_matrix.png", "card/metrics.json", "tokenizer.json"):
+        assert (out / name).is_file(), name
+
+
+def test_quick_model_beats_the_majority_class(quick_model_dir):
+    # neutral is 66% of the test set; even one quick epoch must learn something beyond it.
+    info = read_model_info(quick_model_dir)
+    assert info.metrics["test"]["int8"]["macro_f1"] > 0.40
+
+
+def test_evaluate_json_prints_one_object_with_the_metrics(quick_model_dir, tmp_path):
+    data = tmp_path / "mini.csv"
+    data.write_text("text,label\n$TSLA plunges after recall,0\nStocks rally to record highs,1\n"
+                    "Company schedules annual meeting,2\n", encoding="utf-8")
+    result = subprocess.run([SLM, "evaluate", "sentiment", "--model", str(quick_model_dir), "--data", str(data),
+                             "--json", "--card-dir", str(tmp_path / "card")],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    assert {"accuracy", "macro_f1", "per_label", "confusion_matrix"} <= set(metrics)
+    model = OnnxTextClassifier(quick_model_dir)
+    expected = [p.label for p in model.predict(["$TSLA plunges after recall", "Stocks rally to record highs",
+                                                "Company schedules annual meeting"])]
+    gold = ["bearish", "bullish", "neutral"]
+    assert metrics["accuracy"] == pytest.approx(sum(e == g for e, g in zip(expected, gold)) / 3)
+    assert (tmp_path / "card" / "confusion_matrix.png").stat().st_size > 1000
+
+
+def test_evaluate_reports_a_bad_file_without_a_traceback(quick_model_dir, tmp_path):
+    data = tmp_path / "bad.csv"
+    data.write_text("headline,label\nfoo,0\n", encoding="utf-8")
+    result = subprocess.run([SLM, "evaluate", "--model", str(quick_model_dir), "--data", str(data)],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert "bad.csv:2: missing column(s) text" in result.stderr
+    assert "Traceback" not in result.stderr

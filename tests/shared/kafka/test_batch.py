@@ -1,0 +1,91 @@
+"""DLQ decisions and output layout of one micro-batch, with a fake model."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from shared.kafka.batch import plan_batch
+from shared.kafka.topics import TaskTopics
+from shared.schemas import ClassificationResultV1, LabelScore
+
+TOPICS = TaskTopics("sentiment")
+
+
+@dataclass
+class Record:
+    value: bytes | None
+    offset: int
+    key: bytes | None = b"k"
+    headers: list = field(default_factory=list)
+    topic: str = "sentiment.requests"
+    partition: int = 0
+
+
+class FakeProcessor:
+    """Labels by keyword; scores under 0.5 need review; 'boom' makes the model fail."""
+
+    task = "sentiment"
+    model_id = "fake:1"
+
+    def process(self, items):
+        if any("boom" in i.request.text for i in items):
+            raise RuntimeError("model exploded")
+        results = []
+        for item in items:
+            score = 0.4 if "unsure" in item.request.text else 0.9
+            results.append(ClassificationResultV1(
+                id=item.id, task=self.task, model=self.model_id, label="bullish", score=score,
+                scores={"bullish": score}, top=[LabelScore(label="bullish", score=score)], review=score < 0.5,
+                received_at=item.at, latency_ms=0.1))
+        return results
+
+    def needs_review(self, result):
+        return result.review
+
+
+def _value(text, **extra):
+    return json.dumps({"text": text, **extra}).encode()
+
+
+def test_valid_invalid_and_review_records_are_routed():
+    records = [
+        Record(_value("up", id="a"), 0, headers=[("correlation-id", b"c-a")]),
+        Record(b"not json", 1),
+        Record(_value("unsure", id="b"), 2),
+        Record(b"\xff", 3),
+        Record(_value("  "), 4),
+    ]
+    plan = plan_batch(records, FakeProcessor(), TOPICS, max_bytes=1000)
+    assert (plan.results, plan.review, plan.dlq) == (2, 1, 3)
+    assert plan.dlq_types == {"not_json": 1, "not_utf8": 1, "empty_text": 1}
+    by_topic = {}
+    for out in plan.outgoing:
+        by_topic.setdefault(out.topic, []).append(out)
+    assert [json.loads(o.value)["id"] for o in by_topic["sentiment.results"]] == ["a", "b"]
+    assert [json.loads(o.value)["id"] for o in by_topic["sentiment.review"]] == ["b"]
+    assert dict(by_topic["sentiment.results"][0].headers)["correlation-id"] == b"c-a"
+    assert [o.value for o in by_topic["sentiment.dlq"]] == [b"not json", b"\xff", _value("  ")]
+    assert all(o.key == b"k" for o in plan.outgoing)
+
+
+def test_missing_id_falls_back_to_the_record_coordinates():
+    plan = plan_batch([Record(_value("up"), 41, partition=2)], FakeProcessor(), TOPICS, max_bytes=1000)
+    assert json.loads(plan.outgoing[0].value)["id"] == "sentiment.requests-2-41"
+
+
+def test_a_failing_item_goes_to_the_dlq_and_the_rest_still_get_results():
+    records = [Record(_value("up", id="a"), 0), Record(_value("boom", id="b"), 1), Record(_value("up", id="c"), 2)]
+    plan = plan_batch(records, FakeProcessor(), TOPICS, max_bytes=1000)
+    assert plan.results == 2
+    assert plan.dlq_types == {"processing_error": 1}
+    (dlq,) = [o for o in plan.outgoing if o.topic == "sentiment.dlq"]
+    assert dlq.value == _value("boom", id="b")
+    assert b"model exploded" in dict(dlq.headers)["error.message"]
+
+
+def test_oversized_value_goes_to_the_dlq_with_original_bytes():
+    big = _value("x" * 500)
+    plan = plan_batch([Record(big, 0)], FakeProcessor(), TOPICS, max_bytes=100)
+    assert plan.dlq_types == {"too_large": 1}
+    assert plan.outgoing[0].value == big

@@ -1,0 +1,62 @@
+"""Producing to and draining topics of the real test broker."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+from kafka import KafkaConsumer, KafkaProducer
+
+__all__ = ["committed_offsets", "committed_total", "drain", "produce"]
+
+
+def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes | None, list]]) -> int:
+    """Send (key, value, headers) records and wait for every acknowledgement."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    futures = [producer.send(topic, key=k, value=v, headers=h) for k, v, h in records]
+    producer.flush()
+    for future in futures:
+        future.get(timeout=30)
+    producer.close()
+    return len(futures)
+
+
+def drain(
+    bootstrap: str,
+    topic: str,
+    *,
+    until: Callable[[list], bool],
+    timeout: float = 120.0,
+) -> list:
+    """Read ``topic`` from the beginning until ``until(records)`` holds or ``timeout`` passes.
+
+    Returns every record read; the caller asserts on it (a timeout returns what arrived).
+    """
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             enable_auto_commit=False, group_id=None)
+    records: list = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and not until(records):
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+    finally:
+        consumer.close()
+    return records
+
+
+def committed_offsets(bootstrap: str, group: str) -> dict:
+    """The group's committed offsets by TopicPartition (partitions never committed are left out)."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        offsets = admin.list_group_offsets(group).get(group, {})
+    finally:
+        admin.close()
+    return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+
+
+def committed_total(bootstrap: str, group: str) -> int:
+    """Sum of committed offsets: with offsets starting at 0, the number of records consumed."""
+    return sum(committed_offsets(bootstrap, group).values())
