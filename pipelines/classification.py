@@ -30,7 +30,7 @@ from shared.errors import DataError, ModelError
 from shared.runtime import ModelInfo, OnnxTextClassifier, read_model_info, write_model_info
 from shared.tasks import model_text
 
-__all__ = ["evaluate_model", "pick_review_threshold", "train_task"]
+__all__ = ["evaluate_model", "pick_review_threshold", "rename_labels", "train_task"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _rename_labels(examples: list[Example], label_names: dict[str, str]) -> list[Example]:
+def rename_labels(examples: list[Example], label_names: dict[str, str]) -> list[Example]:
     if not label_names:
         return examples
     return [replace(ex, label=label_names.get(ex.label, ex.label)) for ex in examples]
@@ -94,14 +94,14 @@ def train_task(
     """Fine-tune, export and evaluate; returns the :class:`ModelInfo` written to ``out_dir``."""
     label_names = label_names or {}
     started = time.perf_counter()
-    train = _rename_labels(read_examples(train_file, columns), label_names)
+    train = rename_labels(read_examples(train_file, columns), label_names)
     if dev_file is not None:
-        dev = _rename_labels(read_examples(dev_file, columns), label_names)
+        dev = rename_labels(read_examples(dev_file, columns), label_names)
     else:
         train, dev = split_dev(train, args.dev_fraction, args.seed)
     if not dev:
         raise DataError(f"{train_file}: too few rows to carve out a dev split; pass a dev file")
-    test = _rename_labels(read_examples(eval_file, columns), label_names) if eval_file else []
+    test = rename_labels(read_examples(eval_file, columns), label_names) if eval_file else []
     train = _subsample(train, args.max_train_examples, args.seed)
     dev = _subsample(dev, args.max_dev_examples, args.seed)
     test = _subsample(test, args.max_test_examples, args.seed)
@@ -193,7 +193,7 @@ def evaluate_model(
         columns = ColumnMapping.from_dict(info.columns) if info.columns else ColumnMapping()
     if label_names is None:
         label_names = info.training.get("label_names", {})
-    examples = _as_model_inputs(_rename_labels(read_examples(data_file, columns), label_names))
+    examples = _as_model_inputs(rename_labels(read_examples(data_file, columns), label_names))
     model = OnnxTextClassifier(model_dir)
     predicted = _predict_labels(model, examples)
     gold = [ex.label for ex in examples]

@@ -76,6 +76,15 @@ _port_option = click.option("--port", type=int, default=None, help="Broker port 
 _data_dir_option = click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="Log and data folder.")
 
 
+@kafka.command("install")
+@_clean_errors
+def kafka_install() -> None:
+    """Fetch the broker's jars from Maven Central into the cache (once)."""
+    from slm import local_kafka
+
+    click.echo(f"kafka jars in {local_kafka.install(local_kafka.BrokerConfig.from_env())}")
+
+
 @kafka.command("up")
 @_port_option
 @_data_dir_option
@@ -245,6 +254,25 @@ def serve(task: str, port: int, host: str, model_dir: Path | None, bootstrap: st
         os.environ["SLM_KAFKA_BOOTSTRAP"] = bootstrap
     bentoml_cli = Path(sys.executable).with_name("bentoml")
     os.execv(str(bentoml_cli), [str(bentoml_cli), "serve", SERVICES[task], "--host", host, "--port", str(port)])
+
+
+@main.command()
+@click.option("--task", type=click.Choice(TASKS), default="sentiment", show_default=True)
+@click.option("--port", type=int, default=3000, show_default=True, help="REST port of the service.")
+@click.option("--limit", type=int, default=None, help="Stream only the first N test rows.")
+@click.option("--keep-running", is_flag=True, help="Leave the broker and the service running afterwards.")
+@_clean_errors
+def demo(task: str, port: int, limit: int | None, keep_running: bool) -> None:
+    """Broker up, service up, stream the test set through Kafka, show live results and a summary."""
+    from slm.demo import run_demo
+
+    summary = run_demo(task, port=port, limit=limit, keep_running=keep_running)
+    click.echo("\n".join(["", "== demo summary ==", *summary.lines()]))
+    if keep_running:
+        click.echo(f"still running: REST on http://127.0.0.1:{port}/predict, Kafka on 127.0.0.1:9092 "
+                   "(stop with `slm kafka down` and by ending the service)")
+    if summary.results < summary.sent:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
