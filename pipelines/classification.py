@@ -75,8 +75,18 @@ def _subsample(examples: list[Example], limit: int | None, seed: int) -> list[Ex
     return random.Random(seed).sample(examples, limit)
 
 
-def _predict_labels(model: OnnxTextClassifier, examples: Sequence[Example]) -> list[str]:
-    return [p.label for p in model.predict([ex.text for ex in examples])]
+def _predict_probs(model: OnnxTextClassifier, examples: Sequence[Example], desc: str) -> np.ndarray:
+    """Class probabilities for ``examples``, in chunks so the progress bar moves."""
+    from tqdm.auto import tqdm
+
+    texts = [ex.text for ex in examples]
+    chunks = [model.predict_proba(texts[i : i + 256]) for i in tqdm(range(0, len(texts), 256), desc=desc,
+                                                                     unit="chunk", leave=False)]
+    return np.concatenate(chunks) if chunks else np.zeros((0, len(model.labels)), dtype=np.float32)
+
+
+def _predict_labels(model: OnnxTextClassifier, examples: Sequence[Example], desc: str = "predict") -> list[str]:
+    return [model.labels[i] for i in _predict_probs(model, examples, desc).argmax(axis=1)]
 
 
 def train_task(
@@ -148,9 +158,9 @@ def train_task(
     int8 = OnnxTextClassifier(out_dir)
     fp32 = OnnxTextClassifier(out_dir, onnx_file="model.fp32.onnx")
     dev_gold = [ex.label for ex in dev_in]
-    dev_probs = int8.predict_proba([ex.text for ex in dev_in])
+    dev_probs = _predict_probs(int8, dev_in, "dev int8")
     dev_int8 = [labels[i] for i in dev_probs.argmax(axis=1)]
-    dev_fp32 = _predict_labels(fp32, dev_in)
+    dev_fp32 = _predict_labels(fp32, dev_in, "dev fp32")
     int8_agreement = agreement(dev_int8, dev_fp32)
     if int8_agreement < args.int8_min_agreement:
         raise ModelError(
@@ -168,8 +178,8 @@ def train_task(
     if test_in:
         test_gold = [ex.label for ex in test_in]
         info.metrics["test"] = {
-            "int8": classification_metrics(test_gold, _predict_labels(int8, test_in), labels),
-            "fp32": classification_metrics(test_gold, _predict_labels(fp32, test_in), labels),
+            "int8": classification_metrics(test_gold, _predict_labels(int8, test_in, "test int8"), labels),
+            "fp32": classification_metrics(test_gold, _predict_labels(fp32, test_in, "test fp32"), labels),
         }
     info.training["total_seconds"] = round(time.perf_counter() - started, 1)
     write_model_info(out_dir, info)
@@ -195,7 +205,7 @@ def evaluate_model(
         label_names = info.training.get("label_names", {})
     examples = _as_model_inputs(rename_labels(read_examples(data_file, columns), label_names))
     model = OnnxTextClassifier(model_dir)
-    predicted = _predict_labels(model, examples)
+    predicted = _predict_labels(model, examples, f"evaluate {Path(data_file).name}")
     gold = [ex.label for ex in examples]
     unknown = sorted({g for g in gold} - set(info.labels))
     metrics = classification_metrics(gold, predicted, list(info.labels) + unknown)

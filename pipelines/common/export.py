@@ -39,9 +39,12 @@ def export_int8(checkpoint_dir: Path, out_dir: Path, preset: str | None = None) 
     from optimum.onnxruntime import ORTQuantizer
     from optimum.onnxruntime.configuration import AutoQuantizationConfig
 
+    from tqdm.auto import tqdm
+
     preset = preset or cpu_quantization_preset()
     out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="slm-onnx-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="slm-onnx-") as tmp, \
+            tqdm(total=2, desc="export onnx fp32 -> int8", unit="step", leave=False) as bar:
         fp32_dir = Path(tmp) / "fp32"
         main_export(
             str(checkpoint_dir),
@@ -51,10 +54,12 @@ def export_int8(checkpoint_dir: Path, out_dir: Path, preset: str | None = None) 
             local_files_only=True,
             do_validation=False,
         )
+        bar.update()
         quantizer = ORTQuantizer.from_pretrained(fp32_dir)
         config = getattr(AutoQuantizationConfig, preset)(is_static=False, per_channel=True)
         int8_dir = Path(tmp) / "int8"
         quantizer.quantize(quantization_config=config, save_dir=int8_dir)
+        bar.update()
         (quantized,) = int8_dir.glob("*.onnx")
         shutil.copyfile(fp32_dir / "model.onnx", out_dir / "model.fp32.onnx")
         shutil.copyfile(quantized, out_dir / "model.onnx")
