@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -77,12 +76,19 @@ def _start_service(task: str, model_dir: Path, port: int, bootstrap: str, log_pa
 
 
 def _stop_service(proc: subprocess.Popen) -> None:
+    """SIGTERM the BentoML server (it stops its workers, which commit and exit); kill on timeout."""
+    import psutil
+
+    workers = psutil.Process(proc.pid).children(recursive=True) if proc.poll() is None else []
     if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
+        proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(60)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+            proc.kill()
+    _, alive = psutil.wait_procs(workers, timeout=30)
+    for worker in alive:  # workers run in sessions of their own; never leave one behind
+        worker.kill()
 
 
 def stream_test_set(task: str, bootstrap: str, rows: list[tuple[str, str]], timeout: float = 600) -> DemoSummary:

@@ -85,13 +85,15 @@ def train_classifier(
     """
     force_offline()
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+    from transformers import AutoTokenizer, get_linear_schedule_with_warmup
+
+    from pipelines.common.modeling import MeanPoolingClassifier
 
     _seed_everything(args.seed)
     label_to_id = {label: i for i, label in enumerate(labels)}
     base = base_model_path()
     tokenizer = AutoTokenizer.from_pretrained(base)
-    model = AutoModelForSequenceClassification.from_pretrained(
+    model = MeanPoolingClassifier.from_pretrained(
         base,
         num_labels=len(labels),
         id2label={i: label for i, label in enumerate(labels)},

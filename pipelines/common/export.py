@@ -35,7 +35,10 @@ def export_int8(checkpoint_dir: Path, out_dir: Path, preset: str | None = None) 
     Returns:
         (fp32 path, int8 path).
     """
-    from optimum.exporters.onnx import main_export
+    from optimum.exporters.onnx import export
+    from optimum.exporters.onnx.model_configs import BertOnnxConfig
+
+    from pipelines.common.modeling import MeanPoolingClassifier
     from optimum.onnxruntime import ORTQuantizer
     from optimum.onnxruntime.configuration import AutoQuantizationConfig
 
@@ -46,14 +49,14 @@ def export_int8(checkpoint_dir: Path, out_dir: Path, preset: str | None = None) 
     with tempfile.TemporaryDirectory(prefix="slm-onnx-") as tmp, \
             tqdm(total=2, desc="export onnx fp32 -> int8", unit="step", leave=False) as bar:
         fp32_dir = Path(tmp) / "fp32"
-        main_export(
-            str(checkpoint_dir),
-            output=fp32_dir,
-            task="text-classification",
-            library_name="transformers",
-            local_files_only=True,
-            do_validation=False,
-        )
+        fp32_dir.mkdir()
+        model = MeanPoolingClassifier.from_pretrained(checkpoint_dir).eval()
+        # The head is ours, so optimum cannot infer the architecture from a model id: give it
+        # the BERT text-classification config (inputs input_ids/attention_mask/token_type_ids,
+        # output logits, dynamic batch and sequence axes).
+        onnx_config = BertOnnxConfig(model.config, task="text-classification")
+        export(model, onnx_config, fp32_dir / "model.onnx", opset=onnx_config.DEFAULT_ONNX_OPSET)
+        model.config.save_pretrained(fp32_dir)
         bar.update()
         quantizer = ORTQuantizer.from_pretrained(fp32_dir)
         config = getattr(AutoQuantizationConfig, preset)(is_static=False, per_channel=True)

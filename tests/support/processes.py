@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 __all__ = ["ServiceProcess", "free_port", "wait_for"]
 
@@ -64,16 +65,32 @@ class ServiceProcess:
         return self.log_path.read_text(errors="replace")
 
     def terminate(self, timeout: float = 60) -> int:
-        """SIGTERM the whole process group and wait; returns the exit code."""
+        """SIGTERM the server process, as Kubernetes does to PID 1, and wait; returns the exit code.
+
+        BentoML's workers run in sessions of their own; the server stops them on SIGTERM.
+        The test fails if any of them outlives the server.
+        """
+        workers = self._descendants()
         if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(timeout)
         self._log.close()
+        _, alive = psutil.wait_procs(workers, timeout=10)
+        assert not alive, f"worker processes outlived the server: {[p.pid for p in alive]}"
         return self.proc.returncode
 
     def kill(self) -> None:
-        """SIGKILL the whole process group: no shutdown hooks, no final commit."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(30)
+        """SIGKILL the server and every worker: no shutdown hooks, no final commit."""
+        for process in [*self._descendants(), psutil.Process(self.proc.pid)]:
+            try:
+                process.kill()
+            except psutil.NoSuchProcess:
+                pass
+        self.proc.wait(30)
         self._log.close()
+
+    def _descendants(self) -> list:
+        try:
+            return psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
