@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import shutil
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -120,39 +121,80 @@ def train_task(
     labels = [name for name in label_names.values() if name in seen] + sorted(seen - set(label_names.values()))
     if len(labels) < 2:
         raise DataError(f"{train_file}: training data has {len(labels)} label(s) ({labels}); need at least 2")
-    train_in, dev_in, test_in = _as_model_inputs(train), _as_model_inputs(dev), _as_model_inputs(test)
-    dev_in = [ex for ex in dev_in if ex.label in seen]
-    logger.info('task=%s train=%d dev=%d test=%d labels=%d', task, len(train_in), len(dev_in), len(test_in), len(labels))
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    version = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    with tempfile.TemporaryDirectory(prefix="slm-train-") as tmp:
-        trained = train_classifier(train_in, dev_in, labels, args, Path(tmp) / "checkpoint")
-        export_int8(trained.checkpoint_dir, out_dir)
-    # The runtime reads slm_model.json, so write a provisional one before loading for checks.
-    info = ModelInfo(
-        task=task,
-        name=model_name or f"{task}-minilm-l6",
-        version=version,
+    splits = Splits(
+        train=_as_model_inputs(train),
+        dev=[ex for ex in _as_model_inputs(dev) if ex.label in seen],
+        test=_as_model_inputs(test),
         labels=labels,
-        review_threshold=REVIEW_THRESHOLD_BOUNDS[0],
-        max_length=args.max_length,
-        columns=columns.to_dict(),
-        training={
-            "base_model": BASE_MODEL_NAME,
-            "args": args.to_dict(),
-            "label_names": label_names,
-            "data": {
-                "train": {"file": str(train_file), "sha256": file_sha256(train_file), "rows_used": len(train_in)},
-                "dev": {"file": str(dev_file or train_file), "rows_used": len(dev_in)},
-                **({"test": {"file": str(eval_file), "sha256": file_sha256(eval_file)}} if eval_file else {}),
-            },
-            "best_epoch": trained.best_epoch,
-            "history": trained.history,
-            "train_seconds": round(trained.train_seconds, 1),
-            "quantization": {"mode": "dynamic int8", "per_channel": True, "preset": cpu_quantization_preset()},
-        },
     )
+    logger.info('task=%s train=%d dev=%d test=%d labels=%d', task, len(splits.train), len(splits.dev),
+                len(splits.test), len(labels))
+    provenance = {
+        "base_model": BASE_MODEL_NAME,
+        "args": args.to_dict(),
+        "label_names": label_names,
+        "data": {
+            "train": {"file": str(train_file), "sha256": file_sha256(train_file), "rows_used": len(splits.train)},
+            "dev": {"file": str(dev_file or train_file), "rows_used": len(splits.dev)},
+            **({"test": {"file": str(eval_file), "sha256": file_sha256(eval_file)}} if eval_file else {}),
+        },
+    }
+    info = ModelInfo(task=task, name=model_name or f"{task}-minilm-l6",
+                     version=datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ"), labels=labels,
+                     review_threshold=REVIEW_THRESHOLD_BOUNDS[0], max_length=args.max_length,
+                     columns=columns.to_dict(), training=provenance)
+
+    # Build beside the destination and swap in only a checked model: a failed or interrupted
+    # run never leaves a half-written or degraded model where a service would load it.
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    build_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    try:
+        _build_model(build_dir, info, splits, args)
+        info.training["total_seconds"] = round(time.perf_counter() - started, 1)
+        write_model_info(build_dir, info)
+        _swap_into_place(build_dir, out_dir)
+    except BaseException:
+        shutil.rmtree(build_dir, ignore_errors=True)
+        raise
+    return info
+
+
+def _swap_into_place(build_dir: Path, out_dir: Path) -> None:
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}.old-{build_dir.name.rsplit('-', 1)[-1]}")
+        out_dir.rename(old)
+        build_dir.rename(out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        build_dir.rename(out_dir)
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Model inputs (text with fields folded in) of each split, and the label set."""
+
+    train: list[Example]
+    dev: list[Example]
+    test: list[Example]
+    labels: list[str]
+
+
+def _build_model(out_dir: Path, info: ModelInfo, splits: Splits, args: TrainingArgs) -> None:
+    """Fine-tune, export, check int8 against fp32, pick the threshold and evaluate, into ``out_dir``.
+
+    Fills ``info`` (threshold, metrics, training details) and writes the card.
+    """
+    labels, dev_in, test_in = splits.labels, splits.dev, splits.test
+    with tempfile.TemporaryDirectory(prefix="slm-train-") as tmp:
+        trained = train_classifier(splits.train, dev_in, labels, args, Path(tmp) / "checkpoint")
+        export_int8(trained.checkpoint_dir, out_dir)
+    info.training.update({
+        "best_epoch": trained.best_epoch,
+        "history": trained.history,
+        "train_seconds": round(trained.train_seconds, 1),
+        "quantization": {"mode": "dynamic int8", "per_channel": True, "preset": cpu_quantization_preset()},
+    })
+    # The runtime reads slm_model.json, so write a provisional one before loading for checks.
     write_model_info(out_dir, info)
 
     int8 = OnnxTextClassifier(out_dir)
@@ -177,16 +219,15 @@ def train_task(
     }
     if test_in:
         test_gold = [ex.label for ex in test_in]
+        # Labels only the test file has still count (as misses) in macro-F1, as in evaluate_model.
+        scored = labels + sorted(set(test_gold) - set(labels))
         info.metrics["test"] = {
-            "int8": classification_metrics(test_gold, _predict_labels(int8, test_in, "test int8"), labels),
-            "fp32": classification_metrics(test_gold, _predict_labels(fp32, test_in, "test fp32"), labels),
+            "int8": classification_metrics(test_gold, _predict_labels(int8, test_in, "test int8"), scored),
+            "fp32": classification_metrics(test_gold, _predict_labels(fp32, test_in, "test fp32"), scored),
         }
-    info.training["total_seconds"] = round(time.perf_counter() - started, 1)
-    write_model_info(out_dir, info)
     headline = info.metrics.get("test", info.metrics["dev"])["int8"]
-    write_card(out_dir / "card", title=f"{info.name} {version} (int8)", metrics=headline,
+    write_card(out_dir / "card", title=f"{info.name} {info.version} (int8)", metrics=headline,
                details={"model": info.model_id, "review_threshold": info.review_threshold, **info.training})
-    return info
 
 
 def evaluate_model(

@@ -11,6 +11,7 @@ __all__ = [
     "DataError",
     "ModelError",
     "MessageError",
+    "ProduceError",
 ]
 
 
@@ -28,6 +29,10 @@ class DataError(SlmError):
 
 class ModelError(SlmError):
     """A model folder is missing, incomplete or inconsistent."""
+
+
+class ProduceError(SlmError):
+    """Records of a batch were not acknowledged; the batch is not committed and is retried."""
 
 
 class MessageError(SlmError):

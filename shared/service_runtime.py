@@ -6,8 +6,10 @@ The BentoML service classes in ``services/<task>/service.py`` stay thin by deleg
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
+from pathlib import Path
 from collections.abc import Sequence
 
 from opentelemetry import trace
@@ -19,20 +21,39 @@ from shared.settings import KafkaSettings, ServiceSettings, default_model_dir
 from shared.tasks import ClassificationProcessor, Received, TaskProcessor
 from shared.telemetry import TaskInstruments
 
-__all__ = ["TaskRuntime", "onnx_threads_for"]
+__all__ = ["TaskRuntime", "cpu_quota", "onnx_threads_for"]
 
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
 
+def cpu_quota(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> float | None:
+    """CPUs granted by the cgroup v2 quota (a container's CPU limit), or None when unlimited."""
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+    except (OSError, ValueError):
+        return None
+    if quota == "max":
+        return None
+    return int(quota) / int(period)
+
+
 def onnx_threads_for(settings: ServiceSettings) -> int:
-    """ONNX Runtime intra-op threads: the setting, else the CPUs this process may use."""
+    """ONNX Runtime intra-op threads: the setting, else the CPUs this process may really use.
+
+    CPU affinity alone overstates it in a container: a CPU limit is a cgroup quota, invisible
+    to ``sched_getaffinity``, and threads beyond the quota only get throttled.
+    """
     if settings.onnx_threads:
         return settings.onnx_threads
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+        cpus = os.cpu_count() or 1
+    quota = cpu_quota()
+    if quota is not None:
+        cpus = min(cpus, math.ceil(quota))
+    return max(1, cpus)
 
 
 class TaskRuntime:

@@ -62,7 +62,9 @@ class ServiceSettings(BaseSettings):
     Args:
         model_dir (`Path | None`): model folder; defaults to ``models/<task>`` in the repo.
         max_batch_size (`int`, defaults to `64`): most items in one REST batch request.
-        batch_max_latency_ms (`int`, defaults to `20`): adaptive batching's wait budget.
+        batch_max_latency_ms (`int`, defaults to `5000`): adaptive batching's latency bound. BentoML
+            sheds (503) a queued request it expects to finish later than this, so it is an SLA,
+            not a wait window: the dispatcher picks the wait itself from observed batch times.
         onnx_threads (`int`, defaults to `0`): ONNX Runtime intra-op threads (0: ORT decides).
         review_threshold (`float | None`): overrides the threshold stored with the model.
     """
@@ -71,6 +73,6 @@ class ServiceSettings(BaseSettings):
 
     model_dir: Path | None = None
     max_batch_size: int = Field(default=64, ge=1, le=1024)
-    batch_max_latency_ms: int = Field(default=20, ge=1)
+    batch_max_latency_ms: int = Field(default=5000, ge=1)
     onnx_threads: int = Field(default=0, ge=0)
     review_threshold: float | None = Field(default=None, ge=0, le=1)

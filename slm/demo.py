@@ -56,9 +56,10 @@ class DemoSummary:
 
 def _start_service(task: str, model_dir: Path, port: int, bootstrap: str, log_path: Path) -> subprocess.Popen:
     slm = Path(sys.executable).with_name("slm")
-    log = open(log_path, "ab")
-    proc = subprocess.Popen([str(slm), "serve", task, "--port", str(port), "--model", str(model_dir),
-                             "--kafka", bootstrap], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([str(slm), "serve", task, "--port", str(port), "--model", str(model_dir),
+                                 "--kafka", bootstrap], stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     deadline = time.monotonic() + 180
     with tqdm(desc=f"starting {task} service", bar_format="{desc}: {elapsed}", leave=False) as bar:
         while time.monotonic() < deadline:
@@ -158,18 +159,22 @@ def run_demo(task: str, *, port: int, limit: int | None, keep_running: bool) -> 
     except SlmError:
         logger.info("no %s model at %s: training a quick one (about a minute)", task, model_dir)
         subprocess.run([str(Path(sys.executable).with_name("slm")), "train", task, "--quick"], check=True)
-    cfg = local_kafka.BrokerConfig.from_env()
-    local_kafka.up(cfg)
-    bootstrap = local_kafka.bootstrap(cfg)
     dataset = dataset_for(task)
     examples = rename_labels(read_examples(dataset.test_file, dataset.columns), dataset.label_names)
     rows = [(ex.text, ex.label) for ex in examples][:limit]
-    log_path = cfg.cache_dir / f"{task}-service.log"
-    service = _start_service(task, model_dir, port, bootstrap, log_path)
+    cfg = local_kafka.BrokerConfig.from_env()
+    service: subprocess.Popen | None = None
+    local_kafka.up(cfg)
     try:
+        bootstrap = local_kafka.bootstrap(cfg)
+        service = _start_service(task, model_dir, port, bootstrap, cfg.cache_dir / f"{task}-service.log")
         summary = stream_test_set(task, bootstrap, rows)
+    except BaseException:
+        keep_running = False  # a failed or interrupted demo leaves nothing behind
+        raise
     finally:
         if not keep_running:
-            _stop_service(service)
+            if service is not None:
+                _stop_service(service)
             local_kafka.down(cfg)
     return summary

@@ -52,9 +52,10 @@ class Example:
 
 
 def _open_text(path: Path) -> io.TextIOBase:
+    # utf-8-sig: spreadsheet exports start with a byte-order mark that would glue onto the first header.
     if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")
 
 
 def _file_format(path: Path) -> str:
@@ -69,6 +70,18 @@ def _file_format(path: Path) -> str:
 
 def _rows(path: Path) -> Iterator[tuple[int, dict]]:
     """Yield (line number, row dict) pairs; line numbers are 1-based as an editor shows them."""
+    lineno = 0
+    try:
+        for lineno, row in _parse_rows(path):
+            yield lineno, row
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}:{lineno + 1}: not UTF-8 text ({exc.reason} at byte {exc.start} of a block); "
+                        "save the file as UTF-8") from None
+    except csv.Error as exc:
+        raise DataError(f"{path}:{lineno + 1}: malformed CSV ({exc})") from None
+
+
+def _parse_rows(path: Path) -> Iterator[tuple[int, dict]]:
     fmt = _file_format(path)
     with _open_text(path) as handle:
         if fmt == "jsonl":
@@ -104,17 +117,17 @@ def read_examples(path: str | Path, columns: ColumnMapping, *, require_label: bo
     examples: list[Example] = []
     needed = [columns.text, *( [columns.label] if require_label else []), *columns.fields]
     for lineno, row in _rows(path):
-        missing = [name for name in needed if name not in row or row[name] is None]
+        missing = [name for name in needed if name not in row]
         if missing:
             present = ", ".join(sorted(str(k) for k in row)) or "none"
             raise DataError(f"{path}:{lineno}: missing column(s) {', '.join(missing)} (found: {present})")
-        text = str(row[columns.text]).strip()
+        text = str(row[columns.text] if row[columns.text] is not None else "").strip()
         if not text:
             raise DataError(f"{path}:{lineno}: empty text in column {columns.text!r}")
-        label = str(row[columns.label]).strip() if require_label else ""
+        label = str(row[columns.label] if row[columns.label] is not None else "").strip() if require_label else ""
         if require_label and not label:
             raise DataError(f"{path}:{lineno}: empty label in column {columns.label!r}")
-        fields = {name: str(row[name]) for name in columns.fields}
+        fields = {name: "" if row[name] is None else str(row[name]) for name in columns.fields}
         examples.append(Example(text=text, label=label, fields=fields))
     if not examples:
         raise DataError(f"{path}: no rows found")

@@ -18,8 +18,10 @@ from shared.telemetry import setup_logging, setup_telemetry
 
 TASK = "sentiment"
 SETTINGS = ServiceSettings()
-EXAMPLE = [TaskRequestV1(id="news-1", text="$AAPL beats estimates and raises guidance")]
-Items = Annotated[list[TaskRequestV1], Field(min_length=1, max_length=SETTINGS.max_batch_size)]
+EXAMPLE = [{"id": "news-1", "text": "$AAPL beats estimates and raises guidance"}]
+# Required (no default): a body without "items" must get 422, not a prediction of the example.
+Items = Annotated[list[TaskRequestV1], Field(min_length=1, max_length=SETTINGS.max_batch_size,
+                                             json_schema_extra={"example": EXAMPLE})]
 
 setup_logging()
 setup_telemetry(f"slm-{TASK}")
@@ -40,7 +42,7 @@ class Sentiment:
         max_batch_size=SETTINGS.max_batch_size,
         max_latency_ms=SETTINGS.batch_max_latency_ms,
     )
-    def predict(self, items: Items = EXAMPLE) -> list[ClassificationResultV1]:
+    def predict(self, items: Items) -> list[ClassificationResultV1]:
         """Classify each item; results come back in request order."""
         return self.runtime.predict(items)
 
@@ -53,5 +55,6 @@ class Sentiment:
         self.runtime.close()
 
 
-Sentiment.add_asgi_middleware(UnprocessableEntityMiddleware)
+# Registered first, so it is the outer one and its span records the status the client gets.
 Sentiment.add_asgi_middleware(OpenTelemetryMiddleware, excluded_urls="healthz,readyz,livez,metrics")
+Sentiment.add_asgi_middleware(UnprocessableEntityMiddleware)

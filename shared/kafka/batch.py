@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.errors import MessageError
-from shared.kafka.dlq import dlq_headers
+from shared.kafka.dlq import clean_headers, dlq_headers
 from shared.kafka.messages import decode_request
 from shared.kafka.topics import TaskTopics
 from shared.tasks import Received, TaskProcessor
@@ -26,10 +26,13 @@ CARRIED_HEADERS = ("traceparent", "tracestate", "correlation-id")
 
 @dataclass(frozen=True)
 class OutgoingRecord:
+    """A record to produce, with the coordinates of the request it answers."""
+
     topic: str
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes]]
+    source: tuple[str, int, int] = ("", -1, -1)
 
 
 @dataclass
@@ -44,9 +47,15 @@ class BatchPlan:
 
     def add_dlq(self, record: Any, error: MessageError, topics: TaskTopics) -> None:
         headers = dlq_headers(record.headers, error, record.topic, record.partition, record.offset)
-        self.outgoing.append(OutgoingRecord(topics.dlq, record.key, record.value, headers))
+        # A record with neither key nor value cannot be produced as is: give it an empty key.
+        key = record.key if (record.key is not None or record.value is not None) else b""
+        self.outgoing.append(OutgoingRecord(topics.dlq, key, record.value, headers, _source(record)))
         self.dlq += 1
         self.dlq_types[error.error_type] = self.dlq_types.get(error.error_type, 0) + 1
+
+
+def _source(record: Any) -> tuple[str, int, int]:
+    return (record.topic, record.partition, record.offset)
 
 
 def _process_isolating_failures(processor: TaskProcessor, items: list[Received]) -> list[Any]:
@@ -78,19 +87,22 @@ def plan_batch(records: Sequence[Any], processor: TaskProcessor, topics: TaskTop
         except MessageError as error:
             plan.add_dlq(record, error, topics)
             continue
+        except Exception as exc:  # noqa: BLE001 - an unforeseen input must not stall the partition
+            plan.add_dlq(record, MessageError("invalid", f"{type(exc).__name__}: {exc}"), topics)
+            continue
         valid.append((record, Received.now(request, fallback_id=f"{record.topic}-{record.partition}-{record.offset}")))
     if not valid:
         return plan
     outputs = _process_isolating_failures(processor, [item for _, item in valid])
-    for (record, _), output in zip(valid, outputs):
+    for (record, _), output in zip(valid, outputs, strict=True):
         if isinstance(output, MessageError):
             plan.add_dlq(record, output, topics)
             continue
         value = output.model_dump_json().encode("utf-8")
-        headers = list(record.headers or [])
-        plan.outgoing.append(OutgoingRecord(topics.results, record.key, value, headers))
+        headers = clean_headers(record.headers)
+        plan.outgoing.append(OutgoingRecord(topics.results, record.key, value, headers, _source(record)))
         plan.results += 1
         if processor.needs_review(output):
-            plan.outgoing.append(OutgoingRecord(topics.review, record.key, value, headers))
+            plan.outgoing.append(OutgoingRecord(topics.review, record.key, value, headers, _source(record)))
             plan.review += 1
     return plan

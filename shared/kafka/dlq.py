@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from shared.errors import MessageError
 
-__all__ = ["DLQ_HEADERS", "dlq_headers"]
+__all__ = ["DLQ_HEADERS", "clean_headers", "dlq_headers"]
 
 DLQ_HEADERS = ("error.type", "error.message", "source.topic", "source.partition", "source.offset")
 
 # Kafka headers are small; a long validation message is cut rather than risking the record size.
 MAX_ERROR_MESSAGE_BYTES = 2048
+
+
+def clean_headers(headers: list[tuple[str, bytes | None]] | None) -> list[tuple[str, bytes]]:
+    """Headers as the producer accepts them: Kafka allows null header values, kafka-python's send does not."""
+    return [(key, value if value is not None else b"") for key, value in (headers or [])]
 
 
 def dlq_headers(
@@ -20,8 +25,9 @@ def dlq_headers(
     offset: int,
 ) -> list[tuple[str, bytes]]:
     """The original headers (minus stale error ones) followed by the DLQ headers."""
-    kept = [(k, v) for k, v in (original or []) if k not in DLQ_HEADERS]
-    message = error.message.encode("utf-8")[:MAX_ERROR_MESSAGE_BYTES]
+    kept = [(k, v) for k, v in clean_headers(original) if k not in DLQ_HEADERS]
+    # Cut on a character boundary so the header stays valid UTF-8.
+    message = error.message.encode("utf-8")[:MAX_ERROR_MESSAGE_BYTES].decode("utf-8", "ignore").encode("utf-8")
     return kept + [
         ("error.type", error.error_type.encode()),
         ("error.message", message),

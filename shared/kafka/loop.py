@@ -2,7 +2,7 @@
 
 One thread per service process. Each micro-batch is committed only after every record it
 produced (results, review copies, DLQ records) is acknowledged by the broker; when a send
-fails the batch's partitions are rewound and the batch is processed again. Offsets are
+fails, the clients are rebuilt and the batch is consumed again from the last commit. Offsets are
 committed between polls, so a rebalance (which kafka-python runs inside ``poll``) never
 revokes a partition with uncommitted work. ``stop()`` (the service's shutdown hook, on
 SIGTERM) ends polling; the batch in hand is finished and committed before the clients close.
@@ -17,7 +17,9 @@ from collections.abc import Callable
 
 from opentelemetry import trace
 
-from shared.kafka.batch import BatchPlan, plan_batch
+from shared.errors import MessageError, ProduceError
+from shared.kafka.batch import BatchPlan, OutgoingRecord, plan_batch
+from shared.kafka.dlq import dlq_headers
 from shared.kafka.topics import TaskTopics, ensure_topics
 from shared.settings import KafkaSettings
 from shared.tasks import TaskProcessor
@@ -121,7 +123,11 @@ class TaskConsumerLoop:
             max_poll_records=self.settings.max_batch,
         )
         consumer.subscribe([self.topics.requests], listener=Listener())
-        producer = KafkaProducer(**options, acks="all", enable_idempotence=True, linger_ms=2)
+        try:
+            producer = KafkaProducer(**options, acks="all", enable_idempotence=True, linger_ms=2)
+        except Exception:
+            consumer.close(autocommit=False)
+            raise
         return consumer, producer
 
     def run(self) -> None:
@@ -156,24 +162,11 @@ class TaskConsumerLoop:
                         "messaging.batch.message_count": len(records), "messaging.consumer.group.name": self.group_id},
         ) as span:
             plan = plan_batch(records, self.processor, self.topics, self.settings.max_message_bytes)
-            futures = [producer.send(o.topic, value=o.value, key=o.key, headers=o.headers) for o in plan.outgoing]
-            producer.flush()
-            failed = [f.exception for f in futures if f.failed()]
-            first: dict = {}
+            plan.dlq += self._produce(producer, plan.outgoing)
             last: dict = {}
             for record in records:
                 tp = TopicPartition(record.topic, record.partition)
-                first.setdefault(tp, record.offset)
                 last[tp] = max(last.get(tp, -1), record.offset)
-            if failed:
-                # Not acknowledged: do not commit; rewind and process the batch again.
-                span.set_status(trace.Status(trace.StatusCode.ERROR, str(failed[0])))
-                logger.error('produce failed task=%s failed=%d first_error="%s"; retrying batch',
-                             self.processor.task, len(failed), failed[0])
-                for tp, offset in first.items():
-                    consumer.seek(tp, offset)
-                self._stop.wait(RETRY_BACKOFF_S)
-                return
             consumer.commit({tp: OffsetAndMetadata(offset + 1, "", -1) for tp, offset in last.items()})
             latency_ms = (time.perf_counter() - started) * 1000
             span.set_attributes({"slm.results": plan.results, "slm.review": plan.review, "slm.dlq": plan.dlq})
@@ -184,6 +177,44 @@ class TaskConsumerLoop:
                     ",".join(f"{k}:{v}" for k, v in sorted(plan.dlq_types.items())), latency_ms)
         if self.on_batch is not None:
             self.on_batch(plan)
+
+
+    def _produce(self, producer, outgoing: list[OutgoingRecord]) -> int:
+        """Send every record and wait for the acknowledgements.
+
+        A record the producer refuses for good (too large, not serialisable) is replaced by a
+        DLQ record without the value, ``error.type=unproducible``, so it cannot block its
+        partition. A retriable failure raises :class:`ProduceError`: the batch is not
+        committed, the clients are rebuilt and the batch is consumed again from the last
+        commit (at least once). Returns the number of records redirected to the DLQ.
+        """
+        pending = []
+        refused: list[tuple[OutgoingRecord, BaseException]] = []
+        for out in outgoing:
+            try:
+                pending.append((out, producer.send(out.topic, value=out.value, key=out.key, headers=out.headers)))
+            except Exception as exc:  # noqa: BLE001 - synchronous refusal of this one record
+                refused.append((out, exc))
+        producer.flush()
+        for out, future in pending:
+            if future.failed():
+                if getattr(future.exception, "retriable", False):
+                    raise ProduceError(f"{out.topic}: {future.exception}")
+                refused.append((out, future.exception))
+        if not refused:
+            return 0
+        fallbacks = []
+        for out, exc in refused:
+            error = MessageError("unproducible", f"could not produce to {out.topic}: {type(exc).__name__}: {exc}")
+            headers = dlq_headers(out.headers, error, *out.source)
+            key = out.key if out.key is not None else b""
+            fallbacks.append(producer.send(self.topics.dlq, value=None, key=key, headers=headers))
+            logger.error('unproducible record task=%s topic=%s source=%s error="%s"', self.processor.task,
+                         out.topic, out.source, exc)
+        producer.flush()
+        if any(f.failed() for f in fallbacks):
+            raise ProduceError("could not publish the DLQ record of an unproducible result")
+        return len(refused)
 
 
 def _names(partitions) -> str:

@@ -21,6 +21,10 @@ def validation_summary(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
 def decode_request(value: bytes | None, max_bytes: int) -> TaskRequestV1:
     """Parse and validate one request value.
 
@@ -37,9 +41,11 @@ def decode_request(value: bytes | None, max_bytes: int) -> TaskRequestV1:
     except UnicodeDecodeError as exc:
         raise MessageError("not_utf8", f"value is not UTF-8: {exc.reason} at byte {exc.start}") from None
     try:
-        payload = json.loads(text)
+        payload = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise MessageError("not_json", f"value is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except (ValueError, RecursionError) as exc:  # NaN/Infinity, huge integers, absurd nesting
+        raise MessageError("not_json", f"value is not acceptable JSON: {type(exc).__name__}: {exc}") from None
     if not isinstance(payload, dict):
         raise MessageError("schema", f"value must be a JSON object, got {type(payload).__name__}")
     if isinstance(payload.get("text"), str) and not payload["text"].strip():

@@ -45,6 +45,23 @@ def test_malformed_files_name_line_and_problem(tmp_path, content, suffix, messag
         read_examples(path, ColumnMapping())
 
 
+def test_byte_order_mark_and_json_nulls(tmp_path):
+    bom = tmp_path / "excel.csv"
+    bom.write_bytes("text,label\nhello,a\n".encode("utf-8-sig"))
+    assert read_examples(bom, ColumnMapping()) == [Example("hello", "a", {})]
+    nulls = tmp_path / "n.jsonl"
+    nulls.write_text('{"text": "ok", "label": null}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"n\.jsonl:1: empty label"):
+        read_examples(nulls, ColumnMapping())
+
+
+def test_not_utf8_names_the_file(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("text,label\ncaf\u00e9,a\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin1\.csv:\d+: not UTF-8"):
+        read_examples(path, ColumnMapping())
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(DataError, match="no such file"):
         read_examples(tmp_path / "nope.csv", ColumnMapping())

@@ -71,9 +71,17 @@ def test_schema_violations_get_422_naming_the_field(service, items, field):
     assert [d["loc"] for d in detail][0] == field
 
 
+@pytest.mark.parametrize("body", [{}, {"itmes": [{"text": "typo in the key"}]}])
+def test_a_body_without_items_gets_422_not_a_prediction(service, body):
+    response = httpx.post(f"{service.url}/predict", json=body, timeout=30)
+    assert response.status_code == 422
+    assert any(d["loc"][0] in ("items", "itmes") for d in response.json()["detail"])
+
+
 def test_not_json_is_a_client_error(service):
     response = httpx.post(f"{service.url}/predict", content=b"{oops", headers={"content-type": "application/json"})
-    assert 400 <= response.status_code < 500
+    assert response.status_code == 400  # malformed JSON, not a schema violation
+    assert "json" in response.text.lower()
 
 
 def test_openapi_documents_the_predict_route(service):

@@ -7,7 +7,7 @@ import json
 import pytest
 from shared.kafka import TaskTopics
 from tests.support.kafka_io import committed_total, drain, produce
-from tests.support.processes import ServiceProcess, wait_for
+from tests.support.processes import ServiceProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -67,3 +67,13 @@ def test_oversized_value_goes_to_the_dlq_with_original_bytes():
     plan = plan_batch([Record(big, 0)], FakeProcessor(), TOPICS, max_bytes=100)
     assert plan.dlq_types == {"too_large": 1}
     assert plan.outgoing[0].value == big
+
+
+def test_null_header_values_and_keyless_valueless_records_stay_producible():
+    records = [Record(_value("up", id="a"), 0, headers=[("x-null", None)]), Record(None, 1, key=None)]
+    plan = plan_batch(records, FakeProcessor(), TOPICS, max_bytes=1000)
+    (result,) = [o for o in plan.outgoing if o.topic == "sentiment.results"]
+    (dead,) = [o for o in plan.outgoing if o.topic == "sentiment.dlq"]
+    assert dict(result.headers)["x-null"] == b""
+    assert dead.topic == "sentiment.dlq" and dead.key == b"" and dead.value is None
+    assert dict(dead.headers)["error.type"] == b"empty_value"

@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from shared.errors import ProduceError
 from shared.kafka import TaskConsumerLoop
 from shared.settings import KafkaSettings
 from tests.support.fakes import FakeProcessor
@@ -45,15 +46,26 @@ class Future:
         return self.exception is not None
 
 
+class RetriableError(Exception):
+    retriable = True
+
+
 class FakeProducer:
-    def __init__(self, fail_topic: str | None = None) -> None:
-        self.sent: list[tuple[str, bytes]] = []
-        self.fail_topic = fail_topic
+    """Acknowledges everything, except: ``fail_topic`` fails after the send (retriable or
+    not), ``refuse_topic`` is refused synchronously, as kafka-python does for an oversized record."""
+
+    def __init__(self, fail_topic: str | None = None, retriable: bool = True, refuse_topic: str | None = None):
+        self.sent: list[tuple[str, bytes | None, dict]] = []
+        self.fail_topic, self.retriable, self.refuse_topic = fail_topic, retriable, refuse_topic
         self.flushed = False
 
     def send(self, topic, value=None, key=None, headers=None):
-        self.sent.append((topic, value))
-        return Future(RuntimeError("broker said no") if topic == self.fail_topic else None)
+        if topic == self.refuse_topic:
+            raise ValueError("record too large")
+        self.sent.append((topic, value, dict(headers or [])))
+        if topic == self.fail_topic:
+            return Future(RetriableError("not leader") if self.retriable else RuntimeError("broker said no"))
+        return Future(None)
 
     def flush(self):
         self.flushed = True
@@ -62,13 +74,10 @@ class FakeProducer:
 class FakeConsumer:
     def __init__(self) -> None:
         self.commits: list[dict] = []
-        self.seeks: list[tuple] = []
 
     def commit(self, offsets):
         self.commits.append({tp: meta.offset for tp, meta in offsets.items()})
 
-    def seek(self, tp, offset):
-        self.seeks.append((tp, offset))
 
 
 def _records():
@@ -85,7 +94,7 @@ def test_batch_is_committed_after_all_sends_to_the_next_offsets():
     consumer, producer = FakeConsumer(), FakeProducer()
     _loop()._handle(consumer, producer, _records())
     assert producer.flushed
-    assert sorted(t for t, _ in producer.sent) == ["sentiment.dlq", "sentiment.results", "sentiment.results"]
+    assert sorted(t for t, _, _ in producer.sent) == ["sentiment.dlq", "sentiment.results", "sentiment.results"]
     assert consumer.commits == [{TopicPartition("sentiment.requests", 0): 7, TopicPartition("sentiment.requests", 2): 10}]
     (span,) = EXPORTER.get_finished_spans()
     assert span.name == "sentiment process batch"
@@ -94,11 +103,27 @@ def test_batch_is_committed_after_all_sends_to_the_next_offsets():
     assert {format(link.context.trace_id, "032x") for link in span.links} == {"0af7651916cd43dd8448eb211c80319c"}
 
 
-def test_a_failed_send_rewinds_and_commits_nothing():
+def test_a_retriable_send_failure_commits_nothing_and_raises_for_a_client_restart():
     consumer, producer = FakeConsumer(), FakeProducer(fail_topic="sentiment.dlq")
-    loop = _loop()
-    loop._stop.set()  # skip the retry back-off wait
-    loop._handle(consumer, producer, _records())
+    with pytest.raises(ProduceError, match="not leader"):
+        _loop()._handle(consumer, producer, _records())
     assert consumer.commits == []
-    assert sorted(consumer.seeks) == [(TopicPartition("sentiment.requests", 0), 5),
-                                      (TopicPartition("sentiment.requests", 2), 9)]
+
+
+def test_a_refused_result_becomes_an_unproducible_dlq_record_and_the_batch_commits():
+    consumer, producer = FakeConsumer(), FakeProducer(refuse_topic="sentiment.results")
+    _loop()._handle(consumer, producer, _records())
+    dlq = [(value, headers) for topic, value, headers in producer.sent if topic == "sentiment.dlq"]
+    unproducible = [h for _, h in dlq if h["error.type"] == b"unproducible"]
+    assert len(unproducible) == 2
+    assert {h["source.offset"] for h in unproducible} == {b"5", b"9"}
+    assert all(b"record too large" in h["error.message"] for h in unproducible)
+    assert consumer.commits  # nothing blocks the partition
+
+
+def test_a_permanently_failed_send_is_dead_lettered_too():
+    consumer, producer = FakeConsumer(), FakeProducer(fail_topic="sentiment.results", retriable=False)
+    _loop()._handle(consumer, producer, _records())
+    types = [h.get("error.type") for topic, _, h in producer.sent if topic == "sentiment.dlq"]
+    assert types.count(b"unproducible") == 2
+    assert consumer.commits

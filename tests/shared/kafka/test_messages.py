@@ -7,7 +7,7 @@ import pytest
 from shared.errors import MessageError
 from shared.kafka import DLQ_HEADERS, decode_request, dlq_headers
 
-LIMIT = 1024
+LIMIT = 16_384
 
 
 def _error_type(value: bytes | None) -> str:
@@ -38,7 +38,10 @@ def test_id_is_optional():
         (b'{"text": "ok", "unexpected": 1}', "schema"),
         (b'{"text": "   "}', "empty_text"),
         (b'{"text": ""}', "empty_text"),
-        (json.dumps({"text": "x" * 2000}).encode(), "too_large"),
+        (json.dumps({"text": "x" * 20_000}).encode(), "too_large"),
+        (b"[" * 1000 + b"]" * 1000, "not_json"),  # nesting past the recursion limit
+        (b'{"text": "a", "fields": {"n": ' + b"9" * 5000 + b"}}", "not_json"),  # int too long to convert
+        (b'{"text": "a", "fields": {"n": NaN}}', "not_json"),
     ],
 )
 def test_bad_values_get_a_typed_reason(value, expected):
