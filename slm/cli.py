@@ -158,10 +158,11 @@ def _with_columns(func):
 @click.option("--learning-rate", type=float, default=None)
 @click.option("--max-length", type=int, default=None)
 @click.option("--seed", type=int, default=None)
+@click.option("--dev-fraction", type=float, default=None, help="Share of --data carved out as dev (default 0.1).")
 @_with_columns
 @_clean_errors
 def train(task, train_file, eval_file, dev_file, out_dir, quick, epochs, batch_size, learning_rate, max_length, seed,
-          text_col, label_col, field_cols) -> None:
+          dev_fraction, text_col, label_col, field_cols) -> None:
     """Fine-tune TASK's model, export ONNX int8, evaluate and save the model folder."""
     from pipelines.classification import train_task
     from pipelines.common.args import TrainingArgs
@@ -170,7 +171,8 @@ def train(task, train_file, eval_file, dev_file, out_dir, quick, epochs, batch_s
 
     dataset = dataset_for(task)
     overrides = {k: v for k, v in dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                                       max_length=max_length, seed=seed).items() if v is not None}
+                                       max_length=max_length, seed=seed, dev_fraction=dev_fraction).items()
+                 if v is not None}
     args = TrainingArgs.quick(**overrides) if quick else TrainingArgs(**overrides)
     custom_data = train_file is not None
     info = train_task(
