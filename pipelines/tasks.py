@@ -29,6 +29,7 @@ class ClassificationDataset:
         test_file (`Path`): held-out test file used by ``slm evaluate`` by default.
         columns (`ColumnMapping`): where text, label and fields are.
         label_names (`dict[str, str]`, defaults to `{}`): raw label -> name shown in results.
+        training_defaults (`dict`, defaults to `{}`): TrainingArgs values that suit this data.
     """
 
     task: str
@@ -36,6 +37,7 @@ class ClassificationDataset:
     test_file: Path
     columns: ColumnMapping
     label_names: dict[str, str] = field(default_factory=dict)
+    training_defaults: dict = field(default_factory=dict)
 
 
 def dataset_for(task: str) -> ClassificationDataset:

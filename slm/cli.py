@@ -173,7 +173,8 @@ def train(task, train_file, eval_file, dev_file, out_dir, quick, epochs, batch_s
     overrides = {k: v for k, v in dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                                        max_length=max_length, seed=seed, dev_fraction=dev_fraction).items()
                  if v is not None}
-    args = TrainingArgs.quick(**overrides) if quick else TrainingArgs(**overrides)
+    # Command-line values win; then --quick's small settings, or the data set's own defaults.
+    args = TrainingArgs.quick(**overrides) if quick else TrainingArgs(**{**dataset.training_defaults, **overrides})
     custom_data = train_file is not None
     info = train_task(
         task,

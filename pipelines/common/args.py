@@ -12,9 +12,9 @@ class TrainingArgs:
     """Hyper-parameters for fine-tuning the base encoder.
 
     Args:
-        epochs (`float`, defaults to `6`): passes over the training set.
+        epochs (`float`, defaults to `4`): passes over the training set (the best dev epoch is kept).
         batch_size (`int`, defaults to `32`): training batch size.
-        learning_rate (`float`, defaults to `1e-4`): peak AdamW learning rate (small encoders like it high).
+        learning_rate (`float`, defaults to `5e-5`): peak AdamW learning rate.
         warmup_ratio (`float`, defaults to `0.06`): share of steps with linear warm-up.
         weight_decay (`float`, defaults to `0.01`): AdamW weight decay.
         max_length (`int`, defaults to `128`): tokens kept per input.
@@ -26,9 +26,9 @@ class TrainingArgs:
         int8_min_agreement (`float`, defaults to `0.97`): int8 must predict the fp32 label this often.
     """
 
-    epochs: float = 6
+    epochs: float = 4
     batch_size: int = 32
-    learning_rate: float = 1e-4
+    learning_rate: float = 5e-5
     warmup_ratio: float = 0.06
     weight_decay: float = 0.01
     max_length: int = 128

@@ -11,4 +11,6 @@ DATASET = ClassificationDataset(
     test_file=data_dir("sentiment") / "sent_valid.csv.gz",
     columns=ColumnMapping(text="text", label="label"),
     label_names={"0": "bearish", "1": "bullish", "2": "neutral"},
+    # Headlines and posts: 96 tokens cover them, URLs included.
+    training_defaults={"max_length": 96},
 )
