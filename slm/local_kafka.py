@@ -285,19 +285,10 @@ def install(cfg: BrokerConfig) -> Path:
         logger.info("fetching Kafka %s jars into %s (one-off)", kafka_version(), libs)
         started = time.monotonic()
         try:
-            proc = subprocess.run(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                timeout=_MVN_TIMEOUT_S,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
+            proc = _run_tool(cmd, _MVN_TIMEOUT_S, "mvn")
+        except BrokerError:
             shutil.rmtree(scratch, ignore_errors=True)
-            raise BrokerError(
-                f"mvn timed out after {_MVN_TIMEOUT_S:.0f}s: {' '.join(cmd)}"
-            ) from exc
+            raise
         output = proc.stdout.decode(errors="replace")
         jars = sorted(scratch.glob("*.jar")) if scratch.is_dir() else []
         if proc.returncode != 0 or not jars:
@@ -311,6 +302,15 @@ def install(cfg: BrokerConfig) -> Path:
         os.replace(scratch, libs)
         logger.info("fetched %d jars in %.1fs", len(jars), time.monotonic() - started)
         return libs
+
+
+def _run_tool(cmd: list[str], timeout: float, what: str) -> subprocess.CompletedProcess:
+    """Run a set-up tool with its output captured; a time-out becomes a :class:`BrokerError`."""
+    try:
+        return subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise BrokerError(f"{what} timed out after {timeout:.0f}s: {' '.join(cmd)}") from exc
 
 
 # --------------------------------------------------------------------------- probing
@@ -567,17 +567,7 @@ def _format_storage(cfg: BrokerConfig, java: str) -> None:
         "--standalone",
     ]  # fmt: skip
     logger.info("formatting Kafka storage in %s (cluster id %s)", cfg.log_dirs, cluster_id)
-    try:
-        proc = subprocess.run(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            timeout=_FORMAT_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise BrokerError(f"kafka storage format timed out after {_FORMAT_TIMEOUT_S:.0f}s") from exc
+    proc = _run_tool(cmd, _FORMAT_TIMEOUT_S, "kafka storage format")
     if proc.returncode != 0:
         raise BrokerError(
             f"kafka storage format failed (exit {proc.returncode}):\n"

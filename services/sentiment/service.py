@@ -8,13 +8,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import bentoml
-from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from pydantic import Field
 
 from shared.http import UnprocessableEntityMiddleware
 from shared.schemas import ClassificationResultV1, TaskRequestV1
 from shared.settings import KafkaSettings, ServiceSettings
-from shared.telemetry import setup_logging, setup_telemetry
+from shared.telemetry import setup_logging, setup_telemetry, share_with_bentoml, shutdown_telemetry
 
 TASK = "sentiment"
 SETTINGS = ServiceSettings()
@@ -25,6 +24,7 @@ Items = Annotated[list[TaskRequestV1], Field(min_length=1, max_length=SETTINGS.m
 
 setup_logging()
 setup_telemetry(f"slm-{TASK}")
+share_with_bentoml()  # BentoML's span per REST request, exported by our provider
 
 
 @bentoml.service(name=f"slm-{TASK}", traffic={"timeout": 30}, workers=1)
@@ -53,8 +53,7 @@ class Sentiment:
     def shutdown(self) -> None:
         """SIGTERM: stop polling, finish and commit the batch in hand, close Kafka clients."""
         self.runtime.close()
+        shutdown_telemetry()
 
 
-# Registered first, so it is the outer one and its span records the status the client gets.
-Sentiment.add_asgi_middleware(OpenTelemetryMiddleware, excluded_urls="healthz,readyz,livez,metrics")
 Sentiment.add_asgi_middleware(UnprocessableEntityMiddleware)

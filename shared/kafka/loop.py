@@ -122,6 +122,7 @@ class TaskConsumerLoop:
             auto_offset_reset=self.settings.auto_offset_reset,
             max_poll_records=self.settings.max_batch,
         )
+        self._wait_for_topic_metadata(consumer)
         consumer.subscribe([self.topics.requests], listener=Listener())
         try:
             producer = KafkaProducer(**options, acks="all", enable_idempotence=True, linger_ms=2)
@@ -129,6 +130,19 @@ class TaskConsumerLoop:
             consumer.close(autocommit=False)
             raise
         return consumer, producer
+
+    def _wait_for_topic_metadata(self, consumer, timeout: float = 30.0) -> None:
+        """Wait until the requests topic's partitions are known before joining the group.
+
+        Joining while a just-created topic has no metadata yet gives an empty assignment,
+        and kafka-python can then sit in a rebalance that never completes.
+        """
+        deadline = time.monotonic() + timeout
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            if consumer.partitions_for_topic(self.topics.requests):
+                return
+            self._stop.wait(0.2)
+        logger.warning('no partition metadata for topic=%s after %.0fs; joining anyway', self.topics.requests, timeout)
 
     def run(self) -> None:
         """Poll until stopped; raises only on client-level failures (``_run_forever`` retries)."""
