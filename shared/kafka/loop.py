@@ -122,9 +122,9 @@ class TaskConsumerLoop:
             auto_offset_reset=self.settings.auto_offset_reset,
             max_poll_records=self.settings.max_batch,
         )
-        self._wait_for_topic_metadata(consumer)
-        consumer.subscribe([self.topics.requests], listener=Listener())
         try:
+            self._wait_for_topic_metadata(consumer)
+            consumer.subscribe([self.topics.requests], listener=Listener())
             producer = KafkaProducer(**options, acks="all", enable_idempotence=True, linger_ms=2)
         except Exception:
             consumer.close(autocommit=False)
