@@ -272,8 +272,8 @@ def demo(task: str, port: int, limit: int | None, keep_running: bool) -> None:
     summary = run_demo(task, port=port, limit=limit, keep_running=keep_running)
     click.echo("\n".join(["", "== demo summary ==", *summary.lines()]))
     if keep_running:
-        click.echo(f"still running: REST on http://127.0.0.1:{port}/predict, Kafka on 127.0.0.1:9092 "
-                   "(stop with `slm kafka down` and by ending the service)")
+        click.echo(f"still running: REST on http://127.0.0.1:{port}/predict, Kafka on 127.0.0.1:9092\n"
+                   f"stop them with: kill {summary.service_pid} && slm kafka down")
     if summary.results < summary.sent:
         raise SystemExit(1)
 

@@ -38,6 +38,7 @@ class DemoSummary:
     review: int
     dlq: int
     seconds: float
+    service_pid: int | None = None  # set when the service is left running
 
     @property
     def accuracy(self) -> float:
@@ -169,6 +170,7 @@ def run_demo(task: str, *, port: int, limit: int | None, keep_running: bool) -> 
         bootstrap = local_kafka.bootstrap(cfg)
         service = _start_service(task, model_dir, port, bootstrap, cfg.cache_dir / f"{task}-service.log")
         summary = stream_test_set(task, bootstrap, rows)
+        summary.service_pid = service.pid if keep_running else None
     except BaseException:
         keep_running = False  # a failed or interrupted demo leaves nothing behind
         raise
