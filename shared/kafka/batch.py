@@ -20,9 +20,6 @@ __all__ = ["BatchPlan", "OutgoingRecord", "plan_batch"]
 
 logger = logging.getLogger(__name__)
 
-# Headers that identify the request and its trace; every other header passes through too.
-CARRIED_HEADERS = ("traceparent", "tracestate", "correlation-id")
-
 
 @dataclass(frozen=True)
 class OutgoingRecord:

@@ -13,12 +13,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 
 from opentelemetry import trace
 
 from shared.errors import MessageError, ProduceError
-from shared.kafka.batch import BatchPlan, OutgoingRecord, plan_batch
+from shared.kafka.batch import OutgoingRecord, plan_batch
 from shared.kafka.dlq import dlq_headers
 from shared.kafka.topics import TaskTopics, ensure_topics
 from shared.settings import KafkaSettings
@@ -39,14 +38,12 @@ class TaskConsumerLoop:
     Args:
         processor (`TaskProcessor`): the task's model behind the common interface.
         settings (`KafkaSettings`): connection and loop settings; ``bootstrap`` must be set.
-        on_batch (`Callable[[BatchPlan], None] | None`): called after each committed batch.
     """
 
     def __init__(
         self,
         processor: TaskProcessor,
         settings: KafkaSettings,
-        on_batch: Callable[[BatchPlan], None] | None = None,
     ) -> None:
         if not settings.bootstrap:
             raise ValueError("KafkaSettings.bootstrap is not set (SLM_KAFKA_BOOTSTRAP)")
@@ -55,7 +52,6 @@ class TaskConsumerLoop:
         self.topics = TaskTopics(processor.task, settings.topic_prefix)
         self.group_id = settings.group_id or self.topics.group
         self.instruments = TaskInstruments(processor.task)
-        self.on_batch = on_batch
         self._stop = threading.Event()
         self._joined_group = threading.Event()
         self._thread: threading.Thread | None = None
@@ -189,8 +185,6 @@ class TaskConsumerLoop:
         logger.info('batch task=%s records=%d results=%d review=%d dlq=%d dlq_types="%s" latency_ms=%.1f',
                     self.processor.task, len(records), plan.results, plan.review, plan.dlq,
                     ",".join(f"{k}:{v}" for k, v in sorted(plan.dlq_types.items())), latency_ms)
-        if self.on_batch is not None:
-            self.on_batch(plan)
 
 
     def _produce(self, producer, outgoing: list[OutgoingRecord]) -> int:
