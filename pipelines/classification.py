@@ -7,10 +7,7 @@ on the test file and write the model folder with its card.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import random
-import shutil
 import tempfile
 import time
 from collections.abc import Sequence
@@ -26,28 +23,23 @@ from pipelines.common.card import write_card
 from pipelines.common.classifier_training import train_classifier
 from pipelines.common.data import ColumnMapping, Example, read_examples, split_dev
 from pipelines.common.export import cpu_quantization_preset, export_int8
-from pipelines.common.metrics import agreement, classification_metrics
+from pipelines.common.baseline import tfidf_svm_baseline
+from pipelines.common.metrics import agreement, classification_metrics, top_k_accuracy
+from pipelines.common.model_output import (
+    REVIEW_THRESHOLD_BOUNDS,
+    building,
+    data_provenance,
+    file_sha256,
+    pick_review_threshold,
+    subsample,
+)
 from shared.errors import DataError, ModelError
 from shared.runtime import ModelInfo, OnnxTextClassifier, read_model_info, write_model_info
 from shared.tasks import model_text
 
-__all__ = ["evaluate_model", "pick_review_threshold", "rename_labels", "train_task"]
+__all__ = ["evaluate_model", "rename_labels", "train_task"]
 
 logger = logging.getLogger(__name__)
-
-# Results scoring under the threshold go to review; it is set so that the items kept
-# out of review are right this often on dev, within these bounds.
-REVIEW_TARGET_PRECISION = 0.95
-REVIEW_THRESHOLD_BOUNDS = (0.5, 0.95)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def rename_labels(examples: list[Example], label_names: dict[str, str]) -> list[Example]:
     if not label_names:
@@ -57,23 +49,6 @@ def rename_labels(examples: list[Example], label_names: dict[str, str]) -> list[
 
 def _as_model_inputs(examples: Sequence[Example]) -> list[Example]:
     return [replace(ex, text=model_text(ex.text, ex.fields)) for ex in examples]
-
-
-def pick_review_threshold(scores: np.ndarray, correct: np.ndarray) -> float:
-    """Smallest score t such that items scoring >= t are right REVIEW_TARGET_PRECISION of the time."""
-    low, high = REVIEW_THRESHOLD_BOUNDS
-    for hundredths in range(round(low * 100), round(high * 100) + 1):
-        threshold = hundredths / 100
-        kept = scores >= threshold
-        if kept.any() and correct[kept].mean() >= REVIEW_TARGET_PRECISION:
-            return threshold
-    return high
-
-
-def _subsample(examples: list[Example], limit: int | None, seed: int) -> list[Example]:
-    if limit is None or len(examples) <= limit:
-        return examples
-    return random.Random(seed).sample(examples, limit)
 
 
 def _predict_probs(model: OnnxTextClassifier, examples: Sequence[Example], desc: str) -> np.ndarray:
@@ -113,9 +88,9 @@ def train_task(
     if not dev:
         raise DataError(f"{train_file}: too few rows to carve out a dev split; pass a dev file")
     test = rename_labels(read_examples(eval_file, columns), label_names) if eval_file else []
-    train = _subsample(train, args.max_train_examples, args.seed)
-    dev = _subsample(dev, args.max_dev_examples, args.seed)
-    test = _subsample(test, args.max_test_examples, args.seed)
+    train = subsample(train, args.max_train_examples, args.seed)
+    dev = subsample(dev, args.max_dev_examples, args.seed)
+    test = subsample(test, args.max_test_examples, args.seed)
     # Label order: the task's known names first (stable across retrains), then any others sorted.
     seen = {ex.label for ex in train}
     labels = [name for name in label_names.values() if name in seen] + sorted(seen - set(label_names.values()))
@@ -126,6 +101,8 @@ def train_task(
         dev=[ex for ex in _as_model_inputs(dev) if ex.label in seen],
         test=_as_model_inputs(test),
         labels=labels,
+        raw_train=train,
+        raw_test=test,
     )
     logger.info('task=%s train=%d dev=%d test=%d labels=%d', task, len(splits.train), len(splits.dev),
                 len(splits.test), len(labels))
@@ -133,40 +110,18 @@ def train_task(
         "base_model": BASE_MODEL_NAME,
         "args": args.to_dict(),
         "label_names": label_names,
-        "data": {
-            "train": {"file": str(train_file), "sha256": file_sha256(train_file), "rows_used": len(splits.train)},
-            "dev": {"file": str(dev_file or train_file), "rows_used": len(splits.dev)},
-            **({"test": {"file": str(eval_file), "sha256": file_sha256(eval_file)}} if eval_file else {}),
-        },
+        "data": data_provenance(train_file, len(splits.train), dev_file, len(splits.dev), eval_file),
     }
     info = ModelInfo(task=task, name=model_name or f"{task}-minilm-l6",
                      version=datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ"), labels=labels,
                      review_threshold=REVIEW_THRESHOLD_BOUNDS[0], max_length=args.max_length,
                      columns=columns.to_dict(), training=provenance)
 
-    # Build beside the destination and swap in only a checked model: a failed or interrupted
-    # run never leaves a half-written or degraded model where a service would load it.
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    build_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    try:
+    with building(out_dir) as build_dir:
         _build_model(build_dir, info, splits, args)
         info.training["total_seconds"] = round(time.perf_counter() - started, 1)
         write_model_info(build_dir, info)
-        _swap_into_place(build_dir, out_dir)
-    except BaseException:
-        shutil.rmtree(build_dir, ignore_errors=True)
-        raise
     return info
-
-
-def _swap_into_place(build_dir: Path, out_dir: Path) -> None:
-    if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.old-{build_dir.name.rsplit('-', 1)[-1]}")
-        out_dir.rename(old)
-        build_dir.rename(out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        build_dir.rename(out_dir)
 
 
 @dataclass(frozen=True)
@@ -177,6 +132,8 @@ class Splits:
     dev: list[Example]
     test: list[Example]
     labels: list[str]
+    raw_train: list[Example]  # text without fields, for the TF-IDF baseline
+    raw_test: list[Example]
 
 
 def _build_model(out_dir: Path, info: ModelInfo, splits: Splits, args: TrainingArgs) -> None:
@@ -218,16 +175,27 @@ def _build_model(out_dir: Path, info: ModelInfo, splits: Splits, args: TrainingA
         }
     }
     if test_in:
-        test_gold = [ex.label for ex in test_in]
-        # Labels only the test file has still count (as misses) in macro-F1, as in evaluate_model.
-        scored = labels + sorted(set(test_gold) - set(labels))
         info.metrics["test"] = {
-            "int8": classification_metrics(test_gold, _predict_labels(int8, test_in, "test int8"), scored),
-            "fp32": classification_metrics(test_gold, _predict_labels(fp32, test_in, "test fp32"), scored),
+            "int8": _test_metrics(int8, test_in, "test int8"),
+            "fp32": _test_metrics(fp32, test_in, "test fp32"),
+            "baseline": tfidf_svm_baseline(splits.raw_train, splits.raw_test, labels),
         }
     headline = info.metrics.get("test", info.metrics["dev"])["int8"]
     write_card(out_dir / "card", title=f"{info.name} {info.version} (int8)", metrics=headline,
                details={"model": info.model_id, "review_threshold": info.review_threshold, **info.training})
+
+
+def _test_metrics(model: OnnxTextClassifier, examples: Sequence[Example], desc: str) -> dict:
+    """Accuracy, macro-F1, per-label detail and top-3 accuracy of ``model`` on labelled ``examples``.
+
+    Labels only the test file has still count (as misses), so the score is not flattered.
+    """
+    gold = [ex.label for ex in examples]
+    probs = _predict_probs(model, examples, desc)
+    predicted = [model.labels[i] for i in probs.argmax(axis=1)]
+    metrics = classification_metrics(gold, predicted, list(model.labels) + sorted(set(gold) - set(model.labels)))
+    metrics["top3_accuracy"] = top_k_accuracy(gold, probs, model.labels, k=3)
+    return metrics
 
 
 def evaluate_model(
@@ -237,19 +205,26 @@ def evaluate_model(
     columns: ColumnMapping | None = None,
     label_names: dict[str, str] | None = None,
     card_dir: Path | None = None,
+    baseline_train_file: Path | None = None,
 ) -> dict:
-    """Metrics of the int8 model on ``data_file``; writes a card with a confusion matrix."""
+    """Metrics of the int8 model on ``data_file``; writes a card with a confusion matrix.
+
+    With ``baseline_train_file``, a TF-IDF + SVM baseline is fitted on that file and scored
+    on the same rows, and its metrics are returned under ``baseline``.
+    """
     info = read_model_info(model_dir)
     if columns is None:
         columns = ColumnMapping.from_dict(info.columns) if info.columns else ColumnMapping()
     if label_names is None:
         label_names = info.training.get("label_names", {})
-    examples = _as_model_inputs(rename_labels(read_examples(data_file, columns), label_names))
+    raw = rename_labels(read_examples(data_file, columns), label_names)
+    examples = _as_model_inputs(raw)
     model = OnnxTextClassifier(model_dir)
-    predicted = _predict_labels(model, examples, f"evaluate {Path(data_file).name}")
-    gold = [ex.label for ex in examples]
-    unknown = sorted({g for g in gold} - set(info.labels))
-    metrics = classification_metrics(gold, predicted, list(info.labels) + unknown)
+    metrics = _test_metrics(model, examples, f"evaluate {Path(data_file).name}")
+    unknown = sorted({ex.label for ex in examples} - set(info.labels))
+    if baseline_train_file is not None:
+        train = rename_labels(read_examples(baseline_train_file, columns), label_names)
+        metrics["baseline"] = tfidf_svm_baseline(train, raw, list(info.labels) + unknown)
     metrics["model"] = info.model_id
     metrics["data"] = {"file": str(data_file), "sha256": file_sha256(data_file)}
     if unknown:

@@ -9,9 +9,10 @@ from pathlib import Path
 from pipelines.common.data import ColumnMapping
 from shared.errors import ConfigError
 
-__all__ = ["ClassificationDataset", "TASKS", "data_dir", "dataset_for"]
+__all__ = ["CLASSIFICATION_TASKS", "ClassificationDataset", "EntityDataset", "TASKS", "data_dir", "dataset_for"]
 
-TASKS = ("sentiment",)
+TASKS = ("transactions", "entities", "helpdesk", "sentiment")
+CLASSIFICATION_TASKS = ("transactions", "helpdesk", "sentiment")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -40,7 +41,26 @@ class ClassificationDataset:
     training_defaults: dict = field(default_factory=dict)
 
 
-def dataset_for(task: str) -> ClassificationDataset:
+@dataclass(frozen=True)
+class EntityDataset:
+    """A token-classification task's default data (CoNLL files).
+
+    Args:
+        task (`str`): task name.
+        train_file (`Path`): training file (a dev split is carved out of it).
+        test_file (`Path`): held-out test file used by ``slm evaluate`` by default.
+        training_defaults (`dict`, defaults to `{}`): TrainingArgs values that suit this data.
+        quick_defaults (`dict`, defaults to `{}`): ``--quick`` values that suit this data.
+    """
+
+    task: str
+    train_file: Path
+    test_file: Path
+    training_defaults: dict = field(default_factory=dict)
+    quick_defaults: dict = field(default_factory=dict)
+
+
+def dataset_for(task: str) -> ClassificationDataset | EntityDataset:
     if task not in TASKS:
         raise ConfigError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     return importlib.import_module(f"pipelines.{task}").DATASET

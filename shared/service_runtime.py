@@ -15,10 +15,9 @@ from collections.abc import Sequence
 from opentelemetry import trace
 
 from shared.kafka import TaskConsumerLoop
-from shared.runtime import OnnxTextClassifier
 from shared.schemas import TaskRequestV1
 from shared.settings import KafkaSettings, ServiceSettings, default_model_dir
-from shared.tasks import ClassificationProcessor, Received, TaskProcessor
+from shared.tasks import Received, TaskProcessor, load_processor
 from shared.telemetry import TaskInstruments
 
 __all__ = ["TaskRuntime", "cpu_quota", "onnx_threads_for"]
@@ -68,9 +67,9 @@ class TaskRuntime:
     def __init__(self, task: str, settings: ServiceSettings, kafka: KafkaSettings) -> None:
         self.task = task
         model_dir = settings.model_dir or default_model_dir(task)
-        model = OnnxTextClassifier(model_dir, intra_op_threads=onnx_threads_for(settings),
-                                   max_batch_size=settings.max_batch_size)
-        self.processor: TaskProcessor = ClassificationProcessor(task, model, settings.review_threshold)
+        self.processor: TaskProcessor = load_processor(task, model_dir, intra_op_threads=onnx_threads_for(settings),
+                                                       max_batch_size=settings.max_batch_size,
+                                                       review_threshold=settings.review_threshold)
         self.instruments = TaskInstruments(task)
         self.loop: TaskConsumerLoop | None = None
         if kafka.bootstrap:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -13,8 +14,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def default_model_dir(task: str) -> Path:
-    """Where ``slm train <task>`` writes and ``slm serve <task>`` reads by default."""
-    return REPO_ROOT / "models" / task
+    """Where ``slm train <task>`` writes and ``slm serve <task>`` reads by default:
+    ``models/<task>`` in the repository, or under ``SLM_MODELS_DIR`` when that is set."""
+    return Path(os.environ.get("SLM_MODELS_DIR") or REPO_ROOT / "models") / task
 
 
 class KafkaSettings(BaseSettings):

@@ -6,28 +6,58 @@ the Kafka loop both call it, so the two paths give identical answers.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
+from decimal import Decimal, InvalidOperation
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Protocol
 
 from pydantic import BaseModel
 
-from shared.runtime import OnnxTextClassifier
-from shared.schemas import ClassificationResultV1, LabelScore, TaskRequestV1
+from shared.errors import ModelError
+from shared.runtime import OnnxEntityRecognizer, OnnxTextClassifier, read_model_info
+from shared.schemas import ClassificationResultV1, EntitiesResultV1, EntitySpanV1, LabelScore, TaskRequestV1
 
-__all__ = ["ClassificationProcessor", "Received", "TaskProcessor", "model_text", "new_id"]
+__all__ = ["ClassificationProcessor", "EntitiesProcessor", "Received", "load_processor", "TaskProcessor", "field_value_text", "model_text", "new_id"]
 
 TOP_K = 3
+logger = logging.getLogger(__name__)
 
 
-def model_text(text: str, fields: dict) -> str:
+def field_value_text(value) -> str:
+    """One field value as the encoder sees it: numbers in one canonical spelling.
+
+    A CSV holds ``"20.00"`` where a JSON request sends ``20`` or ``20.0``; all three must
+    read the same to the model, so numbers lose trailing zeros (``20``, ``35.5``).
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value).strip()
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        return text
+    if not number.is_finite():
+        return text
+    return format(number.normalize(), "f") if number != number.to_integral_value() else str(int(number))
+
+
+def model_text(text: str, fields: dict, names: Sequence[str] | None = None) -> str:
     """The encoder's input: the text, then ``name: value`` for each non-empty extra field.
 
     Training (pipelines) and serving use this one function, so both see the same input.
+
+    Args:
+        text (`str`): the item's text.
+        fields (`dict`): extra fields of the item.
+        names (`Sequence[str] | None`): the fields the model was trained with, in training
+            order; others are ignored. ``None`` takes every field in ``fields`` order.
     """
-    extras = " | ".join(f"{k}: {v}" for k, v in fields.items() if v is not None and str(v).strip())
+    names = list(fields) if names is None else names
+    values = [(name, fields.get(name)) for name in names]
+    extras = " | ".join(f"{k}: {field_value_text(v)}" for k, v in values if v is not None and str(v).strip())
     return f"{text} | {extras}" if extras else text
 
 
@@ -63,7 +93,7 @@ class TaskProcessor(Protocol):
 
 
 class ClassificationProcessor:
-    """Sequence classification (sentiment now; transactions and helpdesk share it).
+    """Sequence classification: transactions, helpdesk and sentiment.
 
     Args:
         task (`str`): task name written into every result.
@@ -76,9 +106,12 @@ class ClassificationProcessor:
         self.model = model
         self.model_id = model.model_id
         self.threshold = model.info.review_threshold if review_threshold is None else review_threshold
+        # The fields the model was trained with, in training order; a request's others are ignored.
+        self.field_names = tuple(model.info.columns.get("fields", ()))
 
     def process(self, items: Sequence[Received]) -> list[ClassificationResultV1]:
-        predictions = self.model.predict([model_text(i.request.text, i.request.fields) for i in items], self.threshold)
+        texts = [model_text(i.request.text, i.request.fields, self.field_names) for i in items]
+        predictions = self.model.predict(texts, self.threshold)
         done = time.perf_counter()
         return [
             ClassificationResultV1(
@@ -98,3 +131,56 @@ class ClassificationProcessor:
 
     def needs_review(self, result: ClassificationResultV1) -> bool:
         return result.review
+
+
+class EntitiesProcessor:
+    """Entity extraction: spans with type, text, character offsets and score.
+
+    Args:
+        task (`str`): task name written into every result.
+        model (`OnnxEntityRecognizer`): the loaded model folder.
+        review_threshold (`float | None`): overrides the model's stored threshold.
+    """
+
+    def __init__(self, task: str, model: OnnxEntityRecognizer, review_threshold: float | None = None) -> None:
+        self.task = task
+        self.model = model
+        self.model_id = model.model_id
+        self.threshold = model.info.review_threshold if review_threshold is None else review_threshold
+
+    def process(self, items: Sequence[Received]) -> list[EntitiesResultV1]:
+        found = self.model.predict([item.request.text for item in items])
+        done = time.perf_counter()
+        return [
+            EntitiesResultV1(
+                id=item.id,
+                task=self.task,
+                model=self.model_id,
+                entities=[EntitySpanV1(type=e.type, text=e.text, start=e.start, end=e.end, score=e.score)
+                          for e in entities],
+                review=any(e.score < self.threshold for e in entities),
+                received_at=item.at,
+                latency_ms=round((done - item.monotonic) * 1000, 3),
+            )
+            for item, entities in zip(items, found)
+        ]
+
+    def needs_review(self, result: EntitiesResultV1) -> bool:
+        return result.review
+
+
+def load_processor(task: str, model_dir, *, intra_op_threads: int = 0, max_batch_size: int = 64,
+                   review_threshold: float | None = None) -> TaskProcessor:
+    """The processor that fits the model folder's kind (classification or entities)."""
+    info = read_model_info(model_dir)
+    if info.task != task:
+        # A customer model trained for another task still serves, but say so: results name this task.
+        logger.warning("model folder %s was trained as task %r, served as %r",
+                                            model_dir, info.task, task)
+    if info.kind == "entities":
+        model = OnnxEntityRecognizer(model_dir, intra_op_threads=intra_op_threads, max_batch_size=max_batch_size)
+        return EntitiesProcessor(task, model, review_threshold)
+    if info.kind == "classification":
+        model = OnnxTextClassifier(model_dir, intra_op_threads=intra_op_threads, max_batch_size=max_batch_size)
+        return ClassificationProcessor(task, model, review_threshold)
+    raise ModelError(f"{model_dir}: unknown model kind {info.kind!r} (expected classification or entities)")

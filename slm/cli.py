@@ -18,7 +18,7 @@ import click
 
 from shared.errors import SlmError
 
-TASKS = ("sentiment",)
+TASKS = ("transactions", "entities", "helpdesk", "sentiment")
 
 
 def _clean_errors(func):
@@ -163,10 +163,13 @@ def _with_columns(func):
 @_clean_errors
 def train(task, train_file, eval_file, dev_file, out_dir, quick, epochs, batch_size, learning_rate, max_length, seed,
           dev_fraction, text_col, label_col, field_cols) -> None:
-    """Fine-tune TASK's model, export ONNX int8, evaluate and save the model folder."""
-    from pipelines.classification import train_task
+    """Fine-tune TASK's model, export ONNX int8, evaluate and save the model folder.
+
+    Classification tasks read CSV or JSONL (--text-col, --label-col, --field-cols); entities
+    reads CoNLL (token first, tag last, IO or IOB2, any tag set).
+    """
     from pipelines.common.args import TrainingArgs
-    from pipelines.tasks import dataset_for
+    from pipelines.tasks import EntityDataset, dataset_for
     from shared.settings import default_model_dir
 
     dataset = dataset_for(task)
@@ -174,27 +177,62 @@ def train(task, train_file, eval_file, dev_file, out_dir, quick, epochs, batch_s
                                        max_length=max_length, seed=seed, dev_fraction=dev_fraction).items()
                  if v is not None}
     # Command-line values win; then --quick's small settings, or the data set's own defaults.
-    args = TrainingArgs.quick(**overrides) if quick else TrainingArgs(**{**dataset.training_defaults, **overrides})
+    if quick:
+        args = TrainingArgs.quick(**{**getattr(dataset, "quick_defaults", {}), **overrides})
+    else:
+        args = TrainingArgs(**{**dataset.training_defaults, **overrides})
     custom_data = train_file is not None
+    out_dir = out_dir or default_model_dir(task)
+    eval_file = eval_file if (eval_file or custom_data) else dataset.test_file
+    if isinstance(dataset, EntityDataset):
+        from pipelines.token_classification import train_entities
+
+        _no_columns_for_entities(text_col, label_col, field_cols)
+        info = train_entities(task, train_file or dataset.train_file, out_dir, args, eval_file=eval_file,
+                              dev_file=dev_file)
+        click.echo(f"saved {info.model_id} to {out_dir}")
+        for split in ("dev", "test"):
+            if split in info.metrics:
+                m = info.metrics[split]
+                click.echo(f"{split}: int8 entity F1={m['int8']['f1']:.4f} (P={m['int8']['precision']:.4f} "
+                           f"R={m['int8']['recall']:.4f}) | fp32 F1={m['fp32']['f1']:.4f}")
+        click.echo(f"int8/fp32 agreement (dev)={info.metrics['dev']['int8_fp32_agreement']:.4f} | "
+                   f"review threshold={info.review_threshold}")
+        return
+
+    from pipelines.classification import train_task
+
     info = train_task(
         task,
         train_file or dataset.train_file,
-        out_dir or default_model_dir(task),
+        out_dir,
         _columns(text_col, label_col, field_cols, None if custom_data else dataset.columns),
         args,
-        eval_file=eval_file if (eval_file or custom_data) else dataset.test_file,
+        eval_file=eval_file,
         dev_file=dev_file,
         label_names={} if custom_data else dataset.label_names,
     )
     report = info.metrics.get("test", info.metrics["dev"])
     split = "test" if "test" in info.metrics else "dev"
     click.echo(
-        f"saved {info.model_id} to {out_dir or default_model_dir(task)}\n"
+        f"saved {info.model_id} to {out_dir}\n"
         f"{split}: int8 accuracy={report['int8']['accuracy']:.4f} macro_f1={report['int8']['macro_f1']:.4f} | "
         f"fp32 accuracy={report['fp32']['accuracy']:.4f} macro_f1={report['fp32']['macro_f1']:.4f} | "
         f"int8/fp32 agreement (dev)={info.metrics['dev']['int8_fp32_agreement']:.4f} | "
         f"review threshold={info.review_threshold}"
     )
+    if "test" in info.metrics:
+        test = info.metrics["test"]
+        click.echo(f"test: int8 top-3 accuracy={test['int8']['top3_accuracy']:.4f} | baseline TF-IDF+SVM "
+                   f"accuracy={test['baseline']['accuracy']:.4f} macro_f1={test['baseline']['macro_f1']:.4f}")
+
+
+def _no_columns_for_entities(text_col, label_col, field_cols) -> None:
+    from shared.errors import ConfigError
+
+    if text_col or label_col or field_cols:
+        raise ConfigError("entities reads CoNLL files (token first, tag last); --text-col, --label-col and "
+                          "--field-cols are for the classification tasks")
 
 
 @main.command()
@@ -203,9 +241,11 @@ def train(task, train_file, eval_file, dev_file, out_dir, quick, epochs, batch_s
 @click.option("--data", "data_file", type=click.Path(path_type=Path), default=None, help="Labelled file to score.")
 @click.option("--card-dir", type=click.Path(path_type=Path), default=None, help="Where the model card goes.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@click.option("--baseline", "baseline_train", type=click.Path(path_type=Path), default=None, is_flag=False,
+              flag_value="", help="Also fit TF-IDF + SVM on this training file (bare: the model's own) and score it.")
 @_with_columns
 @_clean_errors
-def evaluate(task, model_dir, data_file, card_dir, as_json, text_col, label_col, field_cols) -> None:
+def evaluate(task, model_dir, data_file, card_dir, as_json, baseline_train, text_col, label_col, field_cols) -> None:
     """Score a model folder on a labelled file: accuracy, macro-F1, per-class detail, a model card."""
     from pipelines.classification import evaluate_model
     from pipelines.tasks import dataset_for
@@ -217,16 +257,44 @@ def evaluate(task, model_dir, data_file, card_dir, as_json, text_col, label_col,
         if task is None:
             raise ConfigError("give a TASK or --model DIR")
         model_dir = default_model_dir(task)
-    task = task or read_model_info(model_dir).task
+    info = read_model_info(model_dir)
+    task = task or info.task
     if data_file is None:
         data_file = dataset_for(task).test_file
+    if info.kind == "entities":
+        from pipelines.token_classification import evaluate_entities
+
+        _no_columns_for_entities(text_col, label_col, field_cols)
+        if baseline_train is not None:
+            raise ConfigError("--baseline is for the classification tasks")
+        metrics = evaluate_entities(model_dir, data_file, card_dir=card_dir)
+        if as_json:
+            click.echo(json.dumps(metrics))
+            return
+        click.echo(f"model {metrics['model']} on {data_file} ({metrics['n']} sentences)")
+        click.echo(f"entity F1 {metrics['f1']:.4f}  precision {metrics['precision']:.4f}  "
+                   f"recall {metrics['recall']:.4f}")
+        click.echo(f"{'type':<24}{'precision':>10}{'recall':>10}{'F1':>10}{'support':>10}")
+        for kind, m in metrics["per_type"].items():
+            click.echo(f"{kind:<24}{m['precision']:>10.4f}{m['recall']:>10.4f}{m['f1']:>10.4f}{m['support']:>10}")
+        click.echo(f"model card: {metrics['card']}")
+        return
     columns = _columns(text_col, label_col, field_cols) if (text_col or label_col or field_cols) else None
-    metrics = evaluate_model(model_dir, data_file, columns=columns, card_dir=card_dir)
+    if baseline_train == "":
+        baseline_train = Path(info.training.get("data", {}).get("train", {}).get("file", ""))
+        if not baseline_train.is_file():
+            raise ConfigError(f"the model's training file {str(baseline_train)!r} is not here; give --baseline FILE")
+    metrics = evaluate_model(model_dir, data_file, columns=columns, card_dir=card_dir,
+                             baseline_train_file=baseline_train)
     if as_json:
         click.echo(json.dumps(metrics))
         return
     click.echo(f"model {metrics['model']} on {data_file} ({metrics['n']} items)")
-    click.echo(f"accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}")
+    click.echo(f"accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  "
+               f"top-3 accuracy {metrics['top3_accuracy']:.4f}")
+    if "baseline" in metrics:
+        click.echo(f"baseline TF-IDF+SVM: accuracy {metrics['baseline']['accuracy']:.4f}  "
+                   f"macro-F1 {metrics['baseline']['macro_f1']:.4f}")
     click.echo(f"{'label':<24}{'precision':>10}{'recall':>10}{'F1':>10}{'support':>10}")
     for label, m in metrics["per_label"].items():
         click.echo(f"{label:<24}{m['precision']:>10.4f}{m['recall']:>10.4f}{m['f1']:>10.4f}{m['support']:>10}")
@@ -235,7 +303,12 @@ def evaluate(task, model_dir, data_file, card_dir, as_json, text_col, label_col,
 
 # --- Serving -----------------------------------------------------------------------------
 
-SERVICES = {"sentiment": "services.sentiment.service:Sentiment"}
+SERVICES = {
+    "transactions": "services.transactions.service:Transactions",
+    "entities": "services.entities.service:Entities",
+    "helpdesk": "services.helpdesk.service:Helpdesk",
+    "sentiment": "services.sentiment.service:Sentiment",
+}
 
 
 @main.command()
@@ -250,7 +323,7 @@ def serve(task: str, port: int, host: str, model_dir: Path | None, bootstrap: st
     from shared.runtime import read_model_info
     from shared.settings import default_model_dir
 
-    model_dir = (model_dir or default_model_dir(task)).resolve()
+    model_dir = Path(model_dir or os.environ.get("SLM_MODEL_DIR") or default_model_dir(task)).resolve()
     read_model_info(model_dir)  # fail here, clearly, rather than in the worker
     os.environ["SLM_MODEL_DIR"] = str(model_dir)
     if bootstrap:
@@ -259,23 +332,55 @@ def serve(task: str, port: int, host: str, model_dir: Path | None, bootstrap: st
     os.execv(str(bentoml_cli), [str(bentoml_cli), "serve", SERVICES[task], "--host", host, "--port", str(port)])
 
 
-@main.command()
-@click.option("--task", type=click.Choice(TASKS), default="sentiment", show_default=True)
-@click.option("--port", type=int, default=3000, show_default=True, help="REST port of the service.")
-@click.option("--limit", type=int, default=None, help="Stream only the first N test rows.")
-@click.option("--keep-running", is_flag=True, help="Leave the broker and the service running afterwards.")
-@_clean_errors
-def demo(task: str, port: int, limit: int | None, keep_running: bool) -> None:
-    """Broker up, service up, stream the test set through Kafka, show live results and a summary."""
-    from slm.demo import run_demo
+_tasks_option = click.option("--task", "tasks", type=click.Choice(TASKS), multiple=True,
+                             help="Only this task (repeat for several; default all four).")
 
-    summary = run_demo(task, port=port, limit=limit, keep_running=keep_running)
-    click.echo("\n".join(["", "== demo summary ==", *summary.lines()]))
+
+@main.command()
+@_tasks_option
+@click.option("--limit", type=int, default=None, help="Stream only the first N test rows of each task.")
+@click.option("--keep-running", is_flag=True, help="Leave the broker and the services running afterwards.")
+@_clean_errors
+def demo(tasks: tuple[str, ...], limit: int | None, keep_running: bool) -> None:
+    """Broker and services up, stream each task's test set through Kafka, live view, summaries."""
+    from slm.demo import MALFORMED, run_demo
+
+    summaries, services = run_demo(list(tasks or TASKS), limit=limit, keep_running=keep_running)
+    for summary in summaries:
+        click.echo("\n".join(["", f"== {summary.task} ==", *summary.lines()]))
     if keep_running:
-        click.echo(f"still running: REST on http://127.0.0.1:{port}/predict, Kafka on 127.0.0.1:9092\n"
-                   f"stop them with: kill {summary.service_pid} && slm kafka down")
-    if summary.results < summary.sent:
+        _echo_running(services)
+        click.echo("stop them with: slm down")
+    if any(s.results < s.sent or s.dlq < len(MALFORMED) for s in summaries):
         raise SystemExit(1)
+
+
+def _echo_running(services) -> None:
+    for service in services:
+        click.echo(f"{service.task:<13} REST {service.url}/predict  (docs {service.url}/docs, log {service.log})")
+    click.echo("Kafka         127.0.0.1:9092, topics <task>.requests / .results / .review / .dlq")
+
+
+@main.command()
+@_tasks_option
+@_clean_errors
+def up(tasks: tuple[str, ...]) -> None:
+    """Start the local broker and the task services (quick models where none exist); no traffic."""
+    from slm import stack
+
+    _, services = stack.up(list(tasks or TASKS))
+    _echo_running(services)
+    click.echo("stop them with: slm down")
+
+
+@main.command()
+@_clean_errors
+def down() -> None:
+    """Stop the services `slm up` started, then the local broker."""
+    from slm import stack
+
+    stopped = stack.down()
+    click.echo(f"stopped: {', '.join(stopped) or 'no services'}; broker down")
 
 
 if __name__ == "__main__":

@@ -1,28 +1,22 @@
-"""``slm demo``: the sentiment service on a local broker, fed the test set through Kafka.
+"""``slm demo``: the four task services on a local broker, fed their test sets through Kafka.
 
-Streams every test row to ``sentiment.requests`` (plus a few malformed records, to show
-the DLQ), reads ``sentiment.results`` as they arrive, and shows progress, throughput and
-the running accuracy of the streamed results against the labels.
+Streams every test row of each task to ``<task>.requests`` (plus a few malformed records
+per task, to show the DLQ), reads ``<task>.results`` and ``<task>.dlq`` as they arrive,
+and shows one live line per task: progress, throughput and the running quality of the
+streamed results against the labels (accuracy, or entity F1 for entities).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import signal
-import subprocess
-import sys
 import time
 import uuid
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 
-import httpx
 from tqdm.auto import tqdm
 
-from shared.errors import SlmError
-
-__all__ = ["DemoSummary", "run_demo"]
+__all__ = ["DemoSummary", "load_rows", "run_demo", "stream_test_sets"]
 
 logger = logging.getLogger(__name__)
 
@@ -31,152 +25,161 @@ MALFORMED = [b"this is not json", b"\xff\xfe\x00", b'{"id": "no-text"}', b'{"tex
 
 @dataclass
 class DemoSummary:
+    """What one task's stream gave: counts, quality against the labels, time."""
+
     task: str
     sent: int
-    results: int
-    correct: int
-    review: int
-    dlq: int
-    seconds: float
-    service_pid: int | None = None  # set when the service is left running
+    results: int = 0
+    review: int = 0
+    dlq: int = 0
+    seconds: float = 0.0
+    metric: str = "accuracy"
+    # classification: [correct]; entities: [true positives, predicted, gold]
+    counts: list[int] = field(default_factory=lambda: [0, 0, 0])
 
     @property
-    def accuracy(self) -> float:
-        return self.correct / self.results if self.results else 0.0
+    def quality(self) -> float:
+        if self.metric == "accuracy":
+            return self.counts[0] / self.results if self.results else 0.0
+        tp, predicted, gold = self.counts
+        return 2 * tp / (predicted + gold) if predicted + gold else 0.0
+
+    def add(self, result: dict, gold) -> None:
+        self.results += 1
+        self.review += bool(result["review"])
+        if self.metric == "accuracy":
+            self.counts[0] += result["label"] == gold
+            return
+        found = {(e["type"], e["start"], e["end"]) for e in result["entities"]}
+        self.counts[0] += len(found & gold)
+        self.counts[1] += len(found)
+        self.counts[2] += len(gold)
 
     def lines(self) -> list[str]:
+        rate = self.results / max(self.seconds, 1e-9)
+        name = "entity F1" if self.metric == "f1" else "accuracy"
         return [
             f"task            {self.task}",
             f"requests sent   {self.sent} (+{len(MALFORMED)} malformed)",
-            f"results         {self.results} in {self.seconds:.1f}s ({self.results / max(self.seconds, 1e-9):.0f} msg/s)",
-            f"accuracy        {self.accuracy:.4f} against the labels",
+            f"results         {self.results} in {self.seconds:.1f}s ({rate:.0f} msg/s)",
+            f"{name:<16}{self.quality:.4f} against the labels",
             f"sent to review  {self.review}",
             f"dead letters    {self.dlq} (expected {len(MALFORMED)})",
         ]
 
 
-def _start_service(task: str, model_dir: Path, port: int, bootstrap: str, log_path: Path) -> subprocess.Popen:
-    slm = Path(sys.executable).with_name("slm")
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen([str(slm), "serve", task, "--port", str(port), "--model", str(model_dir),
-                                 "--kafka", bootstrap], stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    deadline = time.monotonic() + 180
-    with tqdm(desc=f"starting {task} service", bar_format="{desc}: {elapsed}", leave=False) as bar:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise SlmError(f"{task} service exited with {proc.returncode}; see {log_path}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                    return proc
-            except httpx.HTTPError:
-                pass
-            bar.update()
-            time.sleep(0.5)
-    _stop_service(proc)
-    raise SlmError(f"{task} service was not ready within 180s; see {log_path}")
+def load_rows(task: str, limit: int | None) -> tuple[list[dict], list, str]:
+    """The task's test set as request values, their gold answers, and the metric name.
+
+    Classification gold is the label; entities gold is the set of ``(type, start, end)``
+    character spans in the sentence's tokens joined by spaces (the text we send).
+    """
+    from pipelines.tasks import EntityDataset, dataset_for
+
+    dataset = dataset_for(task)
+    if isinstance(dataset, EntityDataset):
+        from pipelines.common.conll import read_conll
+        from pipelines.token_classification import sentence_text
+
+        requests, gold = [], []
+        for sentence in read_conll(dataset.test_file)[:limit]:
+            text, starts = sentence_text(sentence.tokens)
+            requests.append({"text": text})
+            gold.append({(kind, starts[s], starts[e - 1] + len(sentence.tokens[e - 1])) for kind, s, e in sentence.spans})
+        return requests, gold, "f1"
+    from pipelines.classification import rename_labels
+    from pipelines.common.data import read_examples
+
+    examples = rename_labels(read_examples(dataset.test_file, dataset.columns), dataset.label_names)[:limit]
+    return [{"text": ex.text, "fields": ex.fields} for ex in examples], [ex.label for ex in examples], "accuracy"
 
 
-def _stop_service(proc: subprocess.Popen) -> None:
-    """SIGTERM the BentoML server (it stops its workers, which commit and exit); kill on timeout."""
-    import psutil
-
-    workers = psutil.Process(proc.pid).children(recursive=True) if proc.poll() is None else []
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    _, alive = psutil.wait_procs(workers, timeout=30)
-    for worker in alive:  # workers run in sessions of their own; never leave one behind
-        worker.kill()
-
-
-def stream_test_set(task: str, bootstrap: str, rows: list[tuple[str, str]], timeout: float = 600) -> DemoSummary:
-    """Produce ``rows`` (text, gold label) and consume their results; returns the tally."""
+def stream_test_sets(bootstrap: str, tasks: list[str], limit: int | None, timeout: float = 900) -> list[DemoSummary]:
+    """Produce each task's test set (and the malformed records) and tally its results live."""
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
     from shared.kafka import TaskTopics
 
-    topics = TaskTopics(task)
     run = uuid.uuid4().hex[:8]
-    gold = {f"demo-{run}-{i}": label for i, (_, label) in enumerate(rows)}
-    # Read results and DLQ from their current ends, so earlier runs' records are not counted.
+    topics = {task: TaskTopics(task) for task in tasks}
+    by_topic = {t: task for task, tt in topics.items() for t in (tt.results, tt.dlq)}
+    golds: dict[str, tuple[str, object]] = {}
+    summaries: dict[str, DemoSummary] = {}
+    outgoing = []
+    for task in tasks:
+        requests, gold, metric = load_rows(task, limit)
+        summaries[task] = DemoSummary(task, len(requests), metric=metric)
+        for i, (value, answer) in enumerate(zip(requests, gold)):
+            key = f"demo-{run}-{task}-{i}"
+            golds[key] = (task, answer)
+            outgoing.append((topics[task].requests, key, json.dumps({"id": key, **value}).encode()))
+        outgoing.extend((topics[task].requests, f"demo-{run}-bad", bad) for bad in MALFORMED)
+    # Read results and DLQs from their current ends, so earlier runs' records are not counted.
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
-    partitions = [TopicPartition(t, p) for t in (topics.results, topics.dlq)
-                  for p in (consumer.partitions_for_topic(t) or {0})]
+    partitions = [TopicPartition(t, p) for t in by_topic for p in (consumer.partitions_for_topic(t) or {0})]
     consumer.assign(partitions)
     consumer.seek_to_end()
     for tp in partitions:
         consumer.position(tp)
+    # Interleave the tasks so every service works from the first second.
+    outgoing.sort(key=lambda item: hash(item[1]) % 1000)
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     started = time.perf_counter()
-    for i, (text, _) in enumerate(rows):
-        key = f"demo-{run}-{i}"
-        producer.send(topics.requests, key=key.encode(), value=json.dumps({"id": key, "text": text}).encode(),
-                      headers=[("correlation-id", f"demo-{run}".encode())])
-    for bad in MALFORMED:
-        producer.send(topics.requests, key=f"demo-{run}-bad".encode(), value=bad)
+    for topic, key, value in outgoing:
+        producer.send(topic, key=key.encode(), value=value, headers=[("correlation-id", f"demo-{run}".encode())])
     producer.flush()
     producer.close()
 
     seen: set[str] = set()
-    correct = review = dlq = 0
+    bars = {task: tqdm(total=s.sent, desc=f"{task:<12}", unit="msg", position=i)
+            for i, (task, s) in enumerate(summaries.items())}
     deadline = time.monotonic() + timeout
-    with tqdm(total=len(rows), desc=f"{task} results", unit="msg") as bar:
-        while (len(seen) < len(rows) or dlq < len(MALFORMED)) and time.monotonic() < deadline:
+
+    def done() -> bool:
+        return len(seen) == len(golds) and all(s.dlq >= len(MALFORMED) for s in summaries.values())
+
+    try:
+        while not done() and time.monotonic() < deadline:
             for tp, records in consumer.poll(timeout_ms=500).items():
+                task = by_topic[tp.topic]
+                summary = summaries[task]
                 for record in records:
-                    if tp.topic == topics.dlq:
-                        dlq += record.key == f"demo-{run}-bad".encode()
+                    if tp.topic == topics[task].dlq:
+                        summary.dlq += record.key == f"demo-{run}-bad".encode()
                         continue
                     result = json.loads(record.value)
-                    if result["id"] not in gold or result["id"] in seen:
+                    if result["id"] not in golds or result["id"] in seen:
                         continue
                     seen.add(result["id"])
-                    correct += result["label"] == gold[result["id"]]
-                    review += result["review"]
-                    bar.update()
+                    summary.add(result, golds[result["id"]][1])
+                    if summary.results == summary.sent:
+                        summary.seconds = time.perf_counter() - started
+                    bars[task].update()
             elapsed = time.perf_counter() - started
-            bar.set_postfix(msg_s=f"{len(seen) / elapsed:.0f}", accuracy=f"{correct / max(len(seen), 1):.3f}",
-                            review=review, dlq=dlq)
-    consumer.close()
-    return DemoSummary(task, len(rows), len(seen), correct, review, dlq, time.perf_counter() - started)
+            for task, summary in summaries.items():
+                name = "f1" if summary.metric == "f1" else "accuracy"
+                bars[task].set_postfix({"msg_s": f"{summary.results / elapsed:.0f}", name: f"{summary.quality:.3f}",
+                                        "review": summary.review, "dlq": summary.dlq})
+    finally:
+        for bar in bars.values():
+            bar.close()
+        consumer.close()
+    for summary in summaries.values():
+        summary.seconds = summary.seconds or time.perf_counter() - started
+    return list(summaries.values())
 
 
-def run_demo(task: str, *, port: int, limit: int | None, keep_running: bool) -> DemoSummary:
-    """Train a quick model if none exists, start broker and service, stream, summarise, clean up."""
-    from pipelines.classification import rename_labels
-    from pipelines.common.data import read_examples
-    from pipelines.tasks import dataset_for
-    from shared.runtime import read_model_info
-    from shared.settings import default_model_dir
-    from slm import local_kafka
+def run_demo(tasks: list[str], *, limit: int | None, keep_running: bool):
+    """Broker and services up (quick models where none exist), stream, summarise, clean up."""
+    from slm import stack
 
-    model_dir = default_model_dir(task)
+    bootstrap, services = stack.up(tasks)
     try:
-        read_model_info(model_dir)
-    except SlmError:
-        logger.info("no %s model at %s: training a quick one (about a minute)", task, model_dir)
-        subprocess.run([str(Path(sys.executable).with_name("slm")), "train", task, "--quick"], check=True)
-    dataset = dataset_for(task)
-    examples = rename_labels(read_examples(dataset.test_file, dataset.columns), dataset.label_names)
-    rows = [(ex.text, ex.label) for ex in examples][:limit]
-    cfg = local_kafka.BrokerConfig.from_env()
-    service: subprocess.Popen | None = None
-    local_kafka.up(cfg)
-    try:
-        bootstrap = local_kafka.bootstrap(cfg)
-        service = _start_service(task, model_dir, port, bootstrap, cfg.cache_dir / f"{task}-service.log")
-        summary = stream_test_set(task, bootstrap, rows)
-        summary.service_pid = service.pid if keep_running else None
+        summaries = stream_test_sets(bootstrap, tasks, limit)
     except BaseException:
         keep_running = False  # a failed or interrupted demo leaves nothing behind
         raise
     finally:
         if not keep_running:
-            if service is not None:
-                _stop_service(service)
-            local_kafka.down(cfg)
-    return summary
+            stack.down(services)
+    return summaries, services

@@ -1,4 +1,4 @@
-"""Session fixtures: one real Kafka broker and one quickly trained sentiment model per run."""
+"""Session fixtures: one real Kafka broker and one quickly trained model per task per run."""
 
 from __future__ import annotations
 
@@ -43,18 +43,45 @@ def topic_prefix() -> str:
 
 
 @pytest.fixture(scope="session")
-def quick_training(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
-    """``slm train sentiment --quick`` run once; the pipeline tests assert on its output."""
-    out = tmp_path_factory.mktemp("models") / "sentiment"
+def quick_trainings(tmp_path_factory):
+    """``slm train <task> --quick``, run at most once per task per session, on first use.
+
+    Returns a function ``task -> (completed process, model folder)``.
+    """
+    runs: dict[str, tuple[subprocess.CompletedProcess, Path]] = {}
+    root = tmp_path_factory.mktemp("models")
     slm = Path(sys.executable).with_name("slm")
-    result = subprocess.run([str(slm), "train", "sentiment", "--quick", "--out", str(out)],
-                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
-    return result, out
+
+    def train(task: str) -> tuple[subprocess.CompletedProcess, Path]:
+        if task not in runs:
+            out = root / task
+            result = subprocess.run([str(slm), "train", task, "--quick", "--out", str(out)],
+                                    cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+            runs[task] = (result, out)
+        return runs[task]
+
+    return train
 
 
 @pytest.fixture(scope="session")
-def quick_model_dir(quick_training) -> Path:
-    result, out = quick_training
-    if result.returncode != 0:
-        pytest.fail(f"quick training failed:\n{result.stderr[-3000:]}")
-    return out
+def quick_models(quick_trainings):
+    """A function ``task -> model folder`` of a quick model; fails the test if training failed."""
+
+    def model(task: str) -> Path:
+        result, out = quick_trainings(task)
+        if result.returncode != 0:
+            pytest.fail(f"quick training of {task} failed:\n{result.stderr[-3000:]}")
+        return out
+
+    return model
+
+
+@pytest.fixture(scope="session")
+def quick_training(quick_trainings) -> tuple[subprocess.CompletedProcess, Path]:
+    """``slm train sentiment --quick``; the sentiment pipeline tests assert on its output."""
+    return quick_trainings("sentiment")
+
+
+@pytest.fixture(scope="session")
+def quick_model_dir(quick_models) -> Path:
+    return quick_models("sentiment")

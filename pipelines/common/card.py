@@ -1,4 +1,4 @@
-"""The model card: metrics JSON, a Markdown summary and a confusion-matrix PNG."""
+"""The model card: metrics JSON, a Markdown summary and (classification) a confusion-matrix PNG."""
 
 from __future__ import annotations
 
@@ -37,29 +37,43 @@ def plot_confusion_matrix(metrics: dict, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def _metrics_table(metrics: dict) -> list[str]:
+def _metrics_table(per_label: dict) -> list[str]:
     lines = ["| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]
-    for label, m in metrics["per_label"].items():
+    for label, m in per_label.items():
         lines.append(f"| {label} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |")
     return lines
 
 
+def _headline(metrics: dict) -> list[str]:
+    """Bullet lines of the headline numbers: classification or entity metrics."""
+    if "per_type" in metrics:  # entities
+        return [f"- entity-level micro F1: **{metrics['f1']:.4f}** (precision {metrics['precision']:.4f}, "
+                f"recall {metrics['recall']:.4f})", f"- sentences: {metrics['n']}"]
+    lines = [f"- accuracy: **{metrics['accuracy']:.4f}**", f"- macro-F1: **{metrics['macro_f1']:.4f}**"]
+    if "top3_accuracy" in metrics:
+        lines.append(f"- top-3 accuracy: {metrics['top3_accuracy']:.4f}")
+    if "baseline" in metrics:
+        lines.append(f"- baseline TF-IDF + SVM: accuracy {metrics['baseline']['accuracy']:.4f}, "
+                     f"macro-F1 {metrics['baseline']['macro_f1']:.4f}")
+    return [*lines, f"- items: {metrics['n']}"]
+
+
 def write_card(out_dir: Path, *, title: str, metrics: dict, details: dict) -> Path:
-    """Write ``metrics.json``, ``confusion_matrix.png`` and ``card.md`` into ``out_dir``."""
+    """Write ``metrics.json``, ``card.md`` and, for classification, ``confusion_matrix.png`` into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    plot_confusion_matrix(metrics, out_dir / "confusion_matrix.png", title)
+    figure = []
+    if "confusion_matrix" in metrics:
+        plot_confusion_matrix(metrics, out_dir / "confusion_matrix.png", title)
+        figure = ["![confusion matrix](confusion_matrix.png)", ""]
     lines = [
         f"# {title}",
         "",
-        f"- accuracy: **{metrics['accuracy']:.4f}**",
-        f"- macro-F1: **{metrics['macro_f1']:.4f}**",
-        f"- items: {metrics['n']}",
+        *_headline(metrics),
         "",
-        *_metrics_table(metrics),
+        *_metrics_table(metrics.get("per_type") or metrics["per_label"]),
         "",
-        "![confusion matrix](confusion_matrix.png)",
-        "",
+        *figure,
         "## Details",
         "",
         "```json",

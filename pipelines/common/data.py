@@ -17,7 +17,7 @@ from pathlib import Path
 
 from shared.errors import DataError
 
-__all__ = ["ColumnMapping", "Example", "read_examples", "split_dev"]
+__all__ = ["ColumnMapping", "Example", "open_text", "read_examples", "split_dev"]
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class Example:
     fields: dict[str, str] = field(default_factory=dict)
 
 
-def _open_text(path: Path) -> io.TextIOBase:
+def open_text(path: Path) -> io.TextIOBase:
     # utf-8-sig: spreadsheet exports start with a byte-order mark that would glue onto the first header.
     if path.suffix == ".gz":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
@@ -83,7 +83,7 @@ def _rows(path: Path) -> Iterator[tuple[int, dict]]:
 
 def _parse_rows(path: Path) -> Iterator[tuple[int, dict]]:
     fmt = _file_format(path)
-    with _open_text(path) as handle:
+    with open_text(path) as handle:
         if fmt == "jsonl":
             for lineno, line in enumerate(handle, start=1):
                 if not line.strip():

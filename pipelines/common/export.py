@@ -29,8 +29,23 @@ def cpu_quantization_preset() -> str:
     return "avx512_vnni" if "avx512_vnni" in flags else "avx2"
 
 
-def export_int8(checkpoint_dir: Path, out_dir: Path, preset: str | None = None) -> tuple[Path, Path]:
+def _load_for_export(checkpoint_dir: Path, onnx_task: str):
+    if onnx_task == "token-classification":
+        from transformers import BertForTokenClassification
+
+        return BertForTokenClassification.from_pretrained(checkpoint_dir).eval()
+    from pipelines.common.modeling import MeanPoolingClassifier
+
+    return MeanPoolingClassifier.from_pretrained(checkpoint_dir).eval()
+
+
+def export_int8(checkpoint_dir: Path, out_dir: Path, preset: str | None = None,
+                onnx_task: str = "text-classification") -> tuple[Path, Path]:
     """Write ``model.fp32.onnx`` and ``model.onnx`` (int8) plus the tokenizer into ``out_dir``.
+
+    Args:
+        onnx_task (`str`): ``text-classification`` (our mean-pooling head, logits per item)
+            or ``token-classification`` (logits per token).
 
     Returns:
         (fp32 path, int8 path).
@@ -38,7 +53,6 @@ def export_int8(checkpoint_dir: Path, out_dir: Path, preset: str | None = None) 
     from optimum.exporters.onnx import export
     from optimum.exporters.onnx.model_configs import BertOnnxConfig
 
-    from pipelines.common.modeling import MeanPoolingClassifier
     from optimum.onnxruntime import ORTQuantizer
     from optimum.onnxruntime.configuration import AutoQuantizationConfig
 
@@ -50,11 +64,11 @@ def export_int8(checkpoint_dir: Path, out_dir: Path, preset: str | None = None) 
             tqdm(total=2, desc="export onnx fp32 -> int8", unit="step", leave=False) as bar:
         fp32_dir = Path(tmp) / "fp32"
         fp32_dir.mkdir()
-        model = MeanPoolingClassifier.from_pretrained(checkpoint_dir).eval()
-        # The head is ours, so optimum cannot infer the architecture from a model id: give it
-        # the BERT text-classification config (inputs input_ids/attention_mask/token_type_ids,
+        model = _load_for_export(checkpoint_dir, onnx_task)
+        # The head may be ours, so optimum cannot infer the architecture from a model id: give
+        # it the BERT config for the task (inputs input_ids/attention_mask/token_type_ids,
         # output logits, dynamic batch and sequence axes).
-        onnx_config = BertOnnxConfig(model.config, task="text-classification")
+        onnx_config = BertOnnxConfig(model.config, task=onnx_task)
         export(model, onnx_config, fp32_dir / "model.onnx", opset=onnx_config.DEFAULT_ONNX_OPSET)
         model.config.save_pretrained(fp32_dir)
         bar.update()

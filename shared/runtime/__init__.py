@@ -2,5 +2,6 @@
 
 from shared.runtime.model_folder import ModelInfo, read_model_info, write_model_info
 from shared.runtime.onnx_classifier import OnnxTextClassifier, Prediction
+from shared.runtime.onnx_token_classifier import Entity, OnnxEntityRecognizer
 
-__all__ = ["ModelInfo", "OnnxTextClassifier", "Prediction", "read_model_info", "write_model_info"]
+__all__ = ["Entity", "ModelInfo", "OnnxEntityRecognizer", "OnnxTextClassifier", "Prediction", "read_model_info", "write_model_info"]

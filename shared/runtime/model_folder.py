@@ -32,6 +32,8 @@ class ModelInfo:
         columns (`dict`): column mapping used for training, reused by evaluate.
         metrics (`dict`, defaults to `{}`): evaluation results (fp32 and int8).
         training (`dict`, defaults to `{}`): hyper-parameters, data hashes, timing.
+        kind (`str`, defaults to `"classification"`): ``classification`` (one label per item)
+            or ``entities`` (IOB2 tags per token, decoded into spans).
     """
 
     task: str
@@ -43,6 +45,7 @@ class ModelInfo:
     columns: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
+    kind: str = "classification"
 
     @property
     def model_id(self) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 
 from shared.runtime.model_folder import ONNX_FILE, ModelInfo, read_model_info
 
-__all__ = ["OnnxTextClassifier", "Prediction"]
+__all__ = ["OnnxTextClassifier", "Prediction", "softmax", "start_session"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +34,22 @@ class Prediction:
         return sorted(self.scores.items(), key=lambda kv: kv[1], reverse=True)[:k]
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis."""
+    shifted = logits - logits.max(axis=-1, keepdims=True)
     exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def start_session(onnx_path: Path, intra_op_threads: int = 0):
+    """An ONNX Runtime CPU session: ``intra_op_threads`` for the matrix work, one inter-op thread."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = intra_op_threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
 
 
 class OnnxTextClassifier:
@@ -57,7 +69,6 @@ class OnnxTextClassifier:
         max_batch_size: int = 64,
         onnx_file: str = ONNX_FILE,
     ) -> None:
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         self.model_dir = Path(model_dir)
@@ -67,13 +78,7 @@ class OnnxTextClassifier:
         self.tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_length=self.info.max_length)
         self.tokenizer.no_padding()
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = intra_op_threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(
-            str(self.model_dir / onnx_file), options, providers=["CPUExecutionProvider"]
-        )
+        self.session = start_session(self.model_dir / onnx_file, intra_op_threads)
         self._input_names = {i.name for i in self.session.get_inputs()}
 
     @property
@@ -102,7 +107,7 @@ class OnnxTextClassifier:
         for start in range(0, len(texts), self.max_batch_size):
             chunk = order[start : start + self.max_batch_size]
             (logits,) = self.session.run(["logits"], self._encode([texts[i] for i in chunk]))
-            probs[chunk] = _softmax(logits.astype(np.float32))
+            probs[chunk] = softmax(logits.astype(np.float32))
         return probs
 
     def predict(self, texts: Sequence[str], threshold: float | None = None) -> list[Prediction]:

@@ -1,0 +1,87 @@
+"""Reading CoNLL files for entity extraction, any tag set, IO or IOB2.
+
+One token per line, the token first and its tag last, separated by spaces or tabs (any
+columns between are ignored); a blank line ends a sentence; ``-DOCSTART-`` lines are
+skipped. Errors name the file, the line and the problem.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipelines.common.data import open_text
+from shared.errors import DataError
+from shared.runtime.tagging import Span, parse_tag, spans_from_tags
+
+__all__ = ["Sentence", "read_conll", "tag_scheme"]
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """A tokenized sentence with its gold entities (token spans, end exclusive)."""
+
+    tokens: tuple[str, ...]
+    spans: tuple[Span, ...]
+    line: int  # first line of the sentence in its file, for messages
+
+    @property
+    def types(self) -> set[str]:
+        return {kind for kind, _, _ in self.spans}
+
+
+def tag_scheme(tags: set[str]) -> str:
+    """``IOB2`` when any tag opens with ``B-``, else ``IO``."""
+    return "IOB2" if any(t.startswith("B-") for t in tags) else "IO"
+
+
+def read_conll(path: str | Path) -> list[Sentence]:
+    """Every sentence of ``path`` (plain or ``.gz``).
+
+    Raises:
+        DataError: missing file, a line without a tag, an unknown tag scheme, no sentences.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    sentences: list[Sentence] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    first_line = 0
+
+    def flush() -> None:
+        if tokens:
+            sentences.append(Sentence(tuple(tokens), tuple(spans_from_tags(tags)), first_line))
+            tokens.clear()
+            tags.clear()
+
+    lineno = 0
+    try:
+        with open_text(path) as handle:
+            for lineno, line in enumerate(handle, start=1):
+                parts = line.split()
+                if not parts:
+                    flush()
+                    continue
+                if parts[0] == "-DOCSTART-":
+                    flush()
+                    continue
+                if len(parts) < 2:
+                    raise DataError(f"{path}:{lineno}: expected a token and a tag separated by a space or tab, "
+                                    f"got {line.strip()!r}")
+                tag = parts[-1]
+                try:
+                    parse_tag(tag)
+                except ValueError as exc:
+                    raise DataError(f"{path}:{lineno}: {exc}") from None
+                if not tokens:
+                    first_line = lineno
+                tokens.append(parts[0])
+                tags.append(tag)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}:{lineno + 1}: not UTF-8 text ({exc.reason}); save the file as UTF-8") from None
+    flush()
+    if not sentences:
+        raise DataError(f"{path}: no sentences found (expected CoNLL: token ... tag per line, blank line between "
+                        "sentences)")
+    return sentences

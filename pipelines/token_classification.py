@@ -1,0 +1,286 @@
+"""Train, export and evaluate the entities task (token classification) end to end.
+
+``train_entities`` is what ``slm train entities`` runs: read the CoNLL files (any tag set,
+IO or IOB2), fine-tune the encoder on IOB2 tags over the same windows the service uses,
+export ONNX int8, check int8 against fp32, pick the review threshold on dev, evaluate on
+the test file and write the model folder with its card.
+
+Scores are entity-level micro P/R/F1 over exact spans (seqeval's default). Predictions
+go through the serving path: the sentence's tokens joined by spaces are the text, and
+the character spans the service returns are mapped back to token spans.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.common.args import TrainingArgs
+from pipelines.common.base_model import BASE_MODEL_NAME, base_model_path, force_offline
+from pipelines.common.card import write_card
+from pipelines.common.conll import Sentence, read_conll, tag_scheme
+from pipelines.common.export import cpu_quantization_preset, export_int8
+from pipelines.common.metrics import entity_metrics
+from pipelines.common.model_output import building, data_provenance, pick_review_threshold, subsample
+from pipelines.common.training import TrainedModel, fine_tune, seed_everything
+from shared.errors import DataError, ModelError
+from shared.runtime import Entity, ModelInfo, OnnxEntityRecognizer, read_model_info, write_model_info
+from shared.runtime.onnx_token_classifier import EntityTagger, RunLogits
+from shared.runtime.tagging import OUTSIDE, Span, iob2_tags
+
+__all__ = ["entity_labels", "evaluate_entities", "sentence_text", "train_entities", "window_examples"]
+
+logger = logging.getLogger(__name__)
+IGNORE = -100  # label of [CLS]/[SEP]: no loss
+
+
+def sentence_text(tokens: Sequence[str]) -> tuple[str, list[int]]:
+    """The sentence as one string (tokens joined by spaces) and each token's start offset."""
+    starts, position = [], 0
+    for token in tokens:
+        starts.append(position)
+        position += len(token) + 1
+    return " ".join(tokens), starts
+
+
+def entity_labels(types: set[str]) -> list[str]:
+    """IOB2 tags for ``types``: ``O`` first, then ``B-``/``I-`` per type, sorted."""
+    return [OUTSIDE, *(f"{p}-{kind}" for kind in sorted(types) for p in ("B", "I"))]
+
+
+@dataclass(frozen=True)
+class WindowExample:
+    ids: np.ndarray
+    labels: np.ndarray
+
+
+def window_examples(tagger: EntityTagger, sentence: Sentence, label_to_id: dict[str, int]) -> list[WindowExample]:
+    """Training windows of one sentence: every subword gets a tag (a word's later pieces
+    continue its entity), so the model learns to tag any text the service is given."""
+    text, starts = sentence_text(sentence.tokens)
+    encoding = tagger.encode(text)
+    word_tags = iob2_tags(sentence.spans, len(sentence.tokens))
+    token_labels = []
+    previous_word = -1
+    for start, _ in encoding.offsets:
+        word = bisect.bisect_right(starts, start) - 1
+        tag = word_tags[word]
+        if word == previous_word and tag.startswith("B-"):
+            tag = "I-" + tag[2:]
+        token_labels.append(label_to_id.get(tag, label_to_id[OUTSIDE]))
+        previous_word = word
+    return [
+        WindowExample(tagger.wrap(encoding.ids[s:e]),
+                      np.array([IGNORE, *token_labels[s:e], IGNORE], dtype=np.int64))
+        for s, e in tagger.windows(len(encoding.ids)) if e > s
+    ]
+
+
+def predicted_spans(tagger: EntityTagger, sentences: Sequence[Sentence], run: RunLogits,
+                    batch_size: int = 64) -> tuple[list[list[Span]], list[list[Entity]]]:
+    """Token spans (for scoring) and the raw entities (for scores) of each sentence."""
+    texts = [sentence_text(s.tokens) for s in sentences]
+    entities = tagger.predict([text for text, _ in texts], run, batch_size)
+    spans = []
+    for (_, starts), found in zip(texts, entities):
+        spans.append([(e.type, bisect.bisect_right(starts, e.start) - 1, bisect.bisect_right(starts, e.end - 1))
+                      for e in found])
+    return spans, entities
+
+
+def _torch_runner(model) -> RunLogits:
+    import torch
+
+    def run(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).logits.numpy()
+
+    return run
+
+
+def _tagger_for(hf_tokenizer, labels: Sequence[str], max_length: int) -> EntityTagger:
+    from tokenizers import Tokenizer
+
+    # A copy: the tagger turns truncation and padding off on the tokenizer it holds.
+    return EntityTagger(Tokenizer.from_str(hf_tokenizer.backend_tokenizer.to_str()), labels, max_length)
+
+
+def train_tagger(train: Sequence[Sentence], dev: Sequence[Sentence], labels: Sequence[str], args: TrainingArgs,
+                 out_dir: Path) -> TrainedModel:
+    """Fine-tune the base encoder with a token-classification head; keep the best dev F1 epoch."""
+    force_offline()
+    import torch
+    from transformers import AutoTokenizer, BertForTokenClassification
+
+    seed_everything(args.seed)
+    base = base_model_path()
+    hf_tokenizer = AutoTokenizer.from_pretrained(base)
+    label_to_id = {label: i for i, label in enumerate(labels)}
+    model = BertForTokenClassification.from_pretrained(
+        base, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label_to_id)
+    tagger = _tagger_for(hf_tokenizer, labels, args.max_length)
+    examples = [w for sentence in train for w in window_examples(tagger, sentence, label_to_id)]
+    gold_dev = [list(s.spans) for s in dev]
+    run = _torch_runner(model)
+
+    def make_batch(idx: np.ndarray) -> dict:
+        width = max(len(examples[i].ids) for i in idx)
+        ids = torch.zeros((len(idx), width), dtype=torch.long)
+        targets = torch.full((len(idx), width), IGNORE, dtype=torch.long)
+        mask = torch.zeros((len(idx), width), dtype=torch.long)
+        for row, i in enumerate(idx):
+            n = len(examples[i].ids)
+            ids[row, :n] = torch.from_numpy(examples[i].ids)
+            targets[row, :n] = torch.from_numpy(examples[i].labels)
+            mask[row, :n] = 1
+        return {"input_ids": ids, "attention_mask": mask, "labels": targets}
+
+    def dev_f1() -> float:
+        return entity_metrics(gold_dev, predicted_spans(tagger, dev, run)[0])["f1"]
+
+    return fine_tune(model, hf_tokenizer, [len(e.ids) for e in examples], make_batch, dev_f1, args, out_dir,
+                     metric="dev_f1")
+
+
+def _split_dev(sentences: list[Sentence], fraction: float, seed: int) -> tuple[list[Sentence], list[Sentence]]:
+    shuffled = sentences[:]
+    random.Random(seed).shuffle(shuffled)
+    n_dev = max(1, int(round(len(shuffled) * fraction)))
+    return shuffled[n_dev:], shuffled[:n_dev]
+
+
+def train_entities(
+    task: str,
+    train_file: Path,
+    out_dir: Path,
+    args: TrainingArgs,
+    *,
+    eval_file: Path | None = None,
+    dev_file: Path | None = None,
+    model_name: str | None = None,
+) -> ModelInfo:
+    """Fine-tune, export and evaluate; returns the :class:`ModelInfo` written to ``out_dir``."""
+    started = time.perf_counter()
+    train = read_conll(train_file)
+    if dev_file is not None:
+        dev = read_conll(dev_file)
+    else:
+        if len(train) < 10:
+            raise DataError(f"{train_file}: {len(train)} sentences are too few to carve out a dev split; "
+                            "pass a dev file")
+        train, dev = _split_dev(train, args.dev_fraction, args.seed)
+    test = read_conll(eval_file) if eval_file else []
+    train = subsample(train, args.max_train_examples, args.seed)
+    dev = subsample(dev, args.max_dev_examples, args.seed)
+    test = subsample(test, args.max_test_examples, args.seed)
+    types = set().union(*(s.types for s in train))
+    if not types:
+        raise DataError(f"{train_file}: no entities in the training data (every tag is O)")
+    labels = entity_labels(types)
+    logger.info("task=%s train=%d dev=%d test=%d types=%s", task, len(train), len(dev), len(test), sorted(types))
+    provenance = {
+        "base_model": BASE_MODEL_NAME,
+        "args": args.to_dict(),
+        "entity_types": sorted(types),
+        "tag_scheme_in_files": _file_schemes(train_file, eval_file, dev_file),
+        "data": data_provenance(train_file, len(train), dev_file, len(dev), eval_file),
+    }
+    info = ModelInfo(task=task, name=model_name or f"{task}-minilm-l6",
+                     version=datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ"), labels=labels,
+                     review_threshold=0.5, max_length=args.max_length, training=provenance, kind="entities")
+    with building(out_dir) as build_dir:
+        _build_model(build_dir, info, train, dev, test, args)
+        info.training["total_seconds"] = round(time.perf_counter() - started, 1)
+        write_model_info(build_dir, info)
+    return info
+
+
+def _file_schemes(*paths: Path | None) -> dict[str, str]:
+    """IO or IOB2, per input file (as read from its raw tags)."""
+    from pipelines.common.data import open_text
+
+    schemes = {}
+    for path in paths:
+        if path is None:
+            continue
+        with open_text(Path(path)) as handle:
+            tags = {line.split()[-1] for line in handle if line.split() and not line.startswith("-DOCSTART-")}
+        schemes[Path(path).name] = tag_scheme(tags)
+    return schemes
+
+
+def _build_model(out_dir: Path, info: ModelInfo, train: list[Sentence], dev: list[Sentence], test: list[Sentence],
+                 args: TrainingArgs) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="slm-train-") as tmp:
+        trained = train_tagger(train, dev, info.labels, args, Path(tmp) / "checkpoint")
+        export_int8(trained.checkpoint_dir, out_dir, onnx_task="token-classification")
+    info.training.update({
+        "best_epoch": trained.best_epoch,
+        "history": trained.history,
+        "train_seconds": round(trained.train_seconds, 1),
+        "quantization": {"mode": "dynamic int8", "per_channel": True, "preset": cpu_quantization_preset()},
+    })
+    write_model_info(out_dir, info)  # the runtime reads it: a provisional one for the checks
+
+    int8 = OnnxEntityRecognizer(out_dir)
+    fp32 = OnnxEntityRecognizer(out_dir, onnx_file="model.fp32.onnx")
+    gold_dev = [list(s.spans) for s in dev]
+    dev_int8, dev_entities = predicted_spans(int8.tagger, dev, int8.run_logits)
+    dev_fp32, _ = predicted_spans(fp32.tagger, dev, fp32.run_logits)
+    # int8 against fp32 as if fp32 were gold: 1.0 when they find exactly the same entities.
+    agreement = 1.0 if not any(dev_fp32) and not any(dev_int8) else entity_metrics(dev_fp32, dev_int8)["f1"]
+    if agreement < args.int8_min_agreement:
+        raise ModelError(f"int8 model agrees with fp32 on only {agreement:.3f} (entity F1) of dev entities "
+                         f"(minimum {args.int8_min_agreement}); not saving a degraded model")
+    scores, correct = [], []
+    for gold, spans, entities in zip(gold_dev, dev_int8, dev_entities):
+        for span, entity in zip(spans, entities):
+            scores.append(entity.score)
+            correct.append(span in gold)
+    info.review_threshold = pick_review_threshold(np.array(scores), np.array(correct, dtype=bool))
+    info.metrics = {"dev": {"int8": entity_metrics(gold_dev, dev_int8), "fp32": entity_metrics(gold_dev, dev_fp32),
+                            "int8_fp32_agreement": agreement}}
+    if test:
+        gold_test = [list(s.spans) for s in test]
+        info.metrics["test"] = {
+            "int8": entity_metrics(gold_test, predicted_spans(int8.tagger, test, int8.run_logits)[0]),
+            "fp32": entity_metrics(gold_test, predicted_spans(fp32.tagger, test, fp32.run_logits)[0]),
+        }
+    headline = info.metrics.get("test", info.metrics["dev"])["int8"]
+    write_card(out_dir / "card", title=f"{info.name} {info.version} (int8)", metrics=headline,
+               details={"model": info.model_id, "review_threshold": info.review_threshold, **info.training})
+
+
+def evaluate_entities(model_dir: Path, data_file: Path, *, card_dir: Path | None = None) -> dict:
+    """Entity-level micro P/R/F1 of the int8 model on a CoNLL file; writes a card."""
+    from pipelines.common.model_output import file_sha256
+
+    info = read_model_info(model_dir)
+    if info.kind != "entities":
+        raise ModelError(f"{model_dir} holds a {info.kind} model, not an entities model")
+    sentences = read_conll(data_file)
+    model = OnnxEntityRecognizer(model_dir)
+    started = time.perf_counter()
+    spans, _ = predicted_spans(model.tagger, sentences, model.run_logits)
+    metrics = entity_metrics([list(s.spans) for s in sentences], spans)
+    metrics["seconds"] = round(time.perf_counter() - started, 1)
+    unknown = sorted(set().union(*(s.types for s in sentences)) - set(info.training.get("entity_types", [])))
+    if unknown:
+        metrics["types_unknown_to_model"] = unknown
+    metrics["model"] = info.model_id
+    metrics["data"] = {"file": str(data_file), "sha256": file_sha256(Path(data_file))}
+    card_dir = card_dir or (Path(model_dir) / f"eval-{Path(data_file).name.split('.')[0]}")
+    write_card(card_dir, title=f"{info.model_id} on {Path(data_file).name}", metrics=metrics,
+               details={"model": info.model_id, "data": metrics["data"]})
+    metrics["card"] = str(card_dir / "card.md")
+    return metrics

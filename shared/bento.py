@@ -1,0 +1,74 @@
+"""The one BentoML service shape all four tasks share.
+
+Each ``services/<task>/service.py`` declares its class with ``@bentoml.service`` on top
+of :func:`task_service_base` and nothing else: the REST API, readiness, shutdown and the
+Kafka loop live here, so the four services cannot drift apart.
+
+No ``from __future__ import annotations`` in this module: BentoML reads the API's input
+and output types from the annotations, which must be real types, not strings.
+"""
+
+from typing import Annotated
+
+import bentoml
+from pydantic import BaseModel, Field
+
+from shared.http import UnprocessableEntityMiddleware
+from shared.schemas import TaskRequestV1
+from shared.settings import KafkaSettings, ServiceSettings
+from shared.telemetry import setup_logging, setup_telemetry, share_with_bentoml, shutdown_telemetry
+
+__all__ = ["SERVICE_OPTIONS", "SETTINGS", "finish_service", "prepare_process", "task_service_base"]
+
+SETTINGS = ServiceSettings()
+# One worker per pod or Ray replica: scale out with replicas, not processes, so each
+# consumer thread holds its own share of the topic's partitions.
+SERVICE_OPTIONS = {"traffic": {"timeout": 30}, "workers": 1}
+
+
+def prepare_process(task: str) -> None:
+    """Logging and telemetry for this process; BentoML's span per REST request goes to our exporter."""
+    setup_logging()
+    setup_telemetry(f"slm-{task}")
+    share_with_bentoml()
+
+
+def task_service_base(task: str, result_model: type[BaseModel], example: list[dict]) -> type:
+    """A class with the task's REST API and lifecycle, to be decorated with ``@bentoml.service``.
+
+    Args:
+        task (`str`): task name (model folder, topics, consumer group).
+        result_model (`type[BaseModel]`): the result schema returned and published.
+        example (`list[dict]`): sample request items shown in the OpenAPI document.
+    """
+    # Required (no default): a body without "items" must get 422, not a prediction of the example.
+    items_type = Annotated[list[TaskRequestV1], Field(min_length=1, max_length=SETTINGS.max_batch_size,
+                                                      json_schema_extra={"example": example})]
+
+    class TaskService:
+        def __init__(self) -> None:
+            from shared.service_runtime import TaskRuntime
+
+            self.runtime = TaskRuntime(task, SETTINGS, KafkaSettings())
+
+        @bentoml.api(route="/predict", batchable=True, max_batch_size=SETTINGS.max_batch_size,
+                     max_latency_ms=SETTINGS.batch_max_latency_ms)
+        def predict(self, items: items_type) -> list[result_model]:
+            """Process each item; results come back in request order."""
+            return self.runtime.predict(items)
+
+        def __is_ready__(self) -> bool:
+            return self.runtime.is_ready()
+
+        @bentoml.on_shutdown
+        def shutdown(self) -> None:
+            """SIGTERM: stop polling, finish and commit the batch in hand, close Kafka clients."""
+            self.runtime.close()
+            shutdown_telemetry()
+
+    return TaskService
+
+
+def finish_service(service) -> None:
+    """What every service adds after ``@bentoml.service``: 422 for invalid input."""
+    service.add_asgi_middleware(UnprocessableEntityMiddleware)

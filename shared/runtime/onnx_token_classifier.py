@@ -1,0 +1,184 @@
+"""Entity extraction: token classification over overlapping windows, spans in characters.
+
+The text is tokenized once, without truncation. Token sequences longer than the model's
+window are cut into windows that overlap, each token is labelled by the window where it
+has the most context on both sides, and tags are decoded into spans. A span always
+covers whole words (the tokenizer's pre-tokens) and its ``start``/``end`` are character
+offsets into the caller's string, so ``text[start:end] == span.text`` for any Unicode.
+
+:class:`EntityTagger` holds the logic and takes the network as a function, so training
+(torch, for dev scores) and serving (ONNX Runtime) decode in exactly the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from shared.errors import ModelError
+from shared.runtime.model_folder import ONNX_FILE, ModelInfo, read_model_info
+from shared.runtime.onnx_classifier import softmax, start_session
+from shared.runtime.tagging import plan_windows, spans_from_tags, window_owners
+
+__all__ = ["Entity", "EntityTagger", "OnnxEntityRecognizer", "RunLogits"]
+
+logger = logging.getLogger(__name__)
+
+# (input_ids, attention_mask) -> logits of shape (batch, tokens, labels)
+RunLogits = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Entity:
+    """One entity found in a text: ``text == source[start:end]``."""
+
+    type: str
+    text: str
+    start: int
+    end: int
+    score: float
+
+
+@dataclass(frozen=True)
+class Window:
+    """Model input for one window of one text: token ids with [CLS]/[SEP] around them."""
+
+    item: int
+    start: int
+    end: int
+    ids: np.ndarray
+
+
+class EntityTagger:
+    """Tokenize, window, run the network, decode entities.
+
+    Args:
+        tokenizer (`tokenizers.Tokenizer`): the model's fast tokenizer.
+        labels (`Sequence[str]`): IOB2 tags in logit order.
+        max_length (`int`): model window in tokens, [CLS] and [SEP] included.
+        overlap (`int | None`): tokens shared by consecutive windows (default: a quarter window).
+    """
+
+    def __init__(self, tokenizer, labels: Sequence[str], max_length: int, overlap: int | None = None) -> None:
+        self.tokenizer = tokenizer
+        self.tokenizer.no_truncation()
+        self.tokenizer.no_padding()
+        self.labels = list(labels)
+        self.size = max_length - 2
+        self.overlap = self.size // 4 if overlap is None else overlap
+        self.cls_id = tokenizer.token_to_id("[CLS]")
+        self.sep_id = tokenizer.token_to_id("[SEP]")
+        if self.cls_id is None or self.sep_id is None:
+            raise ModelError("the tokenizer has no [CLS]/[SEP] tokens; only BERT-family encoders are supported")
+
+    def encode(self, text: str):
+        """Subword encoding of ``text`` without special tokens (ids, char offsets, word ids)."""
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def windows(self, n_tokens: int) -> list[tuple[int, int]]:
+        return plan_windows(n_tokens, self.size, self.overlap)
+
+    def wrap(self, ids: Sequence[int]) -> np.ndarray:
+        return np.array([self.cls_id, *ids, self.sep_id], dtype=np.int64)
+
+    def token_probs(self, encodings: Sequence, run: RunLogits, batch_size: int) -> list[np.ndarray]:
+        """Per-token tag probabilities of each encoding, shape (tokens, labels), windows merged."""
+        plans = [self.windows(len(enc.ids)) for enc in encodings]
+        windows = [Window(item, s, e, self.wrap(enc.ids[s:e]))
+                   for item, (enc, plan) in enumerate(zip(encodings, plans)) for s, e in plan if e > s]
+        # Similar lengths share a batch, so padding wastes little.
+        windows.sort(key=lambda w: len(w.ids))
+        window_probs: dict[tuple[int, int], np.ndarray] = {}
+        for first in range(0, len(windows), batch_size):
+            chunk = windows[first : first + batch_size]
+            width = max(len(w.ids) for w in chunk)
+            ids = np.zeros((len(chunk), width), dtype=np.int64)
+            mask = np.zeros_like(ids)
+            for row, w in enumerate(chunk):
+                ids[row, : len(w.ids)] = w.ids
+                mask[row, : len(w.ids)] = 1
+            logits = np.asarray(run(ids, mask), dtype=np.float32)
+            for row, w in enumerate(chunk):
+                window_probs[(w.item, w.start)] = softmax(logits[row, 1 : len(w.ids) - 1])
+        merged = []
+        for item, (enc, plan) in enumerate(zip(encodings, plans)):
+            probs = np.zeros((len(enc.ids), len(self.labels)), dtype=np.float32)
+            for i, owner in enumerate(window_owners(plan, len(enc.ids))):
+                start = plan[owner][0]
+                probs[i] = window_probs[(item, start)][i - start]
+            merged.append(probs)
+        return merged
+
+    def decode(self, text: str, encoding, probs: np.ndarray) -> list[Entity]:
+        """Entities of one text from its per-token probabilities, snapped to whole words."""
+        if not len(probs):
+            return []
+        best = probs.argmax(axis=1)
+        confidence = probs.max(axis=1)
+        tags = [self.labels[i] for i in best]
+        words = encoding.word_ids
+        first_of_word: dict[int, int] = {}
+        last_of_word: dict[int, int] = {}
+        for i, word in enumerate(words):
+            first_of_word.setdefault(word, i)
+            last_of_word[word] = i
+        entities: list[Entity] = []
+        covered_until = -1
+        for kind, a, b in spans_from_tags(tags):
+            first = first_of_word[words[a]]
+            last = last_of_word[words[b - 1]]
+            if first <= covered_until:  # a word split between two predictions: the first one keeps it
+                continue
+            start, end = encoding.offsets[first][0], encoding.offsets[last][1]
+            entities.append(Entity(type=kind, text=text[start:end], start=start, end=end,
+                                   score=round(float(confidence[a:b].mean()), 6)))
+            covered_until = last
+        return entities
+
+    def predict(self, texts: Sequence[str], run: RunLogits, batch_size: int = 32) -> list[list[Entity]]:
+        """Entities of each text, in input order."""
+        encodings = [self.encode(t) for t in texts]
+        probs = self.token_probs(encodings, run, batch_size)
+        return [self.decode(t, enc, p) for t, enc, p in zip(texts, encodings, probs)]
+
+
+class OnnxEntityRecognizer:
+    """A token-classification model folder loaded into ONNX Runtime.
+
+    Args:
+        model_dir (`str | Path`): folder written by ``slm train entities``.
+        intra_op_threads (`int`, defaults to `0`): ONNX Runtime threads; 0 lets ORT decide.
+        max_batch_size (`int`, defaults to `64`): windows per ONNX call.
+        onnx_file (`str`, defaults to `"model.onnx"`): graph to load (the int8 one unless told otherwise).
+    """
+
+    def __init__(self, model_dir: str | Path, intra_op_threads: int = 0, max_batch_size: int = 64,
+                 onnx_file: str = ONNX_FILE) -> None:
+        from tokenizers import Tokenizer
+
+        self.model_dir = Path(model_dir)
+        self.info: ModelInfo = read_model_info(self.model_dir)
+        self.labels = list(self.info.labels)
+        self.max_batch_size = max_batch_size
+        self.tagger = EntityTagger(Tokenizer.from_file(str(self.model_dir / "tokenizer.json")), self.labels,
+                                   self.info.max_length)
+        self.session = start_session(self.model_dir / onnx_file, intra_op_threads)
+        self._wants_token_types = "token_type_ids" in {i.name for i in self.session.get_inputs()}
+
+    @property
+    def model_id(self) -> str:
+        return self.info.model_id
+
+    def run_logits(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if self._wants_token_types:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        (logits,) = self.session.run(["logits"], feeds)
+        return logits
+
+    def predict(self, texts: Sequence[str]) -> list[list[Entity]]:
+        return self.tagger.predict(texts, self.run_logits, self.max_batch_size)

@@ -1,0 +1,96 @@
+"""Tag schemes and windows for token classification, shared by training and serving.
+
+Entities are spans ``(type, start, end)`` over a token sequence, ``end`` exclusive. Files
+may tag them IO (``I-PER`` only) or IOB2 (``B-PER`` opens, ``I-PER`` continues); the model
+always learns IOB2 so that two adjacent entities of one type stay two.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+__all__ = ["OUTSIDE", "Span", "iob2_tags", "parse_tag", "plan_windows", "spans_from_tags", "window_owners"]
+
+OUTSIDE = "O"
+_TAG = re.compile(r"^([BI])-(\S+)$")
+
+Span = tuple[str, int, int]
+
+
+def parse_tag(tag: str) -> tuple[str, str] | None:
+    """``None`` for ``O``, else ``(prefix, type)``.
+
+    Raises:
+        ValueError: the tag is neither ``O`` nor ``B-<type>`` / ``I-<type>``.
+    """
+    if tag == OUTSIDE:
+        return None
+    match = _TAG.match(tag)
+    if match is None:
+        raise ValueError(f"unknown tag {tag!r}: expected O, B-<type> or I-<type> (IO or IOB2 scheme)")
+    return match.group(1), match.group(2)
+
+
+def spans_from_tags(tags: Sequence[str]) -> list[Span]:
+    """Entity spans of a tag sequence, read the way seqeval reads IO, IOB1 and IOB2.
+
+    ``B-X`` opens a span; ``I-X`` continues a span of type X and opens one after anything else.
+    """
+    spans: list[Span] = []
+    current: list | None = None
+    for i, tag in enumerate(tags):
+        parsed = parse_tag(tag)
+        if parsed is None:
+            current = None
+            continue
+        prefix, kind = parsed
+        if prefix == "I" and current is not None and current[0] == kind:
+            current[2] = i + 1
+            continue
+        current = [kind, i, i + 1]
+        spans.append(current)  # type: ignore[arg-type]
+    return [(kind, start, end) for kind, start, end in spans]
+
+
+def iob2_tags(spans: Sequence[Span], length: int) -> list[str]:
+    """IOB2 tags of ``length`` tokens holding ``spans``."""
+    tags = [OUTSIDE] * length
+    for kind, start, end in spans:
+        tags[start] = f"B-{kind}"
+        for i in range(start + 1, end):
+            tags[i] = f"I-{kind}"
+    return tags
+
+
+def plan_windows(n_tokens: int, size: int, overlap: int) -> list[tuple[int, int]]:
+    """Windows ``[start, end)`` of at most ``size`` tokens covering ``n_tokens``, consecutive
+    windows sharing ``overlap`` tokens so an entity cut by one edge is whole in the next."""
+    if size < 1 or not 0 <= overlap < size:
+        raise ValueError(f"need size >= 1 and 0 <= overlap < size, got size={size} overlap={overlap}")
+    if n_tokens <= size:
+        return [(0, n_tokens)]
+    step = size - overlap
+    windows = []
+    start = 0
+    while True:
+        end = min(start + size, n_tokens)
+        windows.append((start, end))
+        if end == n_tokens:
+            return windows
+        start += step
+
+
+def window_owners(windows: Sequence[tuple[int, int]], n_tokens: int) -> list[int]:
+    """For each token, the window in which it sits farthest from an edge (most context both sides)."""
+    owners = [0] * n_tokens
+    margins = [-1] * n_tokens
+    for w, (start, end) in enumerate(windows):
+        for i in range(start, end):
+            # A window edge that is also the text's edge costs no context.
+            left = i - start if start > 0 else n_tokens
+            right = end - 1 - i if end < n_tokens else n_tokens
+            margin = min(left, right)
+            if margin > margins[i]:
+                owners[i], margins[i] = w, margin
+    return owners
