@@ -182,7 +182,8 @@ def _build_model(out_dir: Path, info: ModelInfo, splits: Splits, args: TrainingA
         }
     headline = info.metrics.get("test", info.metrics["dev"])["int8"]
     write_card(out_dir / "card", title=f"{info.name} {info.version} (int8)", metrics=headline,
-               details={"model": info.model_id, "review_threshold": info.review_threshold, **info.training})
+               details={"model": info.model_id, "labels": info.labels, "review_threshold": info.review_threshold,
+                        **info.training})
 
 
 def _test_metrics(model: OnnxTextClassifier, examples: Sequence[Example], desc: str) -> dict:

@@ -34,7 +34,7 @@ from pipelines.common.training import TrainedModel, fine_tune, seed_everything
 from shared.errors import DataError, ModelError
 from shared.runtime import Entity, ModelInfo, OnnxEntityRecognizer, read_model_info, write_model_info
 from shared.runtime.onnx_token_classifier import EntityTagger, RunLogits
-from shared.runtime.tagging import OUTSIDE, Span, iob2_tags
+from shared.runtime.tagging import OUTSIDE, Span, iob2_tags, token_shapes
 
 __all__ = ["entity_labels", "evaluate_entities", "sentence_text", "train_entities", "window_examples"]
 
@@ -59,15 +59,25 @@ def entity_labels(types: set[str]) -> list[str]:
 @dataclass(frozen=True)
 class WindowExample:
     ids: np.ndarray
+    shapes: np.ndarray
     labels: np.ndarray
 
 
+def _in_context(sentence: Sentence) -> tuple[list[str], int, int]:
+    """The sentence's tokens with its context around them, and where the sentence sits."""
+    tokens = [*sentence.left, *sentence.tokens, *sentence.right]
+    return tokens, len(sentence.left), len(sentence.left) + len(sentence.tokens)
+
+
 def window_examples(tagger: EntityTagger, sentence: Sentence, label_to_id: dict[str, int]) -> list[WindowExample]:
-    """Training windows of one sentence: every subword gets a tag (a word's later pieces
-    continue its entity), so the model learns to tag any text the service is given."""
-    text, starts = sentence_text(sentence.tokens)
+    """Training windows of one sentence in its context: every subword of the sentence gets a
+    tag (a word's later pieces continue its entity), so the model learns to tag any text the
+    service is given; context tokens are seen but not scored."""
+    tokens, first, last = _in_context(sentence)
+    text, starts = sentence_text(tokens)
     encoding = tagger.encode(text)
-    word_tags = iob2_tags(sentence.spans, len(sentence.tokens))
+    shapes = token_shapes(text, encoding.offsets, encoding.word_ids)
+    word_tags = iob2_tags([(kind, s + first, e + first) for kind, s, e in sentence.spans], len(tokens))
     token_labels = []
     previous_word = -1
     for start, _ in encoding.offsets:
@@ -75,33 +85,46 @@ def window_examples(tagger: EntityTagger, sentence: Sentence, label_to_id: dict[
         tag = word_tags[word]
         if word == previous_word and tag.startswith("B-"):
             tag = "I-" + tag[2:]
-        token_labels.append(label_to_id.get(tag, label_to_id[OUTSIDE]))
+        scored = first <= word < last
+        token_labels.append(label_to_id.get(tag, label_to_id[OUTSIDE]) if scored else IGNORE)
         previous_word = word
-    return [
-        WindowExample(tagger.wrap(encoding.ids[s:e]),
-                      np.array([IGNORE, *token_labels[s:e], IGNORE], dtype=np.int64))
-        for s, e in tagger.windows(len(encoding.ids)) if e > s
-    ]
+    examples = []
+    for s, e in tagger.windows(len(encoding.ids)):
+        labels = np.array([IGNORE, *token_labels[s:e], IGNORE], dtype=np.int64)
+        if (labels != IGNORE).any():  # a window of context only teaches nothing
+            examples.append(WindowExample(tagger.wrap(encoding.ids[s:e]), tagger.wrap_shapes(shapes[s:e]), labels))
+    return examples
 
 
 def predicted_spans(tagger: EntityTagger, sentences: Sequence[Sentence], run: RunLogits,
                     batch_size: int = 64) -> tuple[list[list[Span]], list[list[Entity]]]:
-    """Token spans (for scoring) and the raw entities (for scores) of each sentence."""
-    texts = [sentence_text(s.tokens) for s in sentences]
-    entities = tagger.predict([text for text, _ in texts], run, batch_size)
-    spans = []
-    for (_, starts), found in zip(texts, entities):
-        spans.append([(e.type, bisect.bisect_right(starts, e.start) - 1, bisect.bisect_right(starts, e.end - 1))
-                      for e in found])
+    """Token spans (for scoring) and the raw entities (for scores) of each sentence.
+
+    Each sentence is tagged inside its context, and only entities within it are kept.
+    """
+    contexts = [_in_context(s) for s in sentences]
+    texts = [sentence_text(tokens) for tokens, _, _ in contexts]
+    found_all = tagger.predict([text for text, _ in texts], run, batch_size)
+    spans, entities = [], []
+    for (_, first, last), (_, starts), found in zip(contexts, texts, found_all):
+        kept_spans, kept = [], []
+        for entity in found:
+            start = bisect.bisect_right(starts, entity.start) - 1
+            end = bisect.bisect_right(starts, entity.end - 1)
+            if first <= start and end <= last:
+                kept_spans.append((entity.type, start - first, end - first))
+                kept.append(entity)
+        spans.append(kept_spans)
+        entities.append(kept)
     return spans, entities
 
 
 def _torch_runner(model) -> RunLogits:
     import torch
 
-    def run(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def run(feeds: dict[str, np.ndarray]) -> np.ndarray:
         with torch.inference_mode():
-            return model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).logits.numpy()
+            return model(**{name: torch.from_numpy(value) for name, value in feeds.items()}).logits.numpy()
 
     return run
 
@@ -110,7 +133,8 @@ def _tagger_for(hf_tokenizer, labels: Sequence[str], max_length: int) -> EntityT
     from tokenizers import Tokenizer
 
     # A copy: the tagger turns truncation and padding off on the tokenizer it holds.
-    return EntityTagger(Tokenizer.from_str(hf_tokenizer.backend_tokenizer.to_str()), labels, max_length)
+    return EntityTagger(Tokenizer.from_str(hf_tokenizer.backend_tokenizer.to_str()), labels, max_length,
+                        case_features=True)
 
 
 def train_tagger(train: Sequence[Sentence], dev: Sequence[Sentence], labels: Sequence[str], args: TrainingArgs,
@@ -118,13 +142,15 @@ def train_tagger(train: Sequence[Sentence], dev: Sequence[Sentence], labels: Seq
     """Fine-tune the base encoder with a token-classification head; keep the best dev F1 epoch."""
     force_offline()
     import torch
-    from transformers import AutoTokenizer, BertForTokenClassification
+    from transformers import AutoTokenizer
+
+    from pipelines.common.modeling import CasedTokenClassifier
 
     seed_everything(args.seed)
     base = base_model_path()
     hf_tokenizer = AutoTokenizer.from_pretrained(base)
     label_to_id = {label: i for i, label in enumerate(labels)}
-    model = BertForTokenClassification.from_pretrained(
+    model = CasedTokenClassifier.from_pretrained(
         base, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label_to_id)
     tagger = _tagger_for(hf_tokenizer, labels, args.max_length)
     examples = [w for sentence in train for w in window_examples(tagger, sentence, label_to_id)]
@@ -132,16 +158,12 @@ def train_tagger(train: Sequence[Sentence], dev: Sequence[Sentence], labels: Seq
     run = _torch_runner(model)
 
     def make_batch(idx: np.ndarray) -> dict:
-        width = max(len(examples[i].ids) for i in idx)
-        ids = torch.zeros((len(idx), width), dtype=torch.long)
-        targets = torch.full((len(idx), width), IGNORE, dtype=torch.long)
-        mask = torch.zeros((len(idx), width), dtype=torch.long)
-        for row, i in enumerate(idx):
-            n = len(examples[i].ids)
-            ids[row, :n] = torch.from_numpy(examples[i].ids)
-            targets[row, :n] = torch.from_numpy(examples[i].labels)
-            mask[row, :n] = 1
-        return {"input_ids": ids, "attention_mask": mask, "labels": targets}
+        batch = [examples[i] for i in idx]
+        feeds = tagger.feeds([e.ids for e in batch], [e.shapes for e in batch])
+        labels = np.full_like(feeds["input_ids"], IGNORE)
+        for row, example in enumerate(batch):
+            labels[row, : len(example.labels)] = example.labels
+        return {**{name: torch.from_numpy(value) for name, value in feeds.items()}, "labels": torch.from_numpy(labels)}
 
     def dev_f1() -> float:
         return entity_metrics(gold_dev, predicted_spans(tagger, dev, run)[0])["f1"]
@@ -169,15 +191,15 @@ def train_entities(
 ) -> ModelInfo:
     """Fine-tune, export and evaluate; returns the :class:`ModelInfo` written to ``out_dir``."""
     started = time.perf_counter()
-    train = read_conll(train_file)
+    train = read_conll(train_file, args.context_words)
     if dev_file is not None:
-        dev = read_conll(dev_file)
+        dev = read_conll(dev_file, args.context_words)
     else:
         if len(train) < 10:
             raise DataError(f"{train_file}: {len(train)} sentences are too few to carve out a dev split; "
                             "pass a dev file")
         train, dev = _split_dev(train, args.dev_fraction, args.seed)
-    test = read_conll(eval_file) if eval_file else []
+    test = read_conll(eval_file, args.context_words) if eval_file else []
     train = subsample(train, args.max_train_examples, args.seed)
     dev = subsample(dev, args.max_dev_examples, args.seed)
     test = subsample(test, args.max_test_examples, args.seed)
@@ -258,7 +280,8 @@ def _build_model(out_dir: Path, info: ModelInfo, train: list[Sentence], dev: lis
         }
     headline = info.metrics.get("test", info.metrics["dev"])["int8"]
     write_card(out_dir / "card", title=f"{info.name} {info.version} (int8)", metrics=headline,
-               details={"model": info.model_id, "review_threshold": info.review_threshold, **info.training})
+               details={"model": info.model_id, "labels": info.labels, "review_threshold": info.review_threshold,
+                        **info.training})
 
 
 def evaluate_entities(model_dir: Path, data_file: Path, *, card_dir: Path | None = None) -> dict:
@@ -268,7 +291,7 @@ def evaluate_entities(model_dir: Path, data_file: Path, *, card_dir: Path | None
     info = read_model_info(model_dir)
     if info.kind != "entities":
         raise ModelError(f"{model_dir} holds a {info.kind} model, not an entities model")
-    sentences = read_conll(data_file)
+    sentences = read_conll(data_file, info.training.get("args", {}).get("context_words", 0))
     model = OnnxEntityRecognizer(model_dir)
     started = time.perf_counter()
     spans, _ = predicted_spans(model.tagger, sentences, model.run_logits)

@@ -159,10 +159,12 @@ def _with_columns(func):
 @click.option("--max-length", type=int, default=None)
 @click.option("--seed", type=int, default=None)
 @click.option("--dev-fraction", type=float, default=None, help="Share of --data carved out as dev (default 0.1).")
+@click.option("--context-words", type=int, default=None,
+              help="entities: words of the neighbouring sentences seen around each sentence.")
 @_with_columns
 @_clean_errors
 def train(task, train_file, eval_file, dev_file, out_dir, quick, epochs, batch_size, learning_rate, max_length, seed,
-          dev_fraction, text_col, label_col, field_cols) -> None:
+          dev_fraction, context_words, text_col, label_col, field_cols) -> None:
     """Fine-tune TASK's model, export ONNX int8, evaluate and save the model folder.
 
     Classification tasks read CSV or JSONL (--text-col, --label-col, --field-cols); entities
@@ -174,7 +176,8 @@ def train(task, train_file, eval_file, dev_file, out_dir, quick, epochs, batch_s
 
     dataset = dataset_for(task)
     overrides = {k: v for k, v in dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                                       max_length=max_length, seed=seed, dev_fraction=dev_fraction).items()
+                                       max_length=max_length, seed=seed, dev_fraction=dev_fraction,
+                                       context_words=context_words).items()
                  if v is not None}
     # Command-line values win; then --quick's small settings, or the data set's own defaults.
     if quick:
@@ -363,12 +366,14 @@ def _echo_running(services) -> None:
 
 @main.command()
 @_tasks_option
+@click.option("--port-base", type=int, default=None,
+              help="REST ports base+1..base+4 in task order (default 3001-3004).")
 @_clean_errors
-def up(tasks: tuple[str, ...]) -> None:
+def up(tasks: tuple[str, ...], port_base: int | None) -> None:
     """Start the local broker and the task services (quick models where none exist); no traffic."""
     from slm import stack
 
-    _, services = stack.up(list(tasks or TASKS))
+    _, services = stack.up(list(tasks or TASKS), port_base=port_base)
     _echo_running(services)
     click.echo("stop them with: slm down")
 

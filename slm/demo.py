@@ -158,7 +158,8 @@ def stream_test_sets(bootstrap: str, tasks: list[str], limit: int | None, timeou
             elapsed = time.perf_counter() - started
             for task, summary in summaries.items():
                 name = "f1" if summary.metric == "f1" else "accuracy"
-                bars[task].set_postfix({"msg_s": f"{summary.results / elapsed:.0f}", name: f"{summary.quality:.3f}",
+                rate = summary.results / (summary.seconds or elapsed)  # frozen once the task is done
+                bars[task].set_postfix({"msg_s": f"{rate:.0f}", name: f"{summary.quality:.3f}",
                                         "review": summary.review, "dlq": summary.dlq})
     finally:
         for bar in bars.values():

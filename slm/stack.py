@@ -114,18 +114,20 @@ def stop_service(pid: int) -> None:
         worker.kill()
 
 
-def _state_file(cache_dir: Path) -> Path:
-    return cache_dir / "services.json"
+def _state_file(data_dir: Path) -> Path:
+    # Beside the broker's data: one record of services per broker.
+    return data_dir / "services.json"
 
 
-def up(tasks: list[str], *, ports: dict[str, int] | None = None) -> tuple[str, list[RunningService]]:
+def up(tasks: list[str], *, port_base: int | None = None) -> tuple[str, list[RunningService]]:
     """Broker up, then every task's service; returns the bootstrap address and the services.
 
+    Ports are :data:`PORTS`, or ``port_base + 1`` ... ``port_base + 4`` in the same order.
     On any failure everything started here is stopped again.
     """
     from slm import local_kafka
 
-    ports = {**PORTS, **(ports or {})}
+    ports = dict(PORTS) if port_base is None else {task: port_base + i for i, task in enumerate(PORTS, start=1)}
     cfg = local_kafka.BrokerConfig.from_env()
     models = {task: ensure_model(task) for task in tasks}
     local_kafka.up(cfg)
@@ -135,22 +137,22 @@ def up(tasks: list[str], *, ports: dict[str, int] | None = None) -> tuple[str, l
     started: list[tuple[str, int, subprocess.Popen]] = []
     try:
         for task in tasks:
-            log = cfg.cache_dir / f"{task}-service.log"
+            log = cfg.data_dir / f"{task}-service.log"
             started.append((task, ports[task], start_service(task, models[task], ports[task], bootstrap, log, env)))
-        wait_ready(started, cfg.cache_dir)
+        wait_ready(started, cfg.data_dir)
     except BaseException:
         for _, _, proc in started:
             stop_service(proc.pid)
         raise
-    running = [RunningService(task, port, proc.pid, str(cfg.cache_dir / f"{task}-service.log"))
+    running = [RunningService(task, port, proc.pid, str(cfg.data_dir / f"{task}-service.log"))
                for task, port, proc in started]
-    previous = _read_state(cfg.cache_dir)
-    _state_file(cfg.cache_dir).write_text(json.dumps([vars(s) for s in previous + running], indent=2) + "\n")
+    previous = _read_state(cfg.data_dir)
+    _state_file(cfg.data_dir).write_text(json.dumps([vars(s) for s in previous + running], indent=2) + "\n")
     return bootstrap, running
 
 
-def _read_state(cache_dir: Path) -> list[RunningService]:
-    path = _state_file(cache_dir)
+def _read_state(data_dir: Path) -> list[RunningService]:
+    path = _state_file(data_dir)
     if not path.is_file():
         return []
     return [RunningService(**item) for item in json.loads(path.read_text())]
@@ -161,15 +163,15 @@ def down(services: list[RunningService] | None = None, *, broker: bool = True) -
     from slm import local_kafka
 
     cfg = local_kafka.BrokerConfig.from_env()
-    recorded = _read_state(cfg.cache_dir)
+    recorded = _read_state(cfg.data_dir)
     targets = recorded if services is None else services
     for service in targets:
         stop_service(service.pid)
     remaining = [s for s in recorded if s.pid not in {t.pid for t in targets}]
     if remaining:
-        _state_file(cfg.cache_dir).write_text(json.dumps([vars(s) for s in remaining], indent=2) + "\n")
+        _state_file(cfg.data_dir).write_text(json.dumps([vars(s) for s in remaining], indent=2) + "\n")
     else:
-        _state_file(cfg.cache_dir).unlink(missing_ok=True)
+        _state_file(cfg.data_dir).unlink(missing_ok=True)
     if broker:
         local_kafka.down(cfg)
     return [s.task for s in targets]

@@ -24,6 +24,8 @@ class TrainingArgs:
         max_test_examples (`int | None`, defaults to `None`): cap on test rows scored after training (``--quick``).
         seed (`int`, defaults to `42`): seed for data order, dev split and weights.
         int8_min_agreement (`float`, defaults to `0.97`): int8 must predict the fp32 label this often.
+        context_words (`int`, defaults to `0`): entities only: tokens of the neighbouring sentences
+            (same document) around each CoNLL sentence when training and scoring, half each side.
     """
 
     epochs: float = 4
@@ -38,6 +40,7 @@ class TrainingArgs:
     max_test_examples: int | None = None
     seed: int = 42
     int8_min_agreement: float = 0.97
+    context_words: int = 0
 
     def __post_init__(self) -> None:
         if self.epochs <= 0:
@@ -52,6 +55,8 @@ class TrainingArgs:
             raise ValueError(f"max_length must be in [8, 512], got {self.max_length!r}")
         if not 0 < self.dev_fraction < 0.5:
             raise ValueError(f"dev_fraction must be in (0, 0.5), got {self.dev_fraction!r}")
+        if self.context_words < 0:
+            raise ValueError(f"context_words must be >= 0, got {self.context_words!r}")
         if not 0 < self.int8_min_agreement <= 1:
             raise ValueError(f"int8_min_agreement must be in (0, 1], got {self.int8_min_agreement!r}")
 

@@ -7,23 +7,26 @@ skipped. Errors name the file, the line and the problem.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pipelines.common.data import open_text
 from shared.errors import DataError
 from shared.runtime.tagging import Span, parse_tag, spans_from_tags
 
-__all__ = ["Sentence", "read_conll", "tag_scheme"]
+__all__ = ["Sentence", "read_conll", "tag_scheme", "with_context"]
 
 
 @dataclass(frozen=True)
 class Sentence:
-    """A tokenized sentence with its gold entities (token spans, end exclusive)."""
+    """A tokenized sentence with its gold entities (token spans, end exclusive), and the
+    tokens of its neighbours in the same document (``left``/``right``, for context)."""
 
     tokens: tuple[str, ...]
     spans: tuple[Span, ...]
     line: int  # first line of the sentence in its file, for messages
+    left: tuple[str, ...] = ()
+    right: tuple[str, ...] = ()
 
     @property
     def types(self) -> set[str]:
@@ -35,8 +38,30 @@ def tag_scheme(tags: set[str]) -> str:
     return "IOB2" if any(t.startswith("B-") for t in tags) else "IO"
 
 
-def read_conll(path: str | Path) -> list[Sentence]:
-    """Every sentence of ``path`` (plain or ``.gz``).
+def with_context(sentences: list[Sentence], documents: list[int], words: int) -> list[Sentence]:
+    """Each sentence with up to ``words // 2`` tokens of the sentences before and after it,
+    never across a document boundary."""
+    if words <= 0:
+        return sentences
+    half = words // 2
+    out = []
+    for i, sentence in enumerate(sentences):
+        left: list[str] = []
+        j = i - 1
+        while j >= 0 and documents[j] == documents[i] and len(left) < half:
+            left = list(sentences[j].tokens) + left
+            j -= 1
+        right: list[str] = []
+        j = i + 1
+        while j < len(sentences) and documents[j] == documents[i] and len(right) < half:
+            right += sentences[j].tokens
+            j += 1
+        out.append(replace(sentence, left=tuple(left[-half:]), right=tuple(right[:half])))
+    return out
+
+
+def read_conll(path: str | Path, context_words: int = 0) -> list[Sentence]:
+    """Every sentence of ``path`` (plain or ``.gz``), with ``context_words`` of neighbours.
 
     Raises:
         DataError: missing file, a line without a tag, an unknown tag scheme, no sentences.
@@ -45,6 +70,8 @@ def read_conll(path: str | Path) -> list[Sentence]:
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     sentences: list[Sentence] = []
+    documents: list[int] = []
+    document = 0
     tokens: list[str] = []
     tags: list[str] = []
     first_line = 0
@@ -52,6 +79,7 @@ def read_conll(path: str | Path) -> list[Sentence]:
     def flush() -> None:
         if tokens:
             sentences.append(Sentence(tuple(tokens), tuple(spans_from_tags(tags)), first_line))
+            documents.append(document)
             tokens.clear()
             tags.clear()
 
@@ -65,6 +93,7 @@ def read_conll(path: str | Path) -> list[Sentence]:
                     continue
                 if parts[0] == "-DOCSTART-":
                     flush()
+                    document += 1
                     continue
                 if len(parts) < 2:
                     raise DataError(f"{path}:{lineno}: expected a token and a tag separated by a space or tab, "
@@ -84,4 +113,4 @@ def read_conll(path: str | Path) -> list[Sentence]:
     if not sentences:
         raise DataError(f"{path}: no sentences found (expected CoNLL: token ... tag per line, blank line between "
                         "sentences)")
-    return sentences
+    return with_context(sentences, documents, context_words)

@@ -29,14 +29,42 @@ def cpu_quantization_preset() -> str:
     return "avx512_vnni" if "avx512_vnni" in flags else "avx2"
 
 
+def _onnx_config(model, onnx_task: str):
+    """optimum's BERT config for the task; for our cased token classifier, plus ``case_ids``."""
+    from optimum.exporters.onnx.model_configs import BertOnnxConfig
+
+    if onnx_task != "token-classification":
+        return BertOnnxConfig(model.config, task=onnx_task)
+    from optimum.utils import DummyTextInputGenerator
+
+    from shared.runtime.tagging import N_SHAPES
+
+    class CaseIdsGenerator(DummyTextInputGenerator):
+        SUPPORTED_INPUT_NAMES = (*DummyTextInputGenerator.SUPPORTED_INPUT_NAMES, "case_ids")
+
+        def generate(self, input_name: str, framework: str = "pt", int_dtype: str = "int64",
+                     float_dtype: str = "fp32"):
+            if input_name == "case_ids":
+                return self.random_int_tensor([self.batch_size, self.sequence_length], max_value=N_SHAPES,
+                                              framework=framework, dtype=int_dtype)
+            return super().generate(input_name, framework, int_dtype, float_dtype)
+
+    class CasedTokenClassifierOnnxConfig(BertOnnxConfig):
+        DUMMY_INPUT_GENERATOR_CLASSES = (CaseIdsGenerator,)
+
+        @property
+        def inputs(self) -> dict[str, dict[int, str]]:
+            axes = {0: "batch_size", 1: "sequence_length"}
+            return {"input_ids": axes, "attention_mask": axes, "case_ids": axes}
+
+    return CasedTokenClassifierOnnxConfig(model.config, task=onnx_task)
+
+
 def _load_for_export(checkpoint_dir: Path, onnx_task: str):
-    if onnx_task == "token-classification":
-        from transformers import BertForTokenClassification
+    from pipelines.common.modeling import CasedTokenClassifier, MeanPoolingClassifier
 
-        return BertForTokenClassification.from_pretrained(checkpoint_dir).eval()
-    from pipelines.common.modeling import MeanPoolingClassifier
-
-    return MeanPoolingClassifier.from_pretrained(checkpoint_dir).eval()
+    model_class = CasedTokenClassifier if onnx_task == "token-classification" else MeanPoolingClassifier
+    return model_class.from_pretrained(checkpoint_dir).eval()
 
 
 def export_int8(checkpoint_dir: Path, out_dir: Path, preset: str | None = None,
@@ -45,13 +73,12 @@ def export_int8(checkpoint_dir: Path, out_dir: Path, preset: str | None = None,
 
     Args:
         onnx_task (`str`): ``text-classification`` (our mean-pooling head, logits per item)
-            or ``token-classification`` (logits per token).
+            or ``token-classification`` (our cased token head, logits per token).
 
     Returns:
         (fp32 path, int8 path).
     """
     from optimum.exporters.onnx import export
-    from optimum.exporters.onnx.model_configs import BertOnnxConfig
 
     from optimum.onnxruntime import ORTQuantizer
     from optimum.onnxruntime.configuration import AutoQuantizationConfig
@@ -65,10 +92,10 @@ def export_int8(checkpoint_dir: Path, out_dir: Path, preset: str | None = None,
         fp32_dir = Path(tmp) / "fp32"
         fp32_dir.mkdir()
         model = _load_for_export(checkpoint_dir, onnx_task)
-        # The head may be ours, so optimum cannot infer the architecture from a model id: give
-        # it the BERT config for the task (inputs input_ids/attention_mask/token_type_ids,
-        # output logits, dynamic batch and sequence axes).
-        onnx_config = BertOnnxConfig(model.config, task=onnx_task)
+        # The heads are ours, so optimum cannot infer the architecture from a model id: give
+        # it the BERT config for the task (inputs input_ids/attention_mask/token_type_ids or
+        # case_ids, output logits, dynamic batch and sequence axes).
+        onnx_config = _onnx_config(model, onnx_task)
         export(model, onnx_config, fp32_dir / "model.onnx", opset=onnx_config.DEFAULT_ONNX_OPSET)
         model.config.save_pretrained(fp32_dir)
         bar.update()

@@ -22,14 +22,15 @@ import numpy as np
 from shared.errors import ModelError
 from shared.runtime.model_folder import ONNX_FILE, ModelInfo, read_model_info
 from shared.runtime.onnx_classifier import softmax, start_session
-from shared.runtime.tagging import plan_windows, spans_from_tags, window_owners
+from shared.runtime.tagging import SHAPE_SPECIAL, plan_windows, spans_from_tags, token_shapes, window_owners
 
 __all__ = ["Entity", "EntityTagger", "OnnxEntityRecognizer", "RunLogits"]
 
 logger = logging.getLogger(__name__)
 
-# (input_ids, attention_mask) -> logits of shape (batch, tokens, labels)
-RunLogits = Callable[[np.ndarray, np.ndarray], np.ndarray]
+# feeds (input_ids, attention_mask and, for models with case features, case_ids)
+# -> logits of shape (batch, tokens, labels)
+RunLogits = Callable[[dict[str, np.ndarray]], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -45,12 +46,14 @@ class Entity:
 
 @dataclass(frozen=True)
 class Window:
-    """Model input for one window of one text: token ids with [CLS]/[SEP] around them."""
+    """Model input for one window of one text: token ids with [CLS]/[SEP] around them,
+    and each token's word shape (0 for the special tokens)."""
 
     item: int
     start: int
     end: int
     ids: np.ndarray
+    shapes: np.ndarray
 
 
 class EntityTagger:
@@ -61,9 +64,12 @@ class EntityTagger:
         labels (`Sequence[str]`): IOB2 tags in logit order.
         max_length (`int`): model window in tokens, [CLS] and [SEP] included.
         overlap (`int | None`): tokens shared by consecutive windows (default: a quarter window).
+        case_features (`bool`, defaults to `False`): feed each token's word shape as ``case_ids``.
     """
 
-    def __init__(self, tokenizer, labels: Sequence[str], max_length: int, overlap: int | None = None) -> None:
+    def __init__(self, tokenizer, labels: Sequence[str], max_length: int, overlap: int | None = None,
+                 case_features: bool = False) -> None:
+        self.case_features = case_features
         self.tokenizer = tokenizer
         self.tokenizer.no_truncation()
         self.tokenizer.no_padding()
@@ -85,23 +91,37 @@ class EntityTagger:
     def wrap(self, ids: Sequence[int]) -> np.ndarray:
         return np.array([self.cls_id, *ids, self.sep_id], dtype=np.int64)
 
-    def token_probs(self, encodings: Sequence, run: RunLogits, batch_size: int) -> list[np.ndarray]:
+    @staticmethod
+    def wrap_shapes(shapes: Sequence[int]) -> np.ndarray:
+        return np.array([SHAPE_SPECIAL, *shapes, SHAPE_SPECIAL], dtype=np.int64)
+
+    def feeds(self, ids: Sequence[np.ndarray], shapes: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """Padded model inputs for a batch of wrapped windows."""
+        width = max(len(w) for w in ids)
+        feeds = {"input_ids": np.zeros((len(ids), width), dtype=np.int64)}
+        feeds["attention_mask"] = np.zeros_like(feeds["input_ids"])
+        if self.case_features:
+            feeds["case_ids"] = np.zeros_like(feeds["input_ids"])
+        for row, window_ids in enumerate(ids):
+            feeds["input_ids"][row, : len(window_ids)] = window_ids
+            feeds["attention_mask"][row, : len(window_ids)] = 1
+            if self.case_features:
+                feeds["case_ids"][row, : len(window_ids)] = shapes[row]
+        return feeds
+
+    def token_probs(self, texts: Sequence[str], encodings: Sequence, run: RunLogits,
+                    batch_size: int) -> list[np.ndarray]:
         """Per-token tag probabilities of each encoding, shape (tokens, labels), windows merged."""
         plans = [self.windows(len(enc.ids)) for enc in encodings]
-        windows = [Window(item, s, e, self.wrap(enc.ids[s:e]))
+        shapes = [token_shapes(text, enc.offsets, enc.word_ids) for text, enc in zip(texts, encodings)]
+        windows = [Window(item, s, e, self.wrap(enc.ids[s:e]), self.wrap_shapes(shapes[item][s:e]))
                    for item, (enc, plan) in enumerate(zip(encodings, plans)) for s, e in plan if e > s]
         # Similar lengths share a batch, so padding wastes little.
         windows.sort(key=lambda w: len(w.ids))
         window_probs: dict[tuple[int, int], np.ndarray] = {}
         for first in range(0, len(windows), batch_size):
             chunk = windows[first : first + batch_size]
-            width = max(len(w.ids) for w in chunk)
-            ids = np.zeros((len(chunk), width), dtype=np.int64)
-            mask = np.zeros_like(ids)
-            for row, w in enumerate(chunk):
-                ids[row, : len(w.ids)] = w.ids
-                mask[row, : len(w.ids)] = 1
-            logits = np.asarray(run(ids, mask), dtype=np.float32)
+            logits = np.asarray(run(self.feeds([w.ids for w in chunk], [w.shapes for w in chunk])), dtype=np.float32)
             for row, w in enumerate(chunk):
                 window_probs[(w.item, w.start)] = softmax(logits[row, 1 : len(w.ids) - 1])
         merged = []
@@ -142,7 +162,7 @@ class EntityTagger:
     def predict(self, texts: Sequence[str], run: RunLogits, batch_size: int = 32) -> list[list[Entity]]:
         """Entities of each text, in input order."""
         encodings = [self.encode(t) for t in texts]
-        probs = self.token_probs(encodings, run, batch_size)
+        probs = self.token_probs(texts, encodings, run, batch_size)
         return [self.decode(t, enc, p) for t, enc, p in zip(texts, encodings, probs)]
 
 
@@ -164,19 +184,20 @@ class OnnxEntityRecognizer:
         self.info: ModelInfo = read_model_info(self.model_dir)
         self.labels = list(self.info.labels)
         self.max_batch_size = max_batch_size
-        self.tagger = EntityTagger(Tokenizer.from_file(str(self.model_dir / "tokenizer.json")), self.labels,
-                                   self.info.max_length)
         self.session = start_session(self.model_dir / onnx_file, intra_op_threads)
-        self._wants_token_types = "token_type_ids" in {i.name for i in self.session.get_inputs()}
+        inputs = {i.name for i in self.session.get_inputs()}
+        self._wants_token_types = "token_type_ids" in inputs
+        # The graph says whether the model was trained with word-shape features.
+        self.tagger = EntityTagger(Tokenizer.from_file(str(self.model_dir / "tokenizer.json")), self.labels,
+                                   self.info.max_length, case_features="case_ids" in inputs)
 
     @property
     def model_id(self) -> str:
         return self.info.model_id
 
-    def run_logits(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        feeds = {"input_ids": ids, "attention_mask": mask}
+    def run_logits(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         if self._wants_token_types:
-            feeds["token_type_ids"] = np.zeros_like(ids)
+            feeds = {**feeds, "token_type_ids": np.zeros_like(feeds["input_ids"])}
         (logits,) = self.session.run(["logits"], feeds)
         return logits
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-__all__ = ["OUTSIDE", "Span", "iob2_tags", "parse_tag", "plan_windows", "spans_from_tags", "window_owners"]
+__all__ = ["N_SHAPES", "OUTSIDE", "Span", "iob2_tags", "parse_tag", "plan_windows", "spans_from_tags", "token_shapes",
+           "window_owners", "word_shape"]
 
 OUTSIDE = "O"
 _TAG = re.compile(r"^([BI])-(\S+)$")
@@ -94,3 +95,36 @@ def window_owners(windows: Sequence[tuple[int, int]], n_tokens: int) -> list[int
             if margin > margins[i]:
                 owners[i], margins[i] = w, margin
     return owners
+
+
+# Word shapes: what an uncased encoder cannot see and a name often shows. 0 is for
+# [CLS]/[SEP]/padding; every subword of a word gets the shape of the whole word.
+SHAPE_SPECIAL, SHAPE_LOWER, SHAPE_TITLE, SHAPE_UPPER, SHAPE_MIXED, SHAPE_NO_LETTER = range(6)
+N_SHAPES = 6
+
+
+def word_shape(word: str) -> int:
+    """``lower``, ``Title``, ``UPPER`` (two or more letters), ``mIxed`` or no letter at all."""
+    letters = [c for c in word if c.isalpha()]
+    if not letters:
+        return SHAPE_NO_LETTER
+    uppers = sum(c.isupper() for c in letters)
+    if uppers == 0:
+        return SHAPE_LOWER
+    if uppers == len(letters):
+        return SHAPE_UPPER if len(letters) > 1 else SHAPE_TITLE
+    if letters[0].isupper() and uppers == 1:
+        return SHAPE_TITLE
+    return SHAPE_MIXED
+
+
+def token_shapes(text: str, offsets: Sequence[tuple[int, int]], word_ids: Sequence[int | None]) -> list[int]:
+    """The shape of each token's whole word in ``text`` (words as the tokenizer pre-splits them)."""
+    spans: dict[int, list[int]] = {}
+    for (start, end), word in zip(offsets, word_ids):
+        if word is None:
+            continue
+        span = spans.setdefault(word, [start, end])
+        span[0], span[1] = min(span[0], start), max(span[1], end)
+    shapes = {word: word_shape(text[start:end]) for word, (start, end) in spans.items()}
+    return [SHAPE_SPECIAL if word is None else shapes[word] for word in word_ids]

@@ -59,3 +59,13 @@ def test_not_utf8_and_missing_file(tmp_path):
         read_conll(path)
     with pytest.raises(DataError, match="no such file"):
         read_conll(tmp_path / "absent.conll")
+
+
+def test_context_comes_from_neighbours_in_the_same_document_only(tmp_path):
+    path = write(tmp_path, "-DOCSTART- O\n\nA O\nB O\n\nC I-PER\n\nD O\nE O\n\n-DOCSTART- O\n\nF O\n")
+    sentences = read_conll(path, context_words=4)
+    by_token = {s.tokens[0]: s for s in sentences}
+    assert (by_token["C"].left, by_token["C"].right) == (("A", "B"), ("D", "E"))
+    assert by_token["A"].left == () and by_token["D"].right == ()  # the next document is not context
+    assert by_token["F"].left == () and by_token["F"].right == ()
+    assert read_conll(path)[2].left == ()  # no context unless asked

@@ -26,7 +26,9 @@ def test_quick_training_writes_a_complete_int8_model(quick_training):
     assert info.labels == ["bearish", "bullish", "neutral"]
     assert 0.5 <= info.review_threshold <= 0.95
     assert info.metrics["dev"]["int8_fp32_agreement"] >= 0.97
-    assert set(info.metrics["test"]) == {"int8", "fp32"}
+    assert set(info.metrics["test"]) == {"int8", "fp32", "baseline"}
+    assert info.metrics["test"]["int8"]["top3_accuracy"] == 1.0  # three labels: always in the top 3
+    assert 0 < info.metrics["test"]["baseline"]["accuracy"] <= 1
     assert info.training["data"]["train"]["sha256"]
     # int8 really is quantized: integer matmuls in the graph, and a smaller file than fp32.
     ops = {node.op_type for node in onnx.load(out / "model.onnx").graph.node}
@@ -68,3 +70,39 @@ def test_evaluate_reports_a_bad_file_without_a_traceback(quick_model_dir, tmp_pa
     assert result.returncode == 2
     assert "bad.csv:2: missing column(s) text" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("task", ["transactions", "helpdesk"])
+def test_quick_classification_tasks_report_top3_and_the_baseline(quick_trainings, task):
+    result, out = quick_trainings(task)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "top-3 accuracy=" in result.stdout and "baseline TF-IDF+SVM" in result.stdout
+    info = read_model_info(out)
+    test = info.metrics["test"]
+    assert test["int8"]["top3_accuracy"] >= test["int8"]["accuracy"]
+    assert test["baseline"]["n"] == test["int8"]["n"]
+    if task == "transactions":
+        assert info.columns["fields"] == ["amount", "directorate"]
+
+
+def test_quick_entities_model_and_its_evaluation(quick_trainings, tmp_path):
+    result, out = quick_trainings("entities")
+    assert result.returncode == 0, result.stderr[-3000:]
+    info = read_model_info(out)
+    assert info.kind == "entities" and info.labels[0] == "O"
+    assert info.training["tag_scheme_in_files"] == {"FIN5.train.txt.gz": "IO", "FIN3.test.txt.gz": "IO"}
+    assert info.metrics["dev"]["int8_fp32_agreement"] >= 0.97
+    ops = {node.op_type for node in onnx.load(out / "model.onnx").graph.node}
+    assert "MatMulInteger" in ops or "DynamicQuantizeMatMul" in ops
+    # A few lines of FIN3 in IOB2 (the model was trained on IO tags): both schemes read alike.
+    data = tmp_path / "mini.conll"
+    data.write_text("John\tB-PER\nSmith\tI-PER\nsigned\tO\nfor\tO\nAcme\tB-ORG\nBank\tI-ORG\n.\tO\n", encoding="utf-8")
+    evaluated = subprocess.run([SLM, "evaluate", "entities", "--model", str(out), "--data", str(data), "--json",
+                                "--card-dir", str(tmp_path / "card")],
+                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert evaluated.returncode == 0, evaluated.stderr
+    metrics = json.loads(evaluated.stdout)
+    assert {"f1", "precision", "recall", "per_type"} <= set(metrics)
+    assert metrics["entities"]["gold"] == 2
+    assert 0 <= metrics["f1"] <= 1
+    assert (tmp_path / "card" / "card.md").read_text().count("entity-level micro F1") == 1

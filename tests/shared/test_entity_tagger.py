@@ -27,7 +27,8 @@ def rule_network(tokenizer: Tokenizer, names: dict[str, str]):
             ids_of.setdefault(token_id, f"{'B' if i == 0 else 'I'}-{kind}")
     calls = []
 
-    def run(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def run(feeds: dict[str, np.ndarray]) -> np.ndarray:
+        ids, mask = feeds["input_ids"], feeds["attention_mask"]
         calls.append(ids.shape)
         logits = np.zeros((*ids.shape, len(LABELS)), dtype=np.float32)
         logits[..., 0] = 5.0
@@ -76,7 +77,8 @@ def test_a_span_ending_inside_a_word_grows_to_the_whole_word(tokenizer_json):
     assert len(tokens) > 1  # several subwords
     first_piece = tagger.tokenizer.decode(tokens[:1])
 
-    def run(ids, mask):
+    def run(feeds):
+        ids = feeds["input_ids"]
         logits = np.zeros((*ids.shape, len(LABELS)), dtype=np.float32)
         logits[..., 0] = 5.0
         logits[ids == tokens[0], 1] = 10.0  # only the first piece is tagged
@@ -91,3 +93,21 @@ def test_empty_and_unknown_only_texts_give_no_entities(tokenizer_json):
     run, _ = rule_network(tagger.tokenizer, {"acme": "ORG"})
     assert tagger.predict(["\u200b", "acme"], run) == [[], tagger.predict(["acme"], run)[0]]
     assert tagger.predict(["acme"], run)[0][0].text == "acme"
+
+
+def test_case_ids_carry_each_words_shape_to_every_subword(tokenizer_json):
+    tagger = EntityTagger(Tokenizer.from_str(tokenizer_json), LABELS, max_length=32, case_features=True)
+    seen = []
+
+    def run(feeds):
+        seen.append(feeds)
+        return np.zeros((*feeds["input_ids"].shape, len(LABELS)), dtype=np.float32)
+
+    tagger.predict(["Blankenship of USA signed a delaware lease, 2024"], run)
+    (feeds,) = seen
+    tokens = [tagger.tokenizer.id_to_token(i) for i in feeds["input_ids"][0]]
+    shapes = dict(zip(tokens, feeds["case_ids"][0]))
+    assert feeds["case_ids"][0][0] == 0 and feeds["case_ids"][0][-1] == 0  # [CLS], [SEP]
+    pieces = tagger.tokenizer.encode("Blankenship", add_special_tokens=False).tokens
+    assert {int(shapes[p]) for p in pieces} == {2}  # every piece of a Title word is Title
+    assert (shapes["usa"], shapes["delaware"], shapes["202"], shapes["##4"]) == (3, 1, 5, 5)

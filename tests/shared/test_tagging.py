@@ -2,7 +2,7 @@
 
 import pytest
 
-from shared.runtime.tagging import iob2_tags, parse_tag, plan_windows, spans_from_tags, window_owners
+from shared.runtime.tagging import iob2_tags, parse_tag, plan_windows, spans_from_tags, window_owners, word_shape
 
 
 def test_io_tags_make_one_span_per_run_of_a_type():
@@ -47,3 +47,8 @@ def test_each_token_is_owned_by_the_window_where_it_has_most_context():
     # In the overlap of windows 0 (0-100) and 1 (74-174), the first half belongs to window 0.
     assert owners[80] == 0 and owners[95] == 1
     assert all(windows[w][0] <= i < windows[w][1] for i, w in enumerate(owners))
+
+
+def test_word_shapes():
+    shapes = [word_shape(w) for w in ("delaware", "Delaware", "LLC", "I", "McDonald", "2024", "Ünter", "eBay")]
+    assert shapes == [1, 2, 3, 2, 4, 5, 2, 4]
