@@ -46,7 +46,8 @@ test-unit: setup
 	$(PY) -m pytest -m "not integration and not slow" $(PYTEST_ARGS)
 
 # Full-quality training of one task into models/<task>, then its evaluation on the test
-# set (CPU times on 2 cores: entities ~10 min, sentiment ~30, transactions ~60, helpdesk ~90).
+# set (measured on 2 cores, with other trainings beside them: entities 11 min, sentiment 29,
+# transactions 92, helpdesk 129).
 $(addprefix train-,$(TASKS)): train-%: setup
 	$(SLM) train $*
 $(addprefix evaluate-,$(TASKS)): evaluate-%: setup
