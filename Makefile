@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 TASKS := transactions entities helpdesk sentiment
 
 .PHONY: setup demo up down test test-unit train-all evaluate-all clean \
-	$(addprefix train-,$(TASKS)) $(addprefix evaluate-,$(TASKS)) bench-conll2003
+	$(addprefix train-,$(TASKS)) $(addprefix evaluate-,$(TASKS)) bench-ner
 
 setup: $(STAMP) .cache/kafka-ready $(EXTRA_SETUP)
 
@@ -56,8 +56,8 @@ train-all: $(addprefix train-,$(TASKS))
 evaluate-all: $(addprefix evaluate-,$(TASKS))
 
 # The CoNLL-2003 benchmark for the entities pipeline (data read from ../shared, never copied).
-bench-conll2003: setup
-	$(PY) -m bench.conll2003 $(BENCH_ARGS)
+bench-ner: setup
+	$(PY) -m bench.ner_benchmark $(BENCH_ARGS)
 
 clean:
 	-$(SLM) kafka down

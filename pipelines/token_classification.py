@@ -26,7 +26,7 @@ import numpy as np
 from pipelines.common.args import TrainingArgs
 from pipelines.common.base_model import BASE_MODEL_NAME, base_model_path, force_offline
 from pipelines.common.card import write_card
-from pipelines.common.conll import Sentence, read_conll, tag_scheme
+from pipelines.common.token_files import Sentence, read_conll, tag_scheme
 from pipelines.common.export import cpu_quantization_preset, export_int8
 from pipelines.common.metrics import entity_metrics
 from pipelines.common.model_output import building, data_provenance, pick_review_threshold, subsample

@@ -92,20 +92,30 @@ class TaskProcessor(Protocol):
     def needs_review(self, result: BaseModel) -> bool: ...
 
 
-class ClassificationProcessor:
-    """Sequence classification: transactions, helpdesk and sentiment.
+class _ModelProcessor:
+    """What both processors hold: the task name, the loaded model and the review threshold.
 
     Args:
         task (`str`): task name written into every result.
-        model (`OnnxTextClassifier`): the loaded model folder.
+        model: the loaded model folder (:class:`OnnxTextClassifier` or :class:`OnnxEntityRecognizer`).
         review_threshold (`float | None`): overrides the model's stored threshold.
     """
 
-    def __init__(self, task: str, model: OnnxTextClassifier, review_threshold: float | None = None) -> None:
+    def __init__(self, task: str, model, review_threshold: float | None = None) -> None:
         self.task = task
         self.model = model
         self.model_id = model.model_id
         self.threshold = model.info.review_threshold if review_threshold is None else review_threshold
+
+    def needs_review(self, result: BaseModel) -> bool:
+        return result.review
+
+
+class ClassificationProcessor(_ModelProcessor):
+    """Sequence classification: transactions, helpdesk and sentiment (see :class:`_ModelProcessor`)."""
+
+    def __init__(self, task: str, model: OnnxTextClassifier, review_threshold: float | None = None) -> None:
+        super().__init__(task, model, review_threshold)
         # The fields the model was trained with, in training order; a request's others are ignored.
         self.field_names = tuple(model.info.columns.get("fields", ()))
 
@@ -129,24 +139,9 @@ class ClassificationProcessor:
             for item, p in zip(items, predictions)
         ]
 
-    def needs_review(self, result: ClassificationResultV1) -> bool:
-        return result.review
 
-
-class EntitiesProcessor:
-    """Entity extraction: spans with type, text, character offsets and score.
-
-    Args:
-        task (`str`): task name written into every result.
-        model (`OnnxEntityRecognizer`): the loaded model folder.
-        review_threshold (`float | None`): overrides the model's stored threshold.
-    """
-
-    def __init__(self, task: str, model: OnnxEntityRecognizer, review_threshold: float | None = None) -> None:
-        self.task = task
-        self.model = model
-        self.model_id = model.model_id
-        self.threshold = model.info.review_threshold if review_threshold is None else review_threshold
+class EntitiesProcessor(_ModelProcessor):
+    """Entity extraction: spans with type, text, character offsets and score (see :class:`_ModelProcessor`)."""
 
     def process(self, items: Sequence[Received]) -> list[EntitiesResultV1]:
         found = self.model.predict([item.request.text for item in items])
@@ -164,9 +159,6 @@ class EntitiesProcessor:
             )
             for item, entities in zip(items, found)
         ]
-
-    def needs_review(self, result: EntitiesResultV1) -> bool:
-        return result.review
 
 
 def load_processor(task: str, model_dir, *, intra_op_threads: int = 0, max_batch_size: int = 64,

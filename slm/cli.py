@@ -277,10 +277,7 @@ def evaluate(task, model_dir, data_file, card_dir, as_json, baseline_train, text
         click.echo(f"model {metrics['model']} on {data_file} ({metrics['n']} sentences)")
         click.echo(f"entity F1 {metrics['f1']:.4f}  precision {metrics['precision']:.4f}  "
                    f"recall {metrics['recall']:.4f}")
-        click.echo(f"{'type':<24}{'precision':>10}{'recall':>10}{'F1':>10}{'support':>10}")
-        for kind, m in metrics["per_type"].items():
-            click.echo(f"{kind:<24}{m['precision']:>10.4f}{m['recall']:>10.4f}{m['f1']:>10.4f}{m['support']:>10}")
-        click.echo(f"model card: {metrics['card']}")
+        _echo_per_label("type", metrics["per_type"], metrics["card"])
         return
     columns = _columns(text_col, label_col, field_cols) if (text_col or label_col or field_cols) else None
     if baseline_train == "":
@@ -298,10 +295,15 @@ def evaluate(task, model_dir, data_file, card_dir, as_json, baseline_train, text
     if "baseline" in metrics:
         click.echo(f"baseline TF-IDF+SVM: accuracy {metrics['baseline']['accuracy']:.4f}  "
                    f"macro-F1 {metrics['baseline']['macro_f1']:.4f}")
-    click.echo(f"{'label':<24}{'precision':>10}{'recall':>10}{'F1':>10}{'support':>10}")
-    for label, m in metrics["per_label"].items():
-        click.echo(f"{label:<24}{m['precision']:>10.4f}{m['recall']:>10.4f}{m['f1']:>10.4f}{m['support']:>10}")
-    click.echo(f"model card: {metrics['card']}")
+    _echo_per_label("label", metrics["per_label"], metrics["card"])
+
+
+def _echo_per_label(heading: str, rows: dict, card: str) -> None:
+    """The per-label (or per-type) P/R/F1 table and where the model card went."""
+    click.echo(f"{heading:<24}{'precision':>10}{'recall':>10}{'F1':>10}{'support':>10}")
+    for name, m in rows.items():
+        click.echo(f"{name:<24}{m['precision']:>10.4f}{m['recall']:>10.4f}{m['f1']:>10.4f}{m['support']:>10}")
+    click.echo(f"model card: {card}")
 
 
 # --- Serving -----------------------------------------------------------------------------

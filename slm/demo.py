@@ -78,7 +78,7 @@ def load_rows(task: str, limit: int | None) -> tuple[list[dict], list, str]:
 
     dataset = dataset_for(task)
     if isinstance(dataset, EntityDataset):
-        from pipelines.common.conll import read_conll
+        from pipelines.common.token_files import read_conll
         from pipelines.token_classification import sentence_text
 
         requests, gold = [], []

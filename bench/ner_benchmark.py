@@ -6,7 +6,7 @@ is Reuters newswire under a research licence: it is read from the team's handout
 (``../shared/data/entities/conll2003``) and never copied into the repository; the model
 goes under ``.cache/bench/``.
 
-    python -m bench.conll2003 [--data-dir DIR] [--epochs 3]
+    python -m bench.ner_benchmark [--data-dir DIR] [--epochs 3]
 
 Reference (Devlin et al. 2019, test F1): BERT-base 92.4, BERT-large 92.8; both cased, and
 about 5x (base) the parameters of all-MiniLM-L6-v2, which is uncased.
@@ -31,7 +31,7 @@ DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "entities" / "conll2003"
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / ".cache" / "bench" / "conll2003")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / ".cache" / "bench" / "ner")
     parser.add_argument("--epochs", type=float, default=3)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--batch-size", type=int, default=32)

@@ -4,7 +4,7 @@ import gzip
 
 import pytest
 
-from pipelines.common.conll import read_conll, tag_scheme
+from pipelines.common.token_files import read_conll, tag_scheme
 from shared.errors import DataError
 
 
