@@ -12,6 +12,7 @@ __all__ = [
     "ModelError",
     "MessageError",
     "ProduceError",
+    "RebalanceStalled",
 ]
 
 
@@ -33,6 +34,10 @@ class ModelError(SlmError):
 
 class ProduceError(SlmError):
     """Records of a batch were not acknowledged; the batch is not committed and is retried."""
+
+
+class RebalanceStalled(SlmError):
+    """The consumer's rebalance did not finish in time; the loop rebuilds its clients."""
 
 
 class MessageError(SlmError):

@@ -40,6 +40,8 @@ class KafkaSettings(BaseSettings):
     replication_factor: int = Field(default=1, ge=1)
     max_batch: int = Field(default=64, ge=1, le=10_000, description="records per micro-batch")
     poll_timeout_ms: int = Field(default=200, ge=1)
+    rebalance_stall_s: float = Field(default=90.0, gt=0, description=(
+        "a rebalance (partitions revoked, none assigned) lasting longer than this rebuilds the clients"))
     max_message_bytes: int = Field(default=65_536, ge=64, description="larger request values go to the DLQ")
     auto_offset_reset: str = Field(default="earliest", pattern="^(earliest|latest)$")
     create_topics: bool = True

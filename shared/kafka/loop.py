@@ -6,6 +6,11 @@ fails, the clients are rebuilt and the batch is consumed again from the last com
 committed between polls, so a rebalance (which kafka-python runs inside ``poll``) never
 revokes a partition with uncommitted work. ``stop()`` (the service's shutdown hook, on
 SIGTERM) ends polling; the batch in hand is finished and committed before the clients close.
+
+Group membership is watched too: the consumer joins only once the requests topic is in its
+own metadata (a join on empty metadata is followed by a second rebalance, which kafka-python
+3.0 can leave hanging), and a rebalance that has not finished after ``rebalance_stall_s``
+rebuilds the clients instead of leaving the service deaf to its topic.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import time
 
 from opentelemetry import trace
 
-from shared.errors import MessageError, ProduceError
+from shared.errors import MessageError, ProduceError, RebalanceStalled
 from shared.kafka.batch import OutgoingRecord, plan_batch
 from shared.kafka.dlq import dlq_headers
 from shared.kafka.topics import TaskTopics, ensure_topics
@@ -56,6 +61,9 @@ class TaskConsumerLoop:
         self._joined_group = threading.Event()
         self._thread: threading.Thread | None = None
         self.assignment: frozenset = frozenset()
+        self.assignments = 0  # completed rebalances, for tests and logs
+        self._rebalancing_since: float | None = None
+        self._clock = time.monotonic
         self.error: BaseException | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -93,7 +101,28 @@ class TaskConsumerLoop:
                 self.error = exc
                 logger.exception('consumer loop failed task=%s; restarting in %.0fs', self.processor.task, RETRY_BACKOFF_S)
                 self._joined_group.clear()
+                self._rebalancing_since = None
                 self._stop.wait(RETRY_BACKOFF_S)
+
+    def _on_partitions_revoked(self, revoked) -> None:
+        # Batches are committed before the next poll, so nothing is in flight here.
+        self._rebalancing_since = self._clock()
+        logger.info('partitions revoked task=%s partitions=%s', self.processor.task, _names(revoked))
+
+    def _on_partitions_assigned(self, assigned) -> None:
+        self._rebalancing_since = None
+        self.assignment = frozenset(assigned)
+        self.assignments += 1
+        self._joined_group.set()
+        logger.info('partitions assigned task=%s partitions=%s', self.processor.task, _names(assigned))
+
+    def _check_rebalance(self) -> None:
+        """Raise :class:`RebalanceStalled` when a rebalance has lasted past the settings' bound."""
+        since = self._rebalancing_since
+        if since is not None and self._clock() - since > self.settings.rebalance_stall_s:
+            raise RebalanceStalled(f"group {self.group_id}: no assignment {self._clock() - since:.0f}s after "
+                                   f"the partitions were revoked (rebalance_stall_s="
+                                   f"{self.settings.rebalance_stall_s:.0f})")
 
     def _clients(self):
         from kafka import KafkaConsumer, KafkaProducer, ConsumerRebalanceListener
@@ -102,13 +131,10 @@ class TaskConsumerLoop:
 
         class Listener(ConsumerRebalanceListener):
             def on_partitions_revoked(self, revoked):
-                # Batches are committed before the next poll, so nothing is in flight here.
-                logger.info('partitions revoked task=%s partitions=%s', loop.processor.task, _names(revoked))
+                loop._on_partitions_revoked(revoked)
 
             def on_partitions_assigned(self, assigned):
-                loop.assignment = frozenset(assigned)
-                loop._joined_group.set()
-                logger.info('partitions assigned task=%s partitions=%s', loop.processor.task, _names(assigned))
+                loop._on_partitions_assigned(assigned)
 
         options = self.settings.client_options()
         consumer = KafkaConsumer(
@@ -119,8 +145,8 @@ class TaskConsumerLoop:
             max_poll_records=self.settings.max_batch,
         )
         try:
-            self._wait_for_topic_metadata(consumer)
             consumer.subscribe([self.topics.requests], listener=Listener())
+            self._wait_for_topic_metadata(consumer)
             producer = KafkaProducer(**options, acks="all", enable_idempotence=True, linger_ms=2)
         except Exception:
             consumer.close(autocommit=False)
@@ -128,14 +154,17 @@ class TaskConsumerLoop:
         return consumer, producer
 
     def _wait_for_topic_metadata(self, consumer, timeout: float = 30.0) -> None:
-        """Wait until the requests topic's partitions are known before joining the group.
+        """Wait, after subscribing and before the first poll (which joins the group), until the
+        requests topic's partitions are in the consumer's metadata.
 
-        Joining while a just-created topic has no metadata yet gives an empty assignment,
-        and kafka-python can then sit in a rebalance that never completes.
+        kafka-python records the subscribed topics' partitions when it computes an assignment;
+        joining before the metadata has arrived assigns against an empty snapshot, and the
+        metadata that follows triggers a second rebalance at once. ``consumer.topics()`` is a
+        blocking metadata fetch, so the snapshot is current when it returns.
         """
         deadline = time.monotonic() + timeout
         while not self._stop.is_set() and time.monotonic() < deadline:
-            if consumer.partitions_for_topic(self.topics.requests):
+            if self.topics.requests in consumer.topics() and consumer.partitions_for_topic(self.topics.requests):
                 return
             self._stop.wait(0.2)
         logger.warning('no partition metadata for topic=%s after %.0fs; joining anyway', self.topics.requests, timeout)
@@ -153,6 +182,7 @@ class TaskConsumerLoop:
                 records = [record for batch in polled.values() for record in batch]
                 if records:
                     self._handle(consumer, producer, records)
+                self._check_rebalance()
         finally:
             producer.close(timeout=10)
             consumer.close(autocommit=False)

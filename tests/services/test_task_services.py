@@ -88,15 +88,8 @@ def test_openapi_documents_the_task_result(running):
     assert expected in json.dumps(schema["components"])
 
 
-def test_kafka_results_dlq_and_commits(running, kafka_bootstrap, request):
+def test_kafka_results_dlq_and_commits(running, kafka_bootstrap):
     task, _, service, prefix = running
-    if task != "transactions":
-        # Open bug: in CI, the second and third services this module starts got no record in
-        # 120 s and their consumers had lost group membership (UnknownMemberId on leave);
-        # the first service (transactions) and the sentiment suite pass. Kept visible.
-        request.applymarker(pytest.mark.xfail(reason="consumer loses its group when started after "
-                                                     "another service in this module; under investigation",
-                                              strict=False))
     topics = TaskTopics(task, prefix)
     items = _sample(task, 20)
     valid = [(i["id"].encode(), json.dumps(i).encode(), [("correlation-id", i["id"].encode())]) for i in items]
