@@ -20,7 +20,7 @@ from shared.settings import KafkaSettings, ServiceSettings, default_model_dir
 from shared.tasks import Received, TaskProcessor, load_processor
 from shared.telemetry import TaskInstruments
 
-__all__ = ["TaskRuntime", "cpu_quota", "onnx_threads_for"]
+__all__ = ["TaskRuntime", "active_runtime", "cpu_quota", "onnx_threads_for"]
 
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -55,6 +55,18 @@ def onnx_threads_for(settings: ServiceSettings) -> int:
     return max(1, cpus)
 
 
+_ACTIVE: dict[str, "TaskRuntime"] = {}
+
+
+def active_runtime(task: str) -> "TaskRuntime | None":
+    """The runtime this process serves ``task`` with, once the service has started.
+
+    BentoML builds the service instance inside its ASGI app; a Ray Serve replica reads the
+    runtime's health and Kafka lag through this.
+    """
+    return _ACTIVE.get(task)
+
+
 class TaskRuntime:
     """Load a task's model and, when Kafka is configured, run its consumer loop.
 
@@ -75,6 +87,7 @@ class TaskRuntime:
         if kafka.bootstrap:
             self.loop = TaskConsumerLoop(self.processor, kafka)
             self.loop.start()
+        _ACTIVE[task] = self
         logger.info('service ready task=%s model=%s kafka=%s', task, self.processor.model_id, kafka.bootstrap or "off")
 
     def predict(self, requests: Sequence[TaskRequestV1]) -> list:
@@ -94,3 +107,5 @@ class TaskRuntime:
     def close(self) -> None:
         if self.loop is not None:
             self.loop.stop()
+        if _ACTIVE.get(self.task) is self:
+            del _ACTIVE[self.task]

@@ -123,6 +123,19 @@ def kafka_status(port: int | None, data_dir: Path | None) -> None:
     sys.exit(0 if state["running"] else 1)
 
 
+@kafka.command("groups")
+@click.argument("group")
+@click.option("--bootstrap", default=None, help="Another broker than the local one (host:port).")
+@_port_option
+@_data_dir_option
+@_clean_errors
+def kafka_groups(group: str, bootstrap: str | None, port: int | None, data_dir: Path | None) -> None:
+    """Members of consumer GROUP and their partitions, by Kafka's own consumer-groups tool."""
+    from slm import local_kafka
+
+    click.echo(local_kafka.describe_group(_broker_config(port, data_dir), group, bootstrap), nl=False)
+
+
 # --- Training and evaluation -------------------------------------------------------------
 
 def _columns(text_col: str | None, label_col: str | None, field_cols: str | None, default=None):
@@ -308,12 +321,6 @@ def _echo_per_label(heading: str, rows: dict, card: str) -> None:
 
 # --- Serving -----------------------------------------------------------------------------
 
-SERVICES = {
-    "transactions": "services.transactions.service:Transactions",
-    "entities": "services.entities.service:Entities",
-    "helpdesk": "services.helpdesk.service:Helpdesk",
-    "sentiment": "services.sentiment.service:Sentiment",
-}
 
 
 @main.command()
@@ -322,9 +329,20 @@ SERVICES = {
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--model", "model_dir", type=click.Path(path_type=Path), default=None, help="Model folder.")
 @click.option("--kafka", "bootstrap", default=None, help="Kafka bootstrap servers; also SLM_KAFKA_BOOTSTRAP.")
+@click.option("--replicas", type=click.IntRange(min=1), default=None,
+              help="Run as this many Ray Serve replicas on a local Ray cluster (SLM_RAY_NUM_REPLICAS).")
+@click.option("--min-replicas", type=click.IntRange(min=0), default=None, help="Autoscale from (Ray Serve).")
+@click.option("--max-replicas", type=click.IntRange(min=1), default=None, help="Autoscale up to (Ray Serve).")
+@click.option("--cpus-per-replica", type=float, default=None,
+              help="Ray CPU request per replica; ONNX Runtime threads follow it (default 1).")
 @_clean_errors
-def serve(task: str, port: int, host: str, model_dir: Path | None, bootstrap: str | None) -> None:
-    """Serve TASK with BentoML: REST on HOST:PORT, and the Kafka loop when a broker is given."""
+def serve(task: str, port: int, host: str, model_dir: Path | None, bootstrap: str | None, replicas: int | None,
+          min_replicas: int | None, max_replicas: int | None, cpus_per_replica: float | None) -> None:
+    """Serve TASK: REST on HOST:PORT, and the Kafka loop when a broker is given.
+
+    One BentoML process by default; with --replicas or --min/--max-replicas, the same BentoML
+    service as Ray Serve replicas, each a member of the task's consumer group.
+    """
     from shared.runtime import read_model_info
     from shared.settings import default_model_dir
 
@@ -333,8 +351,19 @@ def serve(task: str, port: int, host: str, model_dir: Path | None, bootstrap: st
     os.environ["SLM_MODEL_DIR"] = str(model_dir)
     if bootstrap:
         os.environ["SLM_KAFKA_BOOTSTRAP"] = bootstrap
+    ray_options = {"NUM_REPLICAS": replicas, "MIN_REPLICAS": min_replicas, "MAX_REPLICAS": max_replicas,
+                   "CPUS_PER_REPLICA": cpus_per_replica}
+    if any(v is not None for v in ray_options.values()):
+        from shared.settings import ReplicaSettings
+        from slm.replicas import serve_replicas
+
+        os.environ.update({f"SLM_RAY_{k}": str(v) for k, v in ray_options.items() if v is not None})
+        serve_replicas(task, host, port, ReplicaSettings())
+        return
+    from shared.settings import service_import
+
     bentoml_cli = Path(sys.executable).with_name("bentoml")
-    os.execv(str(bentoml_cli), [str(bentoml_cli), "serve", SERVICES[task], "--host", host, "--port", str(port)])
+    os.execv(str(bentoml_cli), [str(bentoml_cli), "serve", service_import(task), "--host", host, "--port", str(port)])
 
 
 _tasks_option = click.option("--task", "tasks", type=click.Choice(TASKS), multiple=True,

@@ -575,6 +575,22 @@ def _format_storage(cfg: BrokerConfig, java: str) -> None:
         )
 
 
+def describe_group(cfg: BrokerConfig, group: str, bootstrap_server: str | None = None) -> str:
+    """Kafka's own ``kafka-consumer-groups --describe --members --verbose`` for ``group``."""
+    java = _require("java", "install a Java 17+ runtime")
+    cmd = [
+        *_java_base(cfg, java),
+        "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+        "--bootstrap-server", bootstrap_server or bootstrap(cfg),
+        "--describe", "--members", "--verbose", "--group", group,
+    ]  # fmt: skip
+    proc = _run_tool(cmd, 60, "kafka-consumer-groups")
+    text = proc.stdout.decode(errors="replace")
+    if proc.returncode != 0:
+        raise BrokerError(f"kafka-consumer-groups failed (exit {proc.returncode}):\n{_tail(text)}")
+    return text
+
+
 # --------------------------------------------------------------------------- lifecycle
 
 

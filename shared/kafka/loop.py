@@ -62,6 +62,7 @@ class TaskConsumerLoop:
         self._thread: threading.Thread | None = None
         self.assignment: frozenset = frozenset()
         self.assignments = 0  # completed rebalances, for tests and logs
+        self.lag = 0  # records behind the end of the assigned partitions, after the last poll
         self._rebalancing_since: float | None = None
         self._clock = time.monotonic
         self.error: BaseException | None = None
@@ -115,6 +116,10 @@ class TaskConsumerLoop:
         self.assignments += 1
         self._joined_group.set()
         logger.info('partitions assigned task=%s partitions=%s', self.processor.task, _names(assigned))
+        if not assigned:
+            logger.warning('no partitions assigned task=%s group=%s: the group has more consumers than %s has '
+                           'partitions, so this one only serves REST', self.processor.task, self.group_id,
+                           self.topics.requests)
 
     def _check_rebalance(self) -> None:
         """Raise :class:`RebalanceStalled` when a rebalance has lasted past the settings' bound."""
@@ -182,6 +187,7 @@ class TaskConsumerLoop:
                 records = [record for batch in polled.values() for record in batch]
                 if records:
                     self._handle(consumer, producer, records)
+                self.lag = _lag(consumer)
                 self._check_rebalance()
         finally:
             producer.close(timeout=10)
@@ -253,6 +259,20 @@ class TaskConsumerLoop:
         if any(f.failed() for f in fallbacks):
             raise ProduceError("could not publish the DLQ record of an unproducible result")
         return len(refused)
+
+
+def _lag(consumer) -> int:
+    """Records between the position and the high watermark, summed over the assignment.
+
+    Only partitions with a known high watermark count (it arrives with the first fetch), so
+    this reads local state and never blocks the loop.
+    """
+    total = 0
+    for tp in consumer.assignment():
+        high = consumer.highwater(tp)
+        if high is not None:
+            total += max(0, high - consumer.position(tp))
+    return total
 
 
 def _names(partitions) -> str:

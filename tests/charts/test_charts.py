@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
+from ray.serve.schema import ServeDeploySchema
 
 # The development machines' checkout root, spelled in two parts so this file does not contain it.
 MACHINE_PATH = "/" + "work/"
@@ -303,9 +304,15 @@ def test_default_values_render_ray_services(helm_env, charts_dir):
         ray_service = named(docs, "RayService", name)
         serve = yaml.safe_load(ray_service["spec"]["serveConfigV2"])
         (app,) = serve["applications"]
-        assert app["import_path"] == f"services.{task}.ray_app:app"
+        ServeDeploySchema.model_validate(serve)  # Ray Serve's own schema of a config file
+        assert app["import_path"] == "shared.ray_replicas:build_app"
+        assert app["args"] == {"task": task, "partitions": 3}
         (deployment,) = app["deployments"]
-        assert deployment["autoscaling_config"] == {"min_replicas": 1, "max_replicas": 3, "target_ongoing_requests": 8}
+        assert deployment["name"] == f"slm-{task}"
+        assert deployment["autoscaling_config"] == {
+            "min_replicas": 1, "max_replicas": 3, "target_ongoing_requests": 8,
+            "policy": {"policy_function": "shared.ray_autoscaling:KafkaLagPolicy",
+                       "policy_kwargs": {"target_lag_per_replica": 1000, "partitions": 3}}}
         assert deployment["ray_actor_options"]["num_cpus"] == 1
         cluster = ray_service["spec"]["rayClusterConfig"]
         assert cluster["enableInTreeAutoscaling"] is True
@@ -541,8 +548,8 @@ def test_task_chart_renders_alone(helm_env, charts_dir):
     assert_valid_and_hardened(docs)
     ray_service = named(docs, "RayService", f"{RELEASE}-helpdesk")
     serve = yaml.safe_load(ray_service["spec"]["serveConfigV2"])
-    assert serve["applications"][0]["import_path"] == "services.helpdesk.ray_app:app"
-    assert serve["applications"][0]["deployments"][0]["name"] == "Helpdesk"
+    assert serve["applications"][0]["args"]["task"] == "helpdesk"
+    assert serve["applications"][0]["deployments"][0]["name"] == "slm-helpdesk"
 
 
 def test_long_release_names_are_cut_to_63(helm_env, charts_dir):

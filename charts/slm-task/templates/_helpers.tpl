@@ -39,9 +39,9 @@ what is specific to a task (its service class, topics, settings, model volume) l
 {{- printf "services.%s.service:%s" .Values.task (include "slm-task.serviceClass" .) -}}
 {{- end -}}
 
-{{/* Ray Serve application import path: services.<task>.ray_app:app. */}}
+{{/* Ray Serve application import path: the project's application builder (args: task, partitions). */}}
 {{- define "slm-task.rayImportPath" -}}
-{{- default (printf "services.%s.ray_app:app" .Values.task) .Values.ray.importPath -}}
+{{- default "shared.ray_replicas:build_app" .Values.ray.importPath -}}
 {{- end -}}
 
 {{/* The task image. */}}

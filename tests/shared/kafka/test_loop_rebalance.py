@@ -34,6 +34,9 @@ class ScriptedConsumer:
             self.steps.pop(0)()
         return {}
 
+    def assignment(self):
+        return set()
+
     def close(self, autocommit=True):
         self.closed = True
 

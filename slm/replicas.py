@@ -1,0 +1,95 @@
+"""``slm serve <task> --replicas N``: a local Ray cluster on 127.0.0.1 running the task's replicas.
+
+The cluster is private to this command: it starts here, binds to 127.0.0.1 (dashboard off
+unless asked) and stops on SIGTERM/SIGINT after Serve has stopped the replicas gracefully.
+With ``SLM_RAY_ADDRESS`` the application goes to an existing cluster instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+
+from shared.settings import KafkaSettings, ReplicaSettings
+
+__all__ = ["requests_partitions", "serve_replicas", "start_ray"]
+
+logger = logging.getLogger(__name__)
+
+# Set before a local cluster starts, so its processes inherit them:
+# - no usage report leaves the machine;
+# - the node address stays 127.0.0.1: Ray swaps a loopback ``_node_ip_address`` for the
+#   machine's routable address unless its multi-node mode is off, and only with a loopback
+#   node address do its gRPC servers and agents listen on 127.0.0.1 rather than everywhere;
+# - a proxy that starts slowly on a busy 2-core machine is not killed for it.
+RAY_ENV_DEFAULTS = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60",
+}
+
+
+def requests_partitions(task: str, kafka: KafkaSettings) -> int | None:
+    """Partitions of ``<task>.requests`` (created as the service would), or None without Kafka."""
+    if not kafka.bootstrap:
+        return None
+    from kafka import KafkaConsumer
+
+    from shared.kafka import TaskTopics
+    from shared.kafka.topics import ensure_topics
+
+    topics = TaskTopics(task, kafka.topic_prefix)
+    if kafka.create_topics:
+        ensure_topics(kafka, topics.all())
+    consumer = KafkaConsumer(**kafka.client_options())
+    try:
+        return len(consumer.partitions_for_topic(topics.requests)) or None
+    finally:
+        consumer.close()
+
+
+def start_ray(settings: ReplicaSettings, http_host: str, http_port: int) -> None:
+    """Connect to ``settings.address`` or start a local cluster on 127.0.0.1; start Serve's proxy."""
+    for name, value in RAY_ENV_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    import ray
+    from ray import serve
+
+    if settings.address:
+        ray.init(address=settings.address, logging_level=logging.WARNING)
+    else:
+        ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=settings.dashboard,
+                 dashboard_host="127.0.0.1", logging_level=logging.WARNING)
+    serve.start(http_options={"host": http_host, "port": http_port})
+
+
+def serve_replicas(task: str, host: str, port: int, settings: ReplicaSettings) -> None:
+    """Run the task's replicas until SIGTERM or SIGINT, then stop them and the cluster."""
+    import ray
+    from ray import serve
+
+    from shared.ray_replicas import forwarded_env, task_application
+
+    kafka = KafkaSettings()
+    partitions = requests_partitions(task, kafka)
+    start_ray(settings, host, port)
+    cpus = ray.cluster_resources().get("CPU", 0)
+    wanted = (settings.max_replicas or settings.min_replicas or 1) if settings.autoscaling else settings.num_replicas
+    if wanted * settings.cpus_per_replica > cpus:
+        logger.warning('%d replicas x %.2g CPU exceed the cluster CPUs=%.0f: some stay pending '
+                       '(lower SLM_RAY_CPUS_PER_REPLICA)', wanted, settings.cpus_per_replica, cpus)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        serve.run(task_application(task, forwarded_env(), settings, partitions),
+                  name=task, route_prefix="/", blocking=False)
+        logger.info('serving task=%s replicas=%s on http://%s:%d (Ray Serve)', task,
+                    f"{settings.min_replicas}-{settings.max_replicas}" if settings.autoscaling
+                    else settings.num_replicas, host, port)
+        stop.wait()
+    finally:
+        serve.shutdown()
+        ray.shutdown()

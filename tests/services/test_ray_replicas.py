@@ -1,0 +1,175 @@
+"""A task service as Ray Serve replicas on one local Ray cluster (127.0.0.1) for the session.
+
+The replicas run the sentiment quick model on the real broker: they share a 4-partition
+topic as members of one consumer group, REST through Serve's proxy answers exactly as
+``bentoml serve`` does, a replica removed mid-stream loses nothing, and the autoscaling
+policy takes the deployment from 1 to 2 replicas under load and back.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from collections import Counter
+
+import httpx
+import pytest
+
+from shared.kafka import TaskTopics
+from shared.settings import ReplicaSettings
+from slm.demo import load_rows
+from tests.support.kafka_io import committed_total, drain, group_members, produce
+from tests.support.processes import ServiceProcess, free_port, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+TASK = "sentiment"
+APP = "sentiment"
+DEPLOYMENT = f"slm-{TASK}"
+VOLATILE = {"received_at", "latency_ms"}  # differ between any two answers
+
+
+@pytest.fixture(scope="module")
+def serve_url():
+    """A local Ray cluster and Serve's HTTP proxy, for this module; stopped after it."""
+    import ray
+    from ray import serve
+
+    from slm.replicas import start_ray
+
+    port = free_port()
+    start_ray(ReplicaSettings(), "127.0.0.1", port)
+    yield f"http://127.0.0.1:{port}"
+    serve.shutdown()
+    ray.shutdown()
+
+
+def _env(model_dir, kafka_bootstrap: str, prefix: str) -> dict[str, str]:
+    return {"SLM_MODEL_DIR": str(model_dir), "SLM_KAFKA_BOOTSTRAP": kafka_bootstrap, "SLM_KAFKA_TOPIC_PREFIX": prefix,
+            "SLM_KAFKA_GROUP_ID": f"{prefix}slm-{TASK}", "SLM_KAFKA_PARTITIONS": "4", "SLM_KAFKA_MAX_BATCH": "16",
+            "OTEL_SDK_DISABLED": "true"}
+
+
+def _deploy(env: dict[str, str], settings: ReplicaSettings, partitions: int | None = 4) -> None:
+    from ray import serve
+
+    from shared.ray_replicas import task_application
+
+    serve.run(task_application(TASK, env, settings, partitions), name=APP, route_prefix="/")
+
+
+def _running_replicas() -> int:
+    from ray import serve
+
+    status = serve.status().applications[APP].deployments[DEPLOYMENT]
+    return status.replica_states.get("RUNNING", 0)
+
+
+def _requests(start: int, count: int) -> list[tuple[bytes, bytes, list]]:
+    return [(f"k{i}".encode(), json.dumps({"id": f"r{i}", "text": f"Company {i} shares jump after earnings"}).encode(),
+             []) for i in range(start, start + count)]
+
+
+@pytest.fixture(scope="module")
+def two_replicas(serve_url, quick_model_dir, kafka_bootstrap):
+    """Two replicas of the sentiment service in group ``<prefix>slm-sentiment`` on 4 partitions."""
+    prefix = f"ray{id(serve_url) % 10**6}."
+    env = _env(quick_model_dir, kafka_bootstrap, prefix)
+    _deploy(env, ReplicaSettings(num_replicas=2, cpus_per_replica=0.5))
+    group = f"{prefix}slm-{TASK}"
+    wait_for(lambda: len(group_members(kafka_bootstrap, group)) == 2, 120, interval=1,
+             what="two replicas in the consumer group")
+    return prefix, env, group
+
+
+def test_two_replicas_share_the_partitions_and_answer_each_request_once(two_replicas, kafka_bootstrap):
+    prefix, _, group = two_replicas
+    members = group_members(kafka_bootstrap, group)
+    assert len(members) == 2
+    assert all(members.values()), f"a replica holds no partition: {members}"
+    assert sorted(itertools.chain.from_iterable(members.values())) == [0, 1, 2, 3]
+
+    topics = TaskTopics(TASK, prefix)
+    produce(kafka_bootstrap, topics.requests, _requests(0, 200))
+    results = drain(kafka_bootstrap, topics.results, until=lambda r: len(r) >= 200)
+    ids = Counter(json.loads(r.value)["id"] for r in results)
+    assert set(ids) == {f"r{i}" for i in range(200)}
+    assert max(ids.values()) == 1, f"answered twice: {[k for k, v in ids.items() if v > 1][:5]}"
+    wait_for(lambda: committed_total(kafka_bootstrap, group) == 200, 30, what="offsets committed")
+
+
+def test_rest_through_serve_equals_bentoml_serve(two_replicas, serve_url, quick_model_dir, tmp_path):
+    requests, _, _ = load_rows(TASK, 12)
+    items = [{"id": f"q{i}", **r} for i, r in enumerate(requests)]
+    bento = ServiceProcess(TASK, quick_model_dir, tmp_path / "serve.log",
+                           env={"SLM_ONNX_THREADS": "1", "SLM_KAFKA_BOOTSTRAP": ""}).wait_ready()
+    try:
+        for body in ({"items": items}, {"items": items[:1]}, {"items": [{"text": "  "}]}, {"items": []},
+                     {"items": [{"text": "ok", "colour": "red"}]}):
+            ours = httpx.post(f"{serve_url}/predict", json=body, timeout=60)
+            theirs = httpx.post(f"{bento.url}/predict", json=body, timeout=60)
+            assert ours.status_code == theirs.status_code, (body, ours.text, theirs.text)
+            if ours.status_code != 200:
+                assert ours.status_code == 422 and ours.json() == theirs.json()
+                continue
+            for a, b in zip(ours.json(), theirs.json(), strict=True):
+                assert {k: v for k, v in a.items() if k not in VOLATILE | {"score", "scores", "top"}} == \
+                       {k: v for k, v in b.items() if k not in VOLATILE | {"score", "scores", "top"}}
+                assert a["score"] == pytest.approx(b["score"], abs=1e-5)
+                assert [t["label"] for t in a["top"]] == [t["label"] for t in b["top"]]
+        assert httpx.get(f"{serve_url}/docs.json").json() == httpx.get(f"{bento.url}/docs.json").json()
+        assert httpx.get(f"{serve_url}/readyz").status_code == 200
+    finally:
+        assert bento.terminate() == 0
+
+
+def test_a_replica_removed_mid_stream_loses_nothing(two_replicas, kafka_bootstrap):
+    prefix, env, group = two_replicas
+    topics = TaskTopics(TASK, prefix)
+    before = committed_total(kafka_bootstrap, group)
+    produce(kafka_bootstrap, topics.requests, _requests(1000, 300))
+    drain(kafka_bootstrap, topics.results, until=lambda r: len(r) >= before + 50)  # the stream is flowing
+    _deploy(env, ReplicaSettings(num_replicas=1, cpus_per_replica=0.5))  # Serve stops one replica
+    produce(kafka_bootstrap, topics.requests, _requests(1300, 300))
+
+    expected = {f"r{i}" for i in range(1000, 1600)}
+    results = drain(kafka_bootstrap, topics.results,
+                    until=lambda r: expected <= {json.loads(x.value)["id"] for x in r})
+    ids = Counter(json.loads(r.value)["id"] for r in results)
+    assert expected <= set(ids), f"lost: {sorted(expected - set(ids))[:10]}"
+    assert all(ids[i] == 1 for i in expected), "a record was answered twice across the scale-down"
+    wait_for(lambda: committed_total(kafka_bootstrap, group) == before + 600, 30, what="offsets committed")
+    wait_for(lambda: list(group_members(kafka_bootstrap, group).values()) == [frozenset({0, 1, 2, 3})], 60,
+             interval=1, what="the remaining replica holding all four partitions")
+    assert _running_replicas() == 1
+
+
+def test_autoscaling_goes_from_one_to_two_replicas_under_load_and_back(serve_url, quick_model_dir, kafka_bootstrap):
+    env = _env(quick_model_dir, kafka_bootstrap, f"ras{id(serve_url) % 10**6}.")
+    _deploy(env, ReplicaSettings(min_replicas=1, max_replicas=2, target_ongoing_requests=1, upscale_delay_s=0,
+                                 downscale_delay_s=2, cpus_per_replica=0.5))
+    assert _running_replicas() == 1
+    requests, _, _ = load_rows(TASK, 64)
+    body = {"items": [{"id": f"a{i}", **r} for i, r in enumerate(requests)]}
+    stop = threading.Event()
+    seen: list[int] = []
+
+    def load() -> None:
+        with httpx.Client(timeout=60) as client:
+            while not stop.is_set():
+                assert client.post(f"{serve_url}/predict", json=body).status_code == 200
+
+    workers = [threading.Thread(target=load, daemon=True) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    try:
+        wait_for(lambda: seen.append(_running_replicas()) or seen[-1] == 2, 180, interval=1,
+                 what="a second replica under load")
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(60)
+    wait_for(lambda: seen.append(_running_replicas()) or seen[-1] == 1, 120, interval=1,
+             what="back to one replica without load")
+    assert max(seen) == 2
