@@ -684,20 +684,24 @@ def test_serve_requirements_are_the_lock_pins_of_what_serving_imports():
     for key, (name, version) in serve.items():
         assert key in lock and lock[key][1] == version, f"{name}=={version} differs from requirements.lock"
     assert not {"torch", "transformers", "optimum", "optimum-onnx", "scikit-learn"} & set(serve)
-    # The closure of the serving roots over the installed packages' metadata, extras left out.
+    # The closure of the serving roots over the installed packages' metadata, with the extras
+    # asked for (ray[serve] for mode: ray) and no others.
     roots = ["bentoml", "onnxruntime", "tokenizers", "kafka-python", "pydantic", "pydantic-settings",
              "opentelemetry-api", "opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http",
-             "opentelemetry-instrumentation-asgi", "numpy", "httpx", "click"]
-    closure, todo = set(), list(roots)
+             "opentelemetry-instrumentation-asgi", "numpy", "httpx", "click", "ray[serve]"]
+    closure, seen, todo = set(), set(), [Requirement(r) for r in roots]
     while todo:
-        key = re.sub(r"[-_.]+", "-", todo.pop()).lower()
-        if key in closure:
+        wanted = todo.pop()
+        key = re.sub(r"[-_.]+", "-", wanted.name).lower()
+        if (key, frozenset(wanted.extras)) in seen:
             continue
+        seen.add((key, frozenset(wanted.extras)))
         closure.add(key)
         for spec in importlib.metadata.distribution(key).requires or []:
             requirement = Requirement(spec)
-            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
-                todo.append(requirement.name)
+            if requirement.marker is None or any(requirement.marker.evaluate({"extra": extra})
+                                                 for extra in {"", *wanted.extras}):
+                todo.append(requirement)
     assert set(serve) == closure, {"missing": sorted(closure - set(serve)), "extra": sorted(set(serve) - closure)}
 
 
