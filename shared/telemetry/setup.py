@@ -43,6 +43,8 @@ def setup_logging(level: int = logging.INFO) -> None:
             handler = logging.StreamHandler()
             handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)s] [%(name)s] %(message)s"))
             project_logger.addHandler(handler)
+            # A root handler added later (a Ray Serve replica gets one) would print each line twice.
+            project_logger.propagate = False
 
 
 def share_with_bentoml() -> None:
