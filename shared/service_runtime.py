@@ -81,7 +81,8 @@ class TaskRuntime:
         model_dir = settings.model_dir or default_model_dir(task)
         self.processor: TaskProcessor = load_processor(task, model_dir, intra_op_threads=onnx_threads_for(settings),
                                                        max_batch_size=settings.max_batch_size,
-                                                       review_threshold=settings.review_threshold)
+                                                       review_threshold=settings.review_threshold,
+                                                       cache_size=settings.cache_size)
         self.instruments = TaskInstruments(task)
         self.loop: TaskConsumerLoop | None = None
         if kafka.bootstrap:

@@ -76,6 +76,8 @@ class ServiceSettings(BaseSettings):
             not a wait window: the dispatcher picks the wait itself from observed batch times.
         onnx_threads (`int`, defaults to `0`): ONNX Runtime intra-op threads (0: ORT decides).
         review_threshold (`float | None`): overrides the threshold stored with the model.
+        cache_size (`int`, defaults to `10000`): answers kept for repeated inputs, least recently
+            used out first; 0 turns the cache off.
     """
 
     model_config = SettingsConfigDict(env_prefix="SLM_", frozen=True, extra="ignore")
@@ -85,6 +87,7 @@ class ServiceSettings(BaseSettings):
     batch_max_latency_ms: int = Field(default=5000, ge=1)
     onnx_threads: int = Field(default=0, ge=0)
     review_threshold: float | None = Field(default=None, ge=0, le=1)
+    cache_size: int = Field(default=10_000, ge=0)
 
 
 class ReplicaSettings(BaseSettings):

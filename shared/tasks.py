@@ -16,6 +16,7 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
+from shared.cache import ResultCache
 from shared.errors import ModelError
 from shared.runtime import OnnxEntityRecognizer, OnnxTextClassifier, read_model_info
 from shared.schemas import ClassificationResultV1, EntitiesResultV1, EntitySpanV1, LabelScore, TaskRequestV1
@@ -99,13 +100,15 @@ class _ModelProcessor:
         task (`str`): task name written into every result.
         model: the loaded model folder (:class:`OnnxTextClassifier` or :class:`OnnxEntityRecognizer`).
         review_threshold (`float | None`): overrides the model's stored threshold.
+        cache_size (`int`, defaults to `0`): answers kept for repeated inputs (0: no cache).
     """
 
-    def __init__(self, task: str, model, review_threshold: float | None = None) -> None:
+    def __init__(self, task: str, model, review_threshold: float | None = None, cache_size: int = 0) -> None:
         self.task = task
         self.model = model
         self.model_id = model.model_id
         self.threshold = model.info.review_threshold if review_threshold is None else review_threshold
+        self.cache: ResultCache = ResultCache(cache_size, task)
 
     def needs_review(self, result: BaseModel) -> bool:
         return result.review
@@ -114,14 +117,22 @@ class _ModelProcessor:
 class ClassificationProcessor(_ModelProcessor):
     """Sequence classification: transactions, helpdesk and sentiment (see :class:`_ModelProcessor`)."""
 
-    def __init__(self, task: str, model: OnnxTextClassifier, review_threshold: float | None = None) -> None:
-        super().__init__(task, model, review_threshold)
+    def __init__(self, task: str, model: OnnxTextClassifier, review_threshold: float | None = None,
+                 cache_size: int = 0) -> None:
+        super().__init__(task, model, review_threshold, cache_size)
         # The fields the model was trained with, in training order; a request's others are ignored.
         self.field_names = tuple(model.info.columns.get("fields", ()))
 
+    def model_input(self, request: TaskRequestV1) -> str:
+        """What the encoder reads for ``request``, and its cache key.
+
+        Runs of whitespace read alike to the tokenizer, so they are collapsed to share an entry.
+        """
+        return " ".join(model_text(request.text, request.fields, self.field_names).split())
+
     def process(self, items: Sequence[Received]) -> list[ClassificationResultV1]:
-        texts = [model_text(i.request.text, i.request.fields, self.field_names) for i in items]
-        predictions = self.model.predict(texts, self.threshold)
+        texts = [self.model_input(i.request) for i in items]
+        predictions = self.cache.get_or_compute(texts, lambda missing: self.model.predict(missing, self.threshold))
         done = time.perf_counter()
         return [
             ClassificationResultV1(
@@ -144,7 +155,8 @@ class EntitiesProcessor(_ModelProcessor):
     """Entity extraction: spans with type, text, character offsets and score (see :class:`_ModelProcessor`)."""
 
     def process(self, items: Sequence[Received]) -> list[EntitiesResultV1]:
-        found = self.model.predict([item.request.text for item in items])
+        # Keyed on the exact text: entity offsets point into it.
+        found = self.cache.get_or_compute([item.request.text for item in items], self.model.predict)
         done = time.perf_counter()
         return [
             EntitiesResultV1(
@@ -162,7 +174,7 @@ class EntitiesProcessor(_ModelProcessor):
 
 
 def load_processor(task: str, model_dir, *, intra_op_threads: int = 0, max_batch_size: int = 64,
-                   review_threshold: float | None = None) -> TaskProcessor:
+                   review_threshold: float | None = None, cache_size: int = 0) -> TaskProcessor:
     """The processor that fits the model folder's kind (classification or entities)."""
     info = read_model_info(model_dir)
     if info.task != task:
@@ -171,8 +183,8 @@ def load_processor(task: str, model_dir, *, intra_op_threads: int = 0, max_batch
                                             model_dir, info.task, task)
     if info.kind == "entities":
         model = OnnxEntityRecognizer(model_dir, intra_op_threads=intra_op_threads, max_batch_size=max_batch_size)
-        return EntitiesProcessor(task, model, review_threshold)
+        return EntitiesProcessor(task, model, review_threshold, cache_size)
     if info.kind == "classification":
         model = OnnxTextClassifier(model_dir, intra_op_threads=intra_op_threads, max_batch_size=max_batch_size)
-        return ClassificationProcessor(task, model, review_threshold)
+        return ClassificationProcessor(task, model, review_threshold, cache_size)
     raise ModelError(f"{model_dir}: unknown model kind {info.kind!r} (expected classification or entities)")
