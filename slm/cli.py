@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+import time
 from functools import wraps
 from pathlib import Path
 
@@ -368,6 +369,31 @@ def serve(task: str, port: int, host: str, model_dir: Path | None, bootstrap: st
 
 _tasks_option = click.option("--task", "tasks", type=click.Choice(TASKS), multiple=True,
                              help="Only this task (repeat for several; default all four).")
+
+
+@main.command()
+@_tasks_option
+@click.option("--quick", is_flag=True, help="Fewer points and shorter runs: a smoke run of a few minutes.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Where results.json, results.md and rest.png go (default .cache/bench/<time>).")
+@click.option("--kafka", "bootstrap", default=None,
+              help="Broker to use (default: the local one, started if needed).")
+@_clean_errors
+def bench(tasks: tuple[str, ...], quick: bool, out: Path | None, bootstrap: str | None) -> None:
+    """Measure each task service against its model's own limit: REST, Kafka, cold start, memory."""
+    from bench.harness import BenchPlan, run_bench
+    from shared.settings import REPO_ROOT
+
+    if bootstrap is None:
+        from slm import local_kafka
+
+        cfg = local_kafka.BrokerConfig.from_env()
+        local_kafka.up(cfg)
+        bootstrap = local_kafka.bootstrap(cfg)
+    out = out or REPO_ROOT / ".cache" / "bench" / time.strftime("%Y%m%dT%H%M%S")
+    run_bench(BenchPlan.for_run(list(tasks or ("sentiment",)), out, bootstrap, quick))
+    click.echo((out / "results.md").read_text())
+    click.echo(f"results: {out}")
 
 
 @main.command()
