@@ -113,7 +113,11 @@ async def _rest_load(url: str, bodies: list[dict], concurrency: int, seconds: fl
             body = bodies[i % len(bodies)]
             i += concurrency
             started = time.perf_counter()
-            response = await client.post(url, json=body)
+            try:
+                response = await client.post(url, json=body)
+            except httpx.HTTPError:  # a connection the overloaded server dropped: an error, not the end
+                errors += 1
+                continue
             if response.status_code == 200:
                 latencies.append((time.perf_counter() - started) * 1000)
                 items += len(body["items"])
