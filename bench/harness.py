@@ -35,7 +35,7 @@ import numpy as np
 
 from shared.settings import REPO_ROOT, default_model_dir
 
-__all__ = ["BenchPlan", "run_bench"]
+__all__ = ["BenchPlan", "run_bench", "stream_through_kafka"]
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +142,8 @@ def measure_rest(url: str, requests: list[dict], plan: BenchPlan) -> dict:
     }
 
 
-def _stream(bootstrap: str, task: str, prefix: str, requests: list[dict], rate: float | None, timeout: float) -> dict:
+def stream_through_kafka(bootstrap: str, task: str, prefix: str, requests: list[dict], rate: float | None,
+                         timeout: float) -> dict:
     """Produce the requests (paced at ``rate``/s when given); items/s and per-message latency."""
     from kafka import KafkaConsumer, KafkaProducer
 
@@ -184,8 +185,8 @@ def _stream(bootstrap: str, task: str, prefix: str, requests: list[dict], rate: 
 
 
 def measure_kafka(bootstrap: str, task: str, prefix: str, requests: list[dict], timeout: float = 600) -> dict:
-    full = _stream(bootstrap, task, prefix, requests, None, timeout)
-    half = _stream(bootstrap, task, prefix, requests, full["items_per_s"] / 2, timeout)
+    full = stream_through_kafka(bootstrap, task, prefix, requests, None, timeout)
+    half = stream_through_kafka(bootstrap, task, prefix, requests, full["items_per_s"] / 2, timeout)
     return {"full_speed": full, "half_speed": half}
 
 

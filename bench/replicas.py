@@ -14,15 +14,13 @@ each replica's ONNX Runtime gets as many threads as the CPUs it requests.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 import uuid
 from dataclasses import dataclass
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
-
-from shared.kafka import TaskTopics
+from bench.harness import stream_through_kafka
+from shared.kafka.groups import group_members
 from shared.settings import ReplicaSettings, default_model_dir
 from slm.demo import load_rows
 
@@ -42,45 +40,6 @@ class Config:
 CONFIGS = (Config(1, 1.0), Config(2, 1.0), Config(1, 2.0))
 
 
-def _group_size(bootstrap: str, group: str) -> int:
-    """Members of a stable group holding at least one partition."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        described = admin.describe_groups([group]).get(group, {})
-    except Exception:  # noqa: BLE001 - not created yet
-        return 0
-    finally:
-        admin.close()
-    if described.get("group_state") != "Stable":
-        return 0
-    return sum(1 for m in described.get("members", []) if (m.get("member_assignment") or {}).get("assigned_partitions"))
-
-
-def _timed_stream(bootstrap: str, topics: TaskTopics, texts: list[str], timeout: float) -> float:
-    """Seconds from the first request produced to the last result read."""
-    consumer = KafkaConsumer(topics.results, bootstrap_servers=bootstrap, auto_offset_reset="latest",
-                             enable_auto_commit=False, group_id=None)
-    while not consumer.assignment():
-        consumer.poll(timeout_ms=200)
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    started = time.perf_counter()
-    for i, text in enumerate(texts):
-        producer.send(topics.requests, key=str(i).encode(), value=json.dumps({"id": f"b{i}", "text": text}).encode())
-    producer.flush()
-    seen: set[str] = set()
-    deadline = time.monotonic() + timeout
-    try:
-        while len(seen) < len(texts) and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=500).values():
-                seen.update(json.loads(r.value)["id"] for r in batch)
-    finally:
-        producer.close()
-        consumer.close()
-    if len(seen) < len(texts):
-        raise TimeoutError(f"{len(seen)}/{len(texts)} results after {timeout:.0f}s")
-    return time.perf_counter() - started
-
-
 def run(config: Config, task: str, bootstrap: str, model_dir: str, texts: list[str], timeout: float) -> float:
     from ray import serve
 
@@ -89,19 +48,22 @@ def run(config: Config, task: str, bootstrap: str, model_dir: str, texts: list[s
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     group = f"{prefix}slm-{task}"
     env = {"SLM_MODEL_DIR": model_dir, "SLM_KAFKA_BOOTSTRAP": bootstrap, "SLM_KAFKA_TOPIC_PREFIX": prefix,
-           "SLM_KAFKA_GROUP_ID": group, "SLM_KAFKA_PARTITIONS": "4", "OTEL_SDK_DISABLED": "true"}
+           "SLM_KAFKA_GROUP_ID": group, "SLM_KAFKA_PARTITIONS": "4", "OTEL_SDK_DISABLED": "true",
+           "SLM_CACHE_SIZE": "0"}  # the warm-up's texts come back in the measured stream
     settings = ReplicaSettings(num_replicas=config.replicas, cpus_per_replica=config.cpus)
     serve.run(task_application(task, env, settings, partitions=4), name=task, route_prefix="/")
     deadline = time.monotonic() + 120
-    while _group_size(bootstrap, group) != config.replicas:
+    while sum(1 for held in group_members(bootstrap, group).values() if held) != config.replicas:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{config.name}: the replicas did not all join {group}")
         time.sleep(1)
-    topics = TaskTopics(task, prefix)
-    _timed_stream(bootstrap, topics, texts[:50], timeout)  # warm-up: sessions, tokenizer caches
-    seconds = _timed_stream(bootstrap, topics, texts, timeout)
+    requests = [{"text": text} for text in texts]
+    stream_through_kafka(bootstrap, task, prefix, requests[:50], None, timeout)  # warm-up: sessions, caches
+    result = stream_through_kafka(bootstrap, task, prefix, requests, None, timeout)
     serve.delete(task)
-    return seconds
+    if result["answered"] < result["records"]:
+        raise TimeoutError(f"{config.name}: {result['answered']}/{result['records']} results after {timeout:.0f}s")
+    return result["items_per_s"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,9 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     try:
         for config in CONFIGS:
-            seconds = run(config, args.task, args.kafka, model_dir, texts, args.timeout)
-            results.append((config, len(texts) / seconds))
-            print(f"{config.name:<24}{len(texts) / seconds:>10.1f} records/s", flush=True)
+            rate = run(config, args.task, args.kafka, model_dir, texts, args.timeout)
+            results.append((config, rate))
+            print(f"{config.name:<24}{rate:>10.1f} records/s", flush=True)
     finally:
         serve.shutdown()
         ray.shutdown()

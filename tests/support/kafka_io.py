@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterable
 
 from kafka import KafkaConsumer, KafkaProducer
 
+from shared.kafka.groups import group_members
+
 __all__ = ["committed_offsets", "committed_total", "drain", "group_members", "produce"]
 
 
@@ -61,21 +63,3 @@ def committed_total(bootstrap: str, group: str) -> int:
     """Sum of committed offsets: with offsets starting at 0, the number of records consumed."""
     return sum(committed_offsets(bootstrap, group).values())
 
-
-def group_members(bootstrap: str, group: str) -> dict[str, frozenset[int]]:
-    """Members of a stable group and the partitions each holds ({} while it rebalances)."""
-    from kafka import KafkaAdminClient
-    from kafka.errors import CoordinatorNotAvailableError
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        described = admin.describe_groups([group]).get(group, {})
-    except CoordinatorNotAvailableError:  # a group nobody has joined yet
-        return {}
-    finally:
-        admin.close()
-    if described.get("group_state") != "Stable":
-        return {}
-    return {m["member_id"]: frozenset(p for a in (m.get("member_assignment") or {}).get("assigned_partitions", [])
-                                      for p in a["partitions"])
-            for m in described.get("members", [])}
