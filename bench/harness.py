@@ -3,18 +3,19 @@
 For every task:
 
 - **limit**: the int8 ONNX model alone (tokenizer + ONNX Runtime, batches sorted by length),
-  items/s at several batch sizes, the best one kept; the fp32 ONNX graph the same way;
+  items/s at several batch sizes, the best one kept; the fp32 ONNX graph and the fp32 torch
+  model (fp16 on a GPU) the same way;
 - **REST**: ``slm serve <task>`` on loopback, single-item and 16-item requests from an
   asyncio load generator at concurrency 1, 8, 32, 128: items/s and p50/p95/p99 latency;
 - **Kafka**: K requests produced at once, time until the K-th result; then the same at 50%
   of that rate, paced, for per-message latency (result timestamp minus request timestamp);
-- **cold start** (process start to ``/readyz``) and **resident memory** of the service.
+- **cold start** (process start to ``/readyz``) and **resident memory** of the service;
+- **peers** (classification tasks; ``bench.peers``): FastAPI + a transformers pipeline, BentoML's
+  torch service with adaptive batching, Ray Serve's ``@serve.batch``, on the same fine-tuned
+  weights, under the same REST load, with their cold start (to the first answer) and memory.
 
-Writes ``results.json``, ``results.md`` (ratios to the int8 limit of the same run) and
-``rest.png`` (items/s and p50/p99 against concurrency) to ``--out``.
-
-Not measured yet (issue 6): the peers (FastAPI + transformers pipeline, BentoML torch service,
-Ray Serve ``@serve.batch``) and fp32 torch, which need the fine-tuned weights in torch form.
+Writes ``results.json``, ``results.md`` (ratios to the int8 limit and to each peer, same run)
+and ``rest.png`` (items/s and p50/p99 against concurrency) to ``--out``.
 """
 
 from __future__ import annotations
@@ -27,11 +28,14 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import numpy as np
+
+from bench.peers import PEERS
 
 from shared.settings import REPO_ROOT, default_model_dir
 
@@ -51,13 +55,14 @@ class BenchPlan:
     rest_seconds: float = 15.0
     limit_items: int = 2000
     kafka_records: int = 2000
+    peers: bool = True
 
     @classmethod
-    def for_run(cls, tasks: list[str], out: Path, bootstrap: str, quick: bool) -> "BenchPlan":
+    def for_run(cls, tasks: list[str], out: Path, bootstrap: str, quick: bool, peers: bool = True) -> "BenchPlan":
         if not quick:
-            return cls(tasks, out, bootstrap)
+            return cls(tasks, out, bootstrap, peers=peers)
         return cls(tasks, out, bootstrap, quick=True, concurrencies=[1, 32], batch_sizes=[1, 32], rest_seconds=4,
-                   limit_items=300, kafka_records=300)
+                   limit_items=300, kafka_records=300, peers=peers)
 
 
 def _percentiles(values_ms: list[float]) -> dict:
@@ -100,13 +105,22 @@ def measure_limit(task: str, model_dir: Path, texts: list[str], batch_sizes: lis
     return {"items_per_s": by_batch[best], "best_batch": best, "by_batch": by_batch}
 
 
-async def _rest_load(url: str, bodies: list[dict], concurrency: int, seconds: float) -> dict:
+async def _rest_load(url: str, bodies: list[bytes], items_per_body: int, concurrency: int, seconds: float) -> dict:
+    """Closed-loop load: ``concurrency`` clients, each sending its next body when answered.
+
+    aiohttp, with the bodies encoded beforehand: the generator shares the machine's cores with
+    the server (httpx used 0.3 to 0.9 of a core at 100 to 140 requests/s on 2 cores, aiohttp
+    under 0.1 at 190).
+    The CPU it used is reported with the result (``client_cpu``, in cores).
+    """
+    import aiohttp
+
     latencies: list[float] = []
     items = errors = 0
     deadline = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    headers = {"content-type": "application/json"}
 
-    async def worker(client: httpx.AsyncClient, offset: int) -> None:
+    async def worker(session: aiohttp.ClientSession, offset: int) -> None:
         nonlocal items, errors
         i = offset
         while time.perf_counter() < deadline:
@@ -114,31 +128,35 @@ async def _rest_load(url: str, bodies: list[dict], concurrency: int, seconds: fl
             i += concurrency
             started = time.perf_counter()
             try:
-                response = await client.post(url, json=body)
-            except httpx.HTTPError:  # a connection the overloaded server dropped: an error, not the end
-                errors += 1
-                continue
-            if response.status_code == 200:
+                async with session.post(url, data=body, headers=headers) as response:
+                    await response.read()
+                    ok = response.status == 200
+            except (aiohttp.ClientError, asyncio.TimeoutError):  # dropped by an overloaded server: an error
+                ok = False
+            if ok:
                 latencies.append((time.perf_counter() - started) * 1000)
-                items += len(body["items"])
+                items += items_per_body
             else:
                 errors += 1
 
-    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+    cpu_before = time.process_time()
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as session:
         started = time.perf_counter()
-        await asyncio.gather(*(worker(client, k) for k in range(concurrency)))
+        await asyncio.gather(*(worker(session, k) for k in range(concurrency)))
         elapsed = time.perf_counter() - started
     return {"concurrency": concurrency, "items_per_s": round(items / elapsed, 1), "requests": len(latencies),
-            "errors": errors, **_percentiles(latencies)}
+            "errors": errors, **_percentiles(latencies),
+            "client_cpu": round((time.process_time() - cpu_before) / elapsed, 2)}
 
 
 def measure_rest(url: str, requests: list[dict], plan: BenchPlan) -> dict:
-    singles = [{"items": [{"id": str(i), **r}]} for i, r in enumerate(requests)]
-    batches = [{"items": [{"id": f"{i}-{k}", **r} for k, r in enumerate(requests[i:i + 16])]}
+    singles = [json.dumps({"items": [{"id": str(i), **r}]}).encode() for i, r in enumerate(requests)]
+    batches = [json.dumps({"items": [{"id": f"{i}-{k}", **r} for k, r in enumerate(requests[i:i + 16])]}).encode()
                for i in range(0, len(requests) - 16, 16)]
     return {
-        "single": [asyncio.run(_rest_load(url, singles, c, plan.rest_seconds)) for c in plan.concurrencies],
-        "batch16": [asyncio.run(_rest_load(url, batches, c, plan.rest_seconds)) for c in plan.concurrencies[:2]],
+        "single": [asyncio.run(_rest_load(url, singles, 1, c, plan.rest_seconds)) for c in plan.concurrencies],
+        "batch16": [asyncio.run(_rest_load(url, batches, 16, c, plan.rest_seconds)) for c in plan.concurrencies[:2]],
     }
 
 
@@ -205,7 +223,90 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _start_server(command: list[str], env: dict, log_path: Path, ready: Callable[[], bool]) -> tuple:
+    """Start a server process; (process, seconds from start to ``ready()``)."""
+    log = open(log_path, "wb")
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    log.close()
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{command[:4]} exited; see {log_path}")
+        try:
+            if ready():
+                return proc, round(time.perf_counter() - started, 1)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+
+
+def _stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(90)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.wait()
+
+
+def measure_torch_limit(checkpoint: Path, model_dir: Path, texts: list[str], batch_sizes: list[int]) -> dict:
+    """Items/s of the fine-tuned model in torch fp32 (fp16 on a GPU), batches sorted by length."""
+    from bench.peers.common import PeerModel
+
+    model = PeerModel(checkpoint, model_dir)
+    by_batch = {}
+    for batch in batch_sizes:
+        model.classify(texts[:batch])  # warm-up
+        started = time.perf_counter()
+        for start in range(0, len(texts), batch * 8):
+            chunk = sorted(texts[start:start + batch * 8], key=len)
+            for k in range(0, len(chunk), batch):
+                model.classify(chunk[k:k + batch])
+        by_batch[batch] = round(len(texts) / (time.perf_counter() - started), 1)
+    best = max(by_batch, key=by_batch.get)
+    return {"items_per_s": by_batch[best], "best_batch": best, "by_batch": by_batch, "device": model.device}
+
+
+def bench_peer(name: str, checkpoint: Path, model_dir: Path, rows: list[dict], plan: BenchPlan) -> dict:
+    """One peer (bench.peers) under the same REST load as the service: cold start, REST, memory."""
+    from bench.peers import peer_command
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/predict"
+    probe = {"items": [{"id": "probe", **rows[0]}]}
+    env = {**os.environ, "BENCH_PEER_CHECKPOINT": str(checkpoint), "BENCH_PEER_MODEL_DIR": str(model_dir),
+           "BENCH_PEER_PORT": str(port), "OTEL_SDK_DISABLED": "true"}
+    proc, cold_start = _start_server(peer_command(name, port), env, plan.out / f"peer-{name}.log",
+                                     lambda: httpx.post(url, json=probe, timeout=5).status_code == 200)
+    try:
+        result = {"peer": name, "cold_start_s": cold_start, "rest": measure_rest(url, rows, plan)}
+        result["rss_mb"] = _rss_mb(proc.pid)
+    finally:
+        _stop_server(proc)
+    print(f"  peer {name}: " + ", ".join(f"c={r['concurrency']} {r['items_per_s']}/s"
+                                         for r in result["rest"]["single"]), flush=True)
+    return result
+
+
+def _rest_at(result: dict, concurrency: int) -> dict:
+    return next((r for r in result["rest"]["single"] if r["concurrency"] == concurrency), {})
+
+
+def ratios(result: dict, concurrency: int = 32) -> dict:
+    """The service's REST items/s at ``concurrency`` over the limit and over each peer's, and Kafka over the limit."""
+    ours = _rest_at(result, concurrency).get("items_per_s", 0)
+    limit = result["limit_int8"]["items_per_s"]
+    out = {f"rest_c{concurrency}_over_limit": round(ours / limit, 2),
+           "kafka_over_limit": round(result["kafka"]["full_speed"]["items_per_s"] / limit, 2)}
+    for name, peer in result.get("peers", {}).items():
+        theirs = _rest_at(peer, concurrency).get("items_per_s")
+        out[f"rest_c{concurrency}_over_{name}"] = round(ours / theirs, 2) if theirs else None
+    return out
+
+
 def bench_task(task: str, plan: BenchPlan) -> dict:
+    from shared.runtime import read_model_info
     from slm.demo import load_rows
 
     model_dir = default_model_dir(task)
@@ -217,6 +318,14 @@ def bench_task(task: str, plan: BenchPlan) -> dict:
     result["limit_fp32_onnx"] = measure_limit(task, model_dir, limit_texts, plan.batch_sizes[-1:], "model.fp32.onnx")
     print(f"[{task}] limit int8 {result['limit_int8']['items_per_s']} items/s "
           f"(batch {result['limit_int8']['best_batch']})", flush=True)
+    # The peers and the torch limit need a sequence classifier in torch: not the entity tagger.
+    checkpoint = None
+    if plan.peers and read_model_info(model_dir).kind == "classification":
+        from bench.torch_checkpoint import torch_checkpoint
+
+        checkpoint = torch_checkpoint(model_dir, texts)
+        result["limit_fp32_torch"] = measure_torch_limit(checkpoint, model_dir, limit_texts, plan.batch_sizes[-1:])
+        print(f"[{task}] limit torch {result['limit_fp32_torch']['items_per_s']} items/s", flush=True)
 
     port, prefix = _free_port(), f"bench{uuid.uuid4().hex[:6]}."
     env = {**os.environ, "SLM_KAFKA_BOOTSTRAP": plan.bootstrap, "SLM_KAFKA_TOPIC_PREFIX": prefix,
@@ -224,23 +333,11 @@ def bench_task(task: str, plan: BenchPlan) -> dict:
            # The response cache would answer the repeated test rows without the model; it has its
            # own benchmark (bench/cache.py).
            "SLM_CACHE_SIZE": "0"}
-    log = open(plan.out / f"{task}-serve.log", "wb")
-    started = time.perf_counter()
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("slm")), "serve", task, "--port", str(port),
-                             "--model", str(model_dir)], cwd=REPO_ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    proc, result["cold_start_s"] = _start_server(
+        [str(Path(sys.executable).with_name("slm")), "serve", task, "--port", str(port), "--model", str(model_dir)],
+        env, plan.out / f"{task}-serve.log", lambda: httpx.get(f"{url}/readyz", timeout=2).status_code == 200)
     try:
-        url = f"http://127.0.0.1:{port}"
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"slm serve {task} exited; see {log.name}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        result["cold_start_s"] = round(time.perf_counter() - started, 1)
         result["rest"] = measure_rest(f"{url}/predict", rows, plan)
         print(f"[{task}] REST single-item: " + ", ".join(
             f"c={r['concurrency']} {r['items_per_s']}/s p99 {r['p99']} ms" for r in result["rest"]["single"]),
@@ -251,25 +348,62 @@ def bench_task(task: str, plan: BenchPlan) -> dict:
               f"{result['kafka']['half_speed']['p99']} ms", flush=True)
         result["rss_mb"] = _rss_mb(proc.pid)
     finally:
-        proc.terminate()
-        proc.wait(60)
-        log.close()
+        _stop_server(proc)
+    if checkpoint is not None:
+        result["peers"] = {name: bench_peer(name, checkpoint, model_dir, rows, plan) for name in PEERS}
+    result["ratios"] = ratios(result)
     return result
 
 
-def _table(results: list[dict]) -> str:
+PEER_TITLES = {"fastapi": "peer (a) FastAPI + transformers pipeline, torch fp32",
+               "bentoml": "peer (b) BentoML torch service, adaptive batching",
+               "ray": "peer (c) Ray Serve @serve.batch, torch fp32"}
+
+
+def _summary_table(results: list[dict]) -> list[str]:
     lines = ["| task | int8 limit items/s (batch) | REST c=1 | REST c=32 | REST c=32 / limit | REST p99 c=32 (ms) "
              "| Kafka items/s | Kafka / limit | Kafka p99 at 50% (ms) | cold start (s) | RSS (MB) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         limit = r["limit_int8"]["items_per_s"]
-        rest = {x["concurrency"]: x for x in r["rest"]["single"]}
-        c32 = rest.get(32, {})
+        c32 = _rest_at(r, 32)
         kafka = r["kafka"]["full_speed"]["items_per_s"]
         lines.append(
-            f"| {r['task']} | {limit} ({r['limit_int8']['best_batch']}) | {rest.get(1, {}).get('items_per_s')} "
+            f"| {r['task']} | {limit} ({r['limit_int8']['best_batch']}) | {_rest_at(r, 1).get('items_per_s')} "
             f"| {c32.get('items_per_s')} | {c32.get('items_per_s', 0) / limit:.2f} | {c32.get('p99')} | {kafka} "
             f"| {kafka / limit:.2f} | {r['kafka']['half_speed']['p99']} | {r['cold_start_s']} | {r['rss_mb']} |")
+    return lines
+
+
+def _systems_table(r: dict, concurrencies: list[int]) -> list[str]:
+    """One task: the limits, the service and each peer; REST items/s by concurrency and ratios."""
+    limit = r["limit_int8"]["items_per_s"]
+    ours = _rest_at(r, 32).get("items_per_s")
+    head = " | ".join(f"c={c}" for c in concurrencies)
+    lines = [f"**{r['task']}**: items/s (single-item requests by concurrency; 16-item requests at c=8)", "",
+             f"| system | {head} | p99 c=32 (ms) | 16-item c=8 | cold start (s) | RSS (MB) | c=32 / int8 limit "
+             "| service c=32 / this |",
+             "|---|" + "---|" * (len(concurrencies) + 7)]
+    blank = " | ".join("" for _ in concurrencies)
+    for key, title in (("limit_int8", "int8 ONNX alone (the limit)"), ("limit_fp32_onnx", "fp32 ONNX alone"),
+                       ("limit_fp32_torch", "fp32 torch alone")):
+        if key in r:
+            value = r[key]["items_per_s"]
+            lines.append(f"| {title}, batch {r[key]['best_batch']} | {blank} | | {value} | | | {value / limit:.2f} | |")
+    for name, system in [("slm serve (this service)", r), *[(PEER_TITLES[k], v) for k, v in r.get("peers", {}).items()]]:
+        by_c = " | ".join(str(_rest_at(system, c).get("items_per_s", "")) for c in concurrencies)
+        batch16 = next((b["items_per_s"] for b in system["rest"]["batch16"] if b["concurrency"] == 8), "")
+        c32 = _rest_at(system, 32).get("items_per_s")
+        versus = f"{ours / c32:.2f}" if ours and c32 else ""
+        lines.append(f"| {name} | {by_c} | {_rest_at(system, 32).get('p99', '')} | {batch16} | {system['cold_start_s']} "
+                     f"| {system['rss_mb']} | {(c32 or 0) / limit:.2f} | {versus} |")
+    return lines
+
+
+def _table(results: list[dict], concurrencies: list[int]) -> str:
+    lines = _summary_table(results)
+    for r in results:
+        lines += ["", *_systems_table(r, concurrencies)]
     return "\n".join(lines)
 
 
@@ -279,21 +413,24 @@ def _plots(results: list[dict], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_t, ax_l) = plt.subplots(1, 2, figsize=(11, 4))
-    for r in results:
-        points = r["rest"]["single"]
-        xs = [p["concurrency"] for p in points]
-        ax_t.plot(xs, [p["items_per_s"] for p in points], marker="o", label=r["task"])
-        ax_t.axhline(r["limit_int8"]["items_per_s"], linestyle=":", linewidth=1)
-        ax_l.plot(xs, [p["p99"] for p in points], marker="o", label=f"{r['task']} p99")
-        ax_l.plot(xs, [p["p50"] for p in points], marker=".", linestyle="--", label=f"{r['task']} p50")
-    for ax, ylabel in ((ax_t, "items/s (dotted: int8 limit)"), (ax_l, "latency (ms)")):
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("concurrency (single-item REST requests)")
-        ax.set_ylabel(ylabel)
-        ax.legend(fontsize=7)
+    fig, axes = plt.subplots(len(results), 2, figsize=(11, 4 * len(results)), squeeze=False)
+    for r, (ax_t, ax_l) in zip(results, axes):
+        systems = [("slm serve", r), *r.get("peers", {}).items()]
+        for name, system in systems:
+            points = system["rest"]["single"]
+            xs = [p["concurrency"] for p in points]
+            ax_t.plot(xs, [p["items_per_s"] for p in points], marker="o", label=name)
+            ax_l.plot(xs, [p["p99"] for p in points], marker="o", label=f"{name} p99")
+            ax_l.plot(xs, [p["p50"] for p in points], marker=".", linestyle="--", label=f"{name} p50")
+        ax_t.axhline(r["limit_int8"]["items_per_s"], color="grey", linestyle=":", label="int8 limit")
+        ax_l.set_yscale("log")
+        for ax, ylabel in ((ax_t, f"{r['task']}: items/s"), (ax_l, f"{r['task']}: latency (ms)")):
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("concurrency (single-item REST requests)")
+            ax.set_ylabel(ylabel)
+            ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out / "rest.png", dpi=120)
+    fig.savefig(out / "rest.png", dpi=110)
     plt.close(fig)
 
 
@@ -304,7 +441,7 @@ def run_bench(plan: BenchPlan) -> list[dict]:
     summary = {"quick": plan.quick, "seconds": round(time.perf_counter() - started, 1), "cpus": os.cpu_count(),
                "tasks": results}
     (plan.out / "results.json").write_text(json.dumps(summary, indent=2))
-    (plan.out / "results.md").write_text(_table(results) + "\n")
+    (plan.out / "results.md").write_text(_table(results, plan.concurrencies) + "\n")
     _plots(results, plan.out)
     logger.info("bench took %.0fs; results in %s", summary["seconds"], plan.out)
     return results

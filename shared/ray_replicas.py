@@ -21,7 +21,7 @@ import os
 from shared.ray_autoscaling import LAG_METRIC, KafkaLagPolicy
 from shared.settings import ReplicaSettings, service_import
 
-__all__ = ["TaskReplica", "build_app", "deployment_options", "forwarded_env", "task_application"]
+__all__ = ["TaskReplica", "build_app", "deployment_options", "forwarded_env", "keep_replica_grpc_local", "task_application"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,29 @@ FORWARDED_PREFIXES = ("SLM_", "OTEL_")
 
 def forwarded_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_PREFIXES)}
+
+
+def keep_replica_grpc_local() -> None:
+    """Bind this replica's inter-deployment gRPC server to 127.0.0.1 when the Ray node is local.
+
+    Ray Serve 2.60 replicas open that server on every interface (``[::]:0``, hard-coded in
+    ``ray.serve._private.replica``), even in a cluster whose every other listener is on
+    127.0.0.1. Callers reach a replica at its node address, so on a loopback node loopback is
+    enough; on a real cluster (KubeRay) the address is left alone. Call it in the replica's
+    constructor, which runs before the server starts.
+    """
+    import ray
+    from ray.serve._private import replica
+
+    if ray.util.get_node_ip_address() != "127.0.0.1" or getattr(replica.add_port_to_grpc_server, "_slm_local", False):
+        return
+    original = replica.add_port_to_grpc_server
+
+    def add_local_port(server, address: str):
+        return original(server, "127.0.0.1:0" if address == "[::]:0" else address)
+
+    add_local_port._slm_local = True
+    replica.add_port_to_grpc_server = add_local_port
 
 
 class TaskReplica:
@@ -45,6 +68,7 @@ class TaskReplica:
 
     def __init__(self, task: str, service: str, env: dict[str, str]) -> None:
         os.environ.update(env)
+        keep_replica_grpc_local()
         self.task = task
         self.service = service
 

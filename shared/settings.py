@@ -71,9 +71,10 @@ class ServiceSettings(BaseSettings):
     Args:
         model_dir (`Path | None`): model folder; defaults to ``models/<task>`` in the repo.
         max_batch_size (`int`, defaults to `64`): most items in one REST batch request.
-        batch_max_latency_ms (`int`, defaults to `5000`): adaptive batching's latency bound. BentoML
-            sheds (503) a queued request it expects to finish later than this, so it is an SLA,
-            not a wait window: the dispatcher picks the wait itself from observed batch times.
+        batch_max_latency_ms (`int`, defaults to `5000`): queue bound of REST micro-batching: a
+            request that waited longer than this for the model is refused with 503, not computed.
+        batch_wait_ms (`float`, defaults to `0`): how long a REST batch waits for more requests once
+            the model is free. 0 on CPU: requests that arrive while a batch runs form the next one.
         onnx_threads (`int`, defaults to `0`): ONNX Runtime intra-op threads (0: ORT decides).
         onnx_batch_size (`int`, defaults to `16`): items per ONNX Runtime run. A REST or Kafka batch
             is sorted by length and run in chunks of this size, so each chunk pads to a similar
@@ -89,6 +90,7 @@ class ServiceSettings(BaseSettings):
     model_dir: Path | None = None
     max_batch_size: int = Field(default=64, ge=1, le=1024)
     batch_max_latency_ms: int = Field(default=5000, ge=1)
+    batch_wait_ms: float = Field(default=0, ge=0, le=1000)
     onnx_threads: int = Field(default=0, ge=0)
     onnx_batch_size: int = Field(default=16, ge=1, le=1024)
     review_threshold: float | None = Field(default=None, ge=0, le=1)

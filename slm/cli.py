@@ -378,9 +378,12 @@ _tasks_option = click.option("--task", "tasks", type=click.Choice(TASKS), multip
               help="Where results.json, results.md and rest.png go (default .cache/bench/<time>).")
 @click.option("--kafka", "bootstrap", default=None,
               help="Broker to use (default: the local one, started if needed).")
+@click.option("--peers/--no-peers", default=True, show_default=True,
+              help="Also run the peers (FastAPI + pipeline, BentoML torch, Ray Serve @serve.batch) and the "
+                   "torch limit, for the classification tasks.")
 @_clean_errors
-def bench(tasks: tuple[str, ...], quick: bool, out: Path | None, bootstrap: str | None) -> None:
-    """Measure each task service against its model's own limit: REST, Kafka, cold start, memory."""
+def bench(tasks: tuple[str, ...], quick: bool, out: Path | None, bootstrap: str | None, peers: bool) -> None:
+    """Measure each task service against its model's own limit and its peers: REST, Kafka, cold start, memory."""
     from bench.harness import BenchPlan, run_bench
     from shared.settings import REPO_ROOT
 
@@ -391,7 +394,7 @@ def bench(tasks: tuple[str, ...], quick: bool, out: Path | None, bootstrap: str 
         local_kafka.up(cfg)
         bootstrap = local_kafka.bootstrap(cfg)
     out = out or REPO_ROOT / ".cache" / "bench" / time.strftime("%Y%m%dT%H%M%S")
-    run_bench(BenchPlan.for_run(list(tasks or ("sentiment",)), out, bootstrap, quick))
+    run_bench(BenchPlan.for_run(list(tasks or ("sentiment",)), out, bootstrap, quick, peers))
     click.echo((out / "results.md").read_text())
     click.echo(f"results: {out}")
 

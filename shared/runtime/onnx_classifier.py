@@ -49,6 +49,10 @@ def start_session(onnx_path: Path, intra_op_threads: int = 0):
     options.intra_op_num_threads = intra_op_threads
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Idle intra-op threads sleep instead of spinning: a service shares its cores with the HTTP
+    # event loop and the Kafka thread, which a spinning pool starves (sentiment REST on 2 cores:
+    # 74 -> 91 items/s one at a time, and 40% less CPU). Back-to-back runs are as fast either way.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bench.harness import BenchPlan, _percentiles, _rest_load, _table
+from bench.harness import BenchPlan, _percentiles, _rest_load, _table, ratios
 
 
 def test_percentiles_of_latencies():
@@ -21,33 +21,60 @@ def test_quick_plan_is_smaller_than_the_full_one(tmp_path):
     assert quick.rest_seconds < full.rest_seconds and quick.kafka_records < full.kafka_records
 
 
-def test_table_reports_ratios_to_the_int8_limit():
-    result = {"task": "sentiment", "limit_int8": {"items_per_s": 200.0, "best_batch": 32},
-              "rest": {"single": [{"concurrency": 1, "items_per_s": 50.0, "p99": 30.0},
-                                  {"concurrency": 32, "items_per_s": 150.0, "p99": 90.0}]},
-              "kafka": {"full_speed": {"items_per_s": 170.0}, "half_speed": {"p99": 40.0}},
-              "cold_start_s": 3.5, "rss_mb": 480.0}
-    row = _table([result]).splitlines()[-1]
-    assert row.startswith("| sentiment | 200.0 (32) | 50.0 | 150.0 | 0.75 | 90.0 | 170.0 | 0.85 | 40.0 |")
+def _system(rates: dict[int, float], cold: float, rss: float) -> dict:
+    return {"rest": {"single": [{"concurrency": c, "items_per_s": v, "p99": round(1000 / v, 2)} for c, v in rates.items()],
+                     "batch16": [{"concurrency": 8, "items_per_s": 2 * max(rates.values())}]},
+            "cold_start_s": cold, "rss_mb": rss}
 
 
-def test_rest_load_counts_items_and_errors(monkeypatch):
-    import httpx
+RESULT = {"task": "sentiment", "limit_int8": {"items_per_s": 200.0, "best_batch": 32},
+          "limit_fp32_torch": {"items_per_s": 80.0, "best_batch": 64},
+          "kafka": {"full_speed": {"items_per_s": 170.0}, "half_speed": {"p99": 40.0}},
+          **_system({1: 50.0, 32: 150.0}, 3.5, 480.0),
+          "peers": {"fastapi": _system({1: 20.0, 32: 25.0}, 6.0, 700.0),
+                    "ray": _system({1: 10.0, 32: 100.0}, 15.0, 1500.0)}}
+
+
+def test_ratios_to_the_limit_and_to_each_peer():
+    assert ratios(RESULT) == {"rest_c32_over_limit": 0.75, "kafka_over_limit": 0.85,
+                              "rest_c32_over_fastapi": 6.0, "rest_c32_over_ray": 1.5}
+
+
+def test_table_reports_ratios_to_the_int8_limit_and_the_peers():
+    lines = _table([RESULT], [1, 32]).splitlines()
+    assert lines[2].startswith("| sentiment | 200.0 (32) | 50.0 | 150.0 | 0.75 | 6.67 | 170.0 | 0.85 | 40.0 |")
+    service = next(line for line in lines if line.startswith("| slm serve"))
+    assert service == "| slm serve (this service) | 50.0 | 150.0 | 6.67 | 300.0 | 3.5 | 480.0 | 0.75 | 1.00 |"
+    fastapi = next(line for line in lines if line.startswith("| peer (a)"))
+    assert fastapi.endswith("| 20.0 | 25.0 | 40.0 | 50.0 | 6.0 | 700.0 | 0.12 | 6.00 |")
+    torch_limit = next(line for line in lines if line.startswith("| fp32 torch alone"))
+    assert "| 80.0 |" in torch_limit and torch_limit.endswith("| 0.40 | |")
+
+
+def test_rest_load_counts_items_and_errors_against_a_real_server():
+    from aiohttp import web
 
     calls = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        calls.append(request)
-        return httpx.Response(200 if len(calls) % 2 else 503, json=[])
+    async def predict(request: web.Request) -> web.Response:
+        calls.append(await request.read())
+        return web.json_response([], status=200 if len(calls) % 2 else 503)
 
-    original = httpx.AsyncClient.__init__
+    async def scenario() -> dict:
+        app = web.Application()
+        app.router.add_post("/predict", predict)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        try:
+            return await _rest_load(f"http://127.0.0.1:{port}/predict", [b'{"items": [1, 2]}'], 2, 2, 0.2)
+        finally:
+            await runner.cleanup()
 
-    def patched(self, *args, **kwargs):
-        kwargs["transport"] = httpx.MockTransport(handler)
-        original(self, *args, **kwargs)
-
-    monkeypatch.setattr(httpx.AsyncClient, "__init__", patched)
-    result = asyncio.run(_rest_load("http://test/predict", [{"items": [{"text": "a"}, {"text": "b"}]}], 2, 0.2))
+    result = asyncio.run(scenario())
     assert result["requests"] + result["errors"] == len(calls) > 0
     assert result["errors"] == len(calls) // 2
-    assert result["items_per_s"] > 0
+    assert result["items_per_s"] > 0 and 0 <= result["client_cpu"]
+    assert calls[0] == b'{"items": [1, 2]}'

@@ -55,6 +55,11 @@ def test_serve_replicas_two_group_members_by_kafkas_own_tool_and_a_graceful_stop
 
         descendants = psutil.Process(proc.pid).children(recursive=True)
         assert descendants, "no Ray processes under slm serve"
+        # Every listener of the cluster (GCS, raylet, agents, proxy, replicas' gRPC) on loopback only.
+        listening = [(p.name(), c.laddr) for p in [psutil.Process(proc.pid), *descendants]
+                     for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+        assert listening, "no listening socket found under slm serve"
+        assert [(name, addr) for name, addr in listening if addr.ip not in ("127.0.0.1", "::1")] == []
         proc.send_signal(signal.SIGTERM)  # as Kubernetes stops a container: the main process only
         assert proc.wait(120) == 0
         _, alive = psutil.wait_procs(descendants, timeout=60)
