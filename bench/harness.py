@@ -83,6 +83,15 @@ def _model_inputs(task: str, model_dir: Path, requests: list[dict]) -> list[str]
     return [model_text(r["text"], r.get("fields", {}), fields) for r in requests]
 
 
+def tokens_per_item(model_dir: Path, texts: list[str]) -> float:
+    """Mean tokens per input (special tokens included, no truncation): items/s times this is tokens/s."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tokenizer.no_truncation()
+    return round(float(np.mean([len(e.ids) for e in tokenizer.encode_batch(texts)])), 1)
+
+
 def measure_limit(task: str, model_dir: Path, texts: list[str], batch_sizes: list[int], onnx_file: str) -> dict:
     """Items/s of the model alone, one thread per core the machine has, by batch size."""
     from shared.runtime import OnnxEntityRecognizer, OnnxTextClassifier, read_model_info
@@ -313,7 +322,7 @@ def bench_task(task: str, plan: BenchPlan) -> dict:
     rows, _, _ = load_rows(task, None)
     texts = _model_inputs(task, model_dir, rows)
     limit_texts = (texts * (plan.limit_items // len(texts) + 1))[:plan.limit_items]
-    result: dict = {"task": task, "model_dir": str(model_dir)}
+    result: dict = {"task": task, "model_dir": str(model_dir), "tokens_per_item": tokens_per_item(model_dir, texts)}
     result["limit_int8"] = measure_limit(task, model_dir, limit_texts, plan.batch_sizes, "model.onnx")
     result["limit_fp32_onnx"] = measure_limit(task, model_dir, limit_texts, plan.batch_sizes[-1:], "model.fp32.onnx")
     print(f"[{task}] limit int8 {result['limit_int8']['items_per_s']} items/s "
@@ -362,8 +371,9 @@ PEER_TITLES = {"fastapi": "peer (a) FastAPI + transformers pipeline, torch fp32"
 
 def _summary_table(results: list[dict]) -> list[str]:
     lines = ["| task | int8 limit items/s (batch) | REST c=1 | REST c=32 | REST c=32 / limit | REST p99 c=32 (ms) "
-             "| Kafka items/s | Kafka / limit | Kafka p99 at 50% (ms) | cold start (s) | RSS (MB) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| Kafka items/s | Kafka / limit | Kafka p99 at 50% (ms) | cold start (s) | RSS (MB) "
+             "| tokens/item | Kafka tokens/s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         limit = r["limit_int8"]["items_per_s"]
         c32 = _rest_at(r, 32)
@@ -371,7 +381,8 @@ def _summary_table(results: list[dict]) -> list[str]:
         lines.append(
             f"| {r['task']} | {limit} ({r['limit_int8']['best_batch']}) | {_rest_at(r, 1).get('items_per_s')} "
             f"| {c32.get('items_per_s')} | {c32.get('items_per_s', 0) / limit:.2f} | {c32.get('p99')} | {kafka} "
-            f"| {kafka / limit:.2f} | {r['kafka']['half_speed']['p99']} | {r['cold_start_s']} | {r['rss_mb']} |")
+            f"| {kafka / limit:.2f} | {r['kafka']['half_speed']['p99']} | {r['cold_start_s']} | {r['rss_mb']} "
+            f"| {r['tokens_per_item']} | {kafka * r['tokens_per_item']:.0f} |")
     return lines
 
 

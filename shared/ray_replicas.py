@@ -1,8 +1,8 @@
 """A task service as Ray Serve replicas: the same BentoML app, one Kafka consumer per replica.
 
 Each replica builds the task's BentoML service as an ASGI app (``Service.to_asgi()``) and
-Ray Serve makes it the deployment's ingress, so routes, OpenAPI, validation and adaptive
-batching are BentoML's own, exactly as under ``bentoml serve``. The app's lifespan creates
+Ray Serve makes it the deployment's ingress, so routes, OpenAPI, validation and request
+batching are the service's own, exactly as under ``bentoml serve``. The app's lifespan creates
 the service instance, which starts the task's consumer loop in group ``slm-<task>``: the
 topic's partitions spread over the replicas, and a replica that stops finishes and commits
 its batch and leaves the group (BentoML's shutdown hook, run by Ray's graceful shutdown).

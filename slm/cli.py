@@ -372,7 +372,8 @@ _tasks_option = click.option("--task", "tasks", type=click.Choice(TASKS), multip
 
 
 @main.command()
-@_tasks_option
+@click.option("--task", "tasks", type=click.Choice(TASKS), multiple=True,
+              help="Only this task (repeat for several; default sentiment, the task with the targets).")
 @click.option("--quick", is_flag=True, help="Fewer points and shorter runs: a smoke run of a few minutes.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Where results.json, results.md and rest.png go (default .cache/bench/<time>).")

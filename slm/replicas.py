@@ -14,7 +14,7 @@ import threading
 
 from shared.settings import KafkaSettings, ReplicaSettings
 
-__all__ = ["requests_partitions", "serve_replicas", "start_ray"]
+__all__ = ["requests_partitions", "serve_replicas", "start_ray", "use_local_ray_env"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,10 +50,17 @@ def requests_partitions(task: str, kafka: KafkaSettings) -> int | None:
         consumer.close()
 
 
-def start_ray(settings: ReplicaSettings, http_host: str, http_port: int) -> None:
-    """Connect to ``settings.address`` or start a local cluster on 127.0.0.1; start Serve's proxy."""
+def use_local_ray_env() -> None:
+    """Set :data:`RAY_ENV_DEFAULTS` (where unset). Call it before Ray is first imported in the
+    process: Ray reads them at import, and a cluster started after a plain ``import ray``
+    listens on every interface."""
     for name, value in RAY_ENV_DEFAULTS.items():
         os.environ.setdefault(name, value)
+
+
+def start_ray(settings: ReplicaSettings, http_host: str, http_port: int) -> None:
+    """Connect to ``settings.address`` or start a local cluster on 127.0.0.1; start Serve's proxy."""
+    use_local_ray_env()
     import ray
     from ray import serve
 
@@ -67,6 +74,7 @@ def start_ray(settings: ReplicaSettings, http_host: str, http_port: int) -> None
 
 def serve_replicas(task: str, host: str, port: int, settings: ReplicaSettings) -> None:
     """Run the task's replicas until SIGTERM or SIGINT, then stop them and the cluster."""
+    use_local_ray_env()
     import ray
     from ray import serve
 

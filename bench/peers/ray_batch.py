@@ -11,11 +11,9 @@ import os
 import signal
 import threading
 
-from slm.replicas import RAY_ENV_DEFAULTS
+from slm.replicas import use_local_ray_env
 
-# Before Ray is imported: it reads them then (a cluster on 127.0.0.1 only, no usage report).
-for _name, _value in RAY_ENV_DEFAULTS.items():
-    os.environ.setdefault(_name, _value)
+use_local_ray_env()  # before Ray is imported: a cluster on 127.0.0.1 only, no usage report
 
 from ray import serve  # noqa: E402
 from starlette.requests import Request  # noqa: E402

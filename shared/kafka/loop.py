@@ -2,10 +2,13 @@
 
 One thread per service process. Each micro-batch is committed only after every record it
 produced (results, review copies, DLQ records) is acknowledged by the broker; when a send
-fails, the clients are rebuilt and the batch is consumed again from the last commit. Offsets are
-committed between polls, so a rebalance (which kafka-python runs inside ``poll``) never
-revokes a partition with uncommitted work. ``stop()`` (the service's shutdown hook, on
-SIGTERM) ends polling; the batch in hand is finished and committed before the clients close.
+fails, the clients are rebuilt and the batch is consumed again from the last commit.
+The commit after each batch is asynchronous (a synchronous one held the loop for 8 ms of a
+34 ms cycle at half load); the offsets of finished batches are committed synchronously when
+partitions are revoked (the rebalance listener, inside ``poll``) and before the clients close,
+so a rebalance or a stop never hands over a partition with finished but uncommitted work.
+``stop()`` (the service's shutdown hook, on SIGTERM) ends polling; the batch in hand is
+finished and committed before the clients close.
 
 Group membership is watched too: the consumer joins only once the requests topic is in its
 own metadata (a join on empty metadata is followed by a second rebalance, which kafka-python
@@ -35,6 +38,9 @@ logger = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
 RETRY_BACKOFF_S = 1.0
+# A synchronous commit (revocation, close) gives up after this: a broker that is down must not
+# hold the loop; the next owner then re-reads from the last commit (at least once).
+COMMIT_TIMEOUT_MS = 10_000
 
 
 class TaskConsumerLoop:
@@ -66,6 +72,8 @@ class TaskConsumerLoop:
         self._rebalancing_since: float | None = None
         self._clock = time.monotonic
         self.error: BaseException | None = None
+        self._consumer = None
+        self._finished: dict = {}  # TopicPartition -> OffsetAndMetadata of the last finished batch
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -106,9 +114,29 @@ class TaskConsumerLoop:
                 self._stop.wait(RETRY_BACKOFF_S)
 
     def _on_partitions_revoked(self, revoked) -> None:
-        # Batches are committed before the next poll, so nothing is in flight here.
+        # No batch is in hand (batches are finished between polls); their asynchronous commits
+        # may still be in flight, so the revoked partitions' offsets are committed and waited for.
         self._rebalancing_since = self._clock()
+        self._commit_finished(partitions=set(revoked))
         logger.info('partitions revoked task=%s partitions=%s', self.processor.task, _names(revoked))
+
+    def _commit_finished(self, partitions: set | None = None) -> None:
+        """Commit the finished batches' offsets synchronously (those of ``partitions``, or all)."""
+        offsets = {tp: om for tp, om in self._finished.items() if partitions is None or tp in partitions}
+        if not offsets or self._consumer is None:
+            return
+        try:
+            self._consumer.commit(offsets, timeout_ms=COMMIT_TIMEOUT_MS)
+        except Exception as exc:  # noqa: BLE001 - the next owner re-reads from the last commit: at least once
+            logger.warning('commit of finished offsets failed task=%s partitions=%s error="%s"', self.processor.task,
+                           _names(offsets), exc)
+        for tp in offsets:
+            self._finished.pop(tp, None)
+
+    def _on_commit(self, offsets, response) -> None:
+        if isinstance(response, Exception):
+            logger.warning('asynchronous commit failed task=%s partitions=%s error="%s" (committed again with '
+                           'the next batch or at revocation)', self.processor.task, _names(offsets), response)
 
     def _on_partitions_assigned(self, assigned) -> None:
         self._rebalancing_since = None
@@ -179,6 +207,7 @@ class TaskConsumerLoop:
         if self.settings.create_topics:
             ensure_topics(self.settings, self.topics.all())
         consumer, producer = self._clients()
+        self._consumer, self._finished = consumer, {}
         logger.info('consumer loop started task=%s group=%s topic=%s', self.processor.task, self.group_id,
                     self.topics.requests)
         try:
@@ -190,8 +219,10 @@ class TaskConsumerLoop:
                 self.lag = _lag(consumer)
                 self._check_rebalance()
         finally:
+            self._commit_finished()
             producer.close(timeout=10)
             consumer.close(autocommit=False)
+            self._consumer = None
             logger.info('consumer loop stopped task=%s', self.processor.task)
 
     def _handle(self, consumer, producer, records) -> None:
@@ -213,7 +244,9 @@ class TaskConsumerLoop:
             for record in records:
                 tp = TopicPartition(record.topic, record.partition)
                 last[tp] = max(last.get(tp, -1), record.offset)
-            consumer.commit({tp: OffsetAndMetadata(offset + 1, "", -1) for tp, offset in last.items()})
+            finished = {tp: OffsetAndMetadata(offset + 1, "", -1) for tp, offset in last.items()}
+            self._finished.update(finished)
+            consumer.commit_async(finished, callback=self._on_commit)
             latency_ms = (time.perf_counter() - started) * 1000
             span.set_attributes({"slm.results": plan.results, "slm.review": plan.review, "slm.dlq": plan.dlq})
         self.instruments.record_batch(polled=len(records), results=plan.results, review=plan.review, dlq=plan.dlq,

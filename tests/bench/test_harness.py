@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bench.harness import BenchPlan, _percentiles, _rest_load, _table, ratios
+from bench.harness import BenchPlan, _percentiles, _rest_load, _table, ratios, tokens_per_item
 
 
 def test_percentiles_of_latencies():
@@ -27,7 +27,7 @@ def _system(rates: dict[int, float], cold: float, rss: float) -> dict:
             "cold_start_s": cold, "rss_mb": rss}
 
 
-RESULT = {"task": "sentiment", "limit_int8": {"items_per_s": 200.0, "best_batch": 32},
+RESULT = {"task": "sentiment", "tokens_per_item": 20.0, "limit_int8": {"items_per_s": 200.0, "best_batch": 32},
           "limit_fp32_torch": {"items_per_s": 80.0, "best_batch": 64},
           "kafka": {"full_speed": {"items_per_s": 170.0}, "half_speed": {"p99": 40.0}},
           **_system({1: 50.0, 32: 150.0}, 3.5, 480.0),
@@ -42,13 +42,27 @@ def test_ratios_to_the_limit_and_to_each_peer():
 
 def test_table_reports_ratios_to_the_int8_limit_and_the_peers():
     lines = _table([RESULT], [1, 32]).splitlines()
-    assert lines[2].startswith("| sentiment | 200.0 (32) | 50.0 | 150.0 | 0.75 | 6.67 | 170.0 | 0.85 | 40.0 |")
+    assert lines[2] == "| sentiment | 200.0 (32) | 50.0 | 150.0 | 0.75 | 6.67 | 170.0 | 0.85 | 40.0 | 3.5 | 480.0 | 20.0 | 3400 |"
     service = next(line for line in lines if line.startswith("| slm serve"))
     assert service == "| slm serve (this service) | 50.0 | 150.0 | 6.67 | 300.0 | 3.5 | 480.0 | 0.75 | 1.00 |"
     fastapi = next(line for line in lines if line.startswith("| peer (a)"))
     assert fastapi.endswith("| 20.0 | 25.0 | 40.0 | 50.0 | 6.0 | 700.0 | 0.12 | 6.00 |")
     torch_limit = next(line for line in lines if line.startswith("| fp32 torch alone"))
     assert "| 80.0 |" in torch_limit and torch_limit.endswith("| 0.40 | |")
+
+
+def test_tokens_per_item_counts_special_tokens_without_truncation(tmp_path):
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from tokenizers.pre_tokenizers import Whitespace
+    from tokenizers.processors import TemplateProcessing
+
+    tokenizer = Tokenizer(WordLevel({"[UNK]": 0, "[CLS]": 1, "[SEP]": 2}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = Whitespace()
+    tokenizer.post_processor = TemplateProcessing(single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 1), ("[SEP]", 2)])
+    tokenizer.enable_truncation(4)
+    tokenizer.save(str(tmp_path / "tokenizer.json"))
+    assert tokens_per_item(tmp_path, ["one two", "one two three four five six"]) == 6.0  # (4 + 8) / 2
 
 
 def test_rest_load_counts_items_and_errors_against_a_real_server():

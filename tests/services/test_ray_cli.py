@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import signal
@@ -19,6 +20,12 @@ from tests.support.processes import REPO_ROOT, free_port, wait_for
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SLM = str(Path(sys.executable).with_name("slm"))
+
+
+def _loopback(ip: str) -> bool:
+    address = ipaddress.ip_address(ip)
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1, an IPv4 socket seen through IPv6
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 def test_serve_replicas_two_group_members_by_kafkas_own_tool_and_a_graceful_stop(quick_model_dir, kafka_bootstrap,
@@ -59,7 +66,7 @@ def test_serve_replicas_two_group_members_by_kafkas_own_tool_and_a_graceful_stop
         listening = [(p.name(), c.laddr) for p in [psutil.Process(proc.pid), *descendants]
                      for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
         assert listening, "no listening socket found under slm serve"
-        assert [(name, addr) for name, addr in listening if addr.ip not in ("127.0.0.1", "::1")] == []
+        assert [(name, addr) for name, addr in listening if not _loopback(addr.ip)] == []
         proc.send_signal(signal.SIGTERM)  # as Kubernetes stops a container: the main process only
         assert proc.wait(120) == 0
         _, alive = psutil.wait_procs(descendants, timeout=60)

@@ -73,9 +73,14 @@ class FakeProducer:
 
 class FakeConsumer:
     def __init__(self) -> None:
-        self.commits: list[dict] = []
+        self.commits: list[dict] = []  # asynchronous, after each batch
+        self.sync_commits: list[dict] = []  # at revocation and close
 
-    def commit(self, offsets):
+    def commit(self, offsets, timeout_ms=None):
+        assert timeout_ms, "a synchronous commit must not wait forever on a broker that is down"
+        self.sync_commits.append({tp: meta.offset for tp, meta in offsets.items()})
+
+    def commit_async(self, offsets, callback=None):
         self.commits.append({tp: meta.offset for tp, meta in offsets.items()})
 
 
@@ -87,6 +92,20 @@ def _records():
 
 def _loop() -> TaskConsumerLoop:
     return TaskConsumerLoop(FakeProcessor(), KafkaSettings(bootstrap="127.0.0.1:1"))
+
+
+def test_revoked_partitions_get_their_finished_offsets_committed_synchronously():
+    consumer, producer = FakeConsumer(), FakeProducer()
+    loop = _loop()
+    loop._consumer = consumer
+    loop._handle(consumer, producer, _records())
+    assert consumer.sync_commits == []
+    loop._on_partitions_revoked({TopicPartition("sentiment.requests", 2)})
+    assert consumer.sync_commits == [{TopicPartition("sentiment.requests", 2): 10}]
+    loop._on_partitions_revoked({TopicPartition("sentiment.requests", 2)})  # nothing new finished since
+    assert len(consumer.sync_commits) == 1
+    loop._commit_finished()  # what the loop does before closing its clients
+    assert consumer.sync_commits[-1] == {TopicPartition("sentiment.requests", 0): 7}
 
 
 def test_batch_is_committed_after_all_sends_to_the_next_offsets():
