@@ -81,6 +81,7 @@ class TaskRuntime:
         model_dir = settings.model_dir or default_model_dir(task)
         self.processor: TaskProcessor = load_processor(task, model_dir, intra_op_threads=onnx_threads_for(settings),
                                                        max_batch_size=settings.onnx_batch_size,
+                                                       max_batch_tokens=settings.onnx_batch_tokens or None,
                                                        review_threshold=settings.review_threshold,
                                                        cache_size=settings.cache_size)
         self.instruments = TaskInstruments(task)

@@ -76,10 +76,12 @@ class ServiceSettings(BaseSettings):
         batch_wait_ms (`float`, defaults to `0`): how long a REST batch waits for more requests once
             the model is free. 0 on CPU: requests that arrive while a batch runs form the next one.
         onnx_threads (`int`, defaults to `0`): ONNX Runtime intra-op threads (0: ORT decides).
-        onnx_batch_size (`int`, defaults to `16`): items per ONNX Runtime run. A REST or Kafka batch
-            is sorted by length and run in chunks of this size, so each chunk pads to a similar
-            length; on 2 cores, 64 Kafka records of sentiment run 1.6x faster in chunks of 16
-            than in one run of 64.
+        onnx_batch_size (`int`, defaults to `64`): most items in one ONNX Runtime run.
+        onnx_batch_tokens (`int`, defaults to `512`): most padded tokens in one run (items x the
+            longest item's tokens; 0: no bound). A REST or Kafka batch is sorted by token count and
+            cut into runs within both bounds: many short texts per run, few long ones. On 2 cores,
+            64-item batches of each test set: helpdesk 93 -> 203 items/s against fixed runs of 16,
+            sentiment 352 -> 378, transactions 580 -> 576.
         review_threshold (`float | None`): overrides the threshold stored with the model.
         cache_size (`int`, defaults to `10000`): answers kept for repeated inputs, least recently
             used out first; 0 turns the cache off.
@@ -92,7 +94,8 @@ class ServiceSettings(BaseSettings):
     batch_max_latency_ms: int = Field(default=5000, ge=1)
     batch_wait_ms: float = Field(default=0, ge=0, le=1000)
     onnx_threads: int = Field(default=0, ge=0)
-    onnx_batch_size: int = Field(default=16, ge=1, le=1024)
+    onnx_batch_size: int = Field(default=64, ge=1, le=1024)
+    onnx_batch_tokens: int = Field(default=512, ge=0)
     review_threshold: float | None = Field(default=None, ge=0, le=1)
     cache_size: int = Field(default=10_000, ge=0)
 

@@ -174,8 +174,13 @@ class EntitiesProcessor(_ModelProcessor):
 
 
 def load_processor(task: str, model_dir, *, intra_op_threads: int = 0, max_batch_size: int = 64,
-                   review_threshold: float | None = None, cache_size: int = 0) -> TaskProcessor:
-    """The processor that fits the model folder's kind (classification or entities)."""
+                   max_batch_tokens: int | None = None, review_threshold: float | None = None,
+                   cache_size: int = 0) -> TaskProcessor:
+    """The processor that fits the model folder's kind (classification or entities).
+
+    ``max_batch_tokens`` bounds the padded tokens of one classifier run; the entity tagger's
+    runs are windows of the model's full length, bounded by ``max_batch_size`` alone.
+    """
     info = read_model_info(model_dir)
     if info.task != task:
         # A customer model trained for another task still serves, but say so: results name this task.
@@ -185,6 +190,7 @@ def load_processor(task: str, model_dir, *, intra_op_threads: int = 0, max_batch
         model = OnnxEntityRecognizer(model_dir, intra_op_threads=intra_op_threads, max_batch_size=max_batch_size)
         return EntitiesProcessor(task, model, review_threshold, cache_size)
     if info.kind == "classification":
-        model = OnnxTextClassifier(model_dir, intra_op_threads=intra_op_threads, max_batch_size=max_batch_size)
+        model = OnnxTextClassifier(model_dir, intra_op_threads=intra_op_threads, max_batch_size=max_batch_size,
+                                   max_batch_tokens=max_batch_tokens)
         return ClassificationProcessor(task, model, review_threshold, cache_size)
     raise ModelError(f"{model_dir}: unknown model kind {info.kind!r} (expected classification or entities)")

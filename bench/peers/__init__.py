@@ -23,10 +23,13 @@ PEERS = ("fastapi", "bentoml", "ray")
 
 
 def peer_command(name: str, port: int) -> list[str]:
-    """The command line that starts one peer on 127.0.0.1:``port``."""
-    if name == "bentoml":
-        return [sys.executable, "-m", "bentoml", "serve", "bench.peers.bentoml_torch:TorchClassifier",
-                "--host", "127.0.0.1", "--port", str(port)]
-    if name in ("fastapi", "ray"):
-        return [sys.executable, "-m", f"bench.peers.{ {'fastapi': 'fastapi_pipeline', 'ray': 'ray_batch'}[name] }"]
-    raise ValueError(f"unknown peer {name!r}; one of {PEERS}")
+    """The command line that starts one peer on 127.0.0.1:``port`` (also given as ``BENCH_PEER_PORT``)."""
+    commands = {
+        "fastapi": [sys.executable, "-m", "bench.peers.fastapi_pipeline"],
+        "bentoml": [sys.executable, "-m", "bentoml", "serve", "bench.peers.bentoml_torch:TorchClassifier",
+                    "--host", "127.0.0.1", "--port", str(port)],
+        "ray": [sys.executable, "-m", "bench.peers.ray_batch"],
+    }
+    if name not in commands:
+        raise ValueError(f"unknown peer {name!r}; one of {PEERS}")
+    return commands[name]

@@ -62,8 +62,10 @@ class OnnxTextClassifier:
     Args:
         model_dir (`str | Path`): folder written by ``slm train``.
         intra_op_threads (`int`, defaults to `0`): ONNX Runtime threads; 0 lets ORT decide.
-        max_batch_size (`int`, defaults to `64`): larger inputs are run in chunks of this size.
+        max_batch_size (`int`, defaults to `64`): most texts in one ONNX Runtime run.
         onnx_file (`str`, defaults to `"model.onnx"`): graph to load (the int8 one unless told otherwise).
+        max_batch_tokens (`int | None`, defaults to `None`): most padded tokens in one run (texts
+            x the longest text's tokens); ``None`` bounds runs by ``max_batch_size`` alone.
     """
 
     def __init__(
@@ -72,6 +74,7 @@ class OnnxTextClassifier:
         intra_op_threads: int = 0,
         max_batch_size: int = 64,
         onnx_file: str = ONNX_FILE,
+        max_batch_tokens: int | None = None,
     ) -> None:
         from tokenizers import Tokenizer
 
@@ -79,6 +82,7 @@ class OnnxTextClassifier:
         self.info: ModelInfo = read_model_info(self.model_dir)
         self.labels = list(self.info.labels)
         self.max_batch_size = max_batch_size
+        self.max_batch_tokens = max_batch_tokens
         self.tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_length=self.info.max_length)
         self.tokenizer.no_padding()
@@ -89,8 +93,7 @@ class OnnxTextClassifier:
     def model_id(self) -> str:
         return self.info.model_id
 
-    def _encode(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        encodings = self.tokenizer.encode_batch(list(texts))
+    def _feeds(self, encodings: Sequence) -> dict[str, np.ndarray]:
         width = max(len(e.ids) for e in encodings)
         ids = np.zeros((len(encodings), width), dtype=np.int64)
         mask = np.zeros((len(encodings), width), dtype=np.int64)
@@ -102,15 +105,32 @@ class OnnxTextClassifier:
             feeds["token_type_ids"] = np.zeros_like(ids)
         return feeds
 
+    def _chunks(self, lengths: Sequence[int]) -> list[np.ndarray]:
+        """Indices sorted by token count, cut into runs that pad little.
+
+        Each run holds texts of similar length, at most ``max_batch_size`` of them and at most
+        ``max_batch_tokens`` padded tokens: many short texts per run, few long ones. Helpdesk
+        tickets run from 10 to 256 tokens; fixed runs of 16 padded most of them 3x and more.
+        """
+        order = np.argsort(lengths, kind="stable")
+        chunks, start = [], 0
+        while start < len(order):
+            end = start + 1
+            while end < len(order) and end - start < self.max_batch_size and (
+                    self.max_batch_tokens is None or (end - start + 1) * lengths[order[end]] <= self.max_batch_tokens):
+                end += 1
+            chunks.append(order[start:end])
+            start = end
+        return chunks
+
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Class probabilities, shape (len(texts), len(labels)), in input order."""
         if not texts:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        order = np.argsort([len(t) for t in texts], kind="stable")
+        encodings = self.tokenizer.encode_batch(list(texts))
         probs = np.empty((len(texts), len(self.labels)), dtype=np.float32)
-        for start in range(0, len(texts), self.max_batch_size):
-            chunk = order[start : start + self.max_batch_size]
-            (logits,) = self.session.run(["logits"], self._encode([texts[i] for i in chunk]))
+        for chunk in self._chunks([len(e.ids) for e in encodings]):
+            (logits,) = self.session.run(["logits"], self._feeds([encodings[i] for i in chunk]))
             probs[chunk] = softmax(logits.astype(np.float32))
         return probs
 
