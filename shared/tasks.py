@@ -178,8 +178,8 @@ def load_processor(task: str, model_dir, *, intra_op_threads: int = 0, max_batch
                    cache_size: int = 0) -> TaskProcessor:
     """The processor that fits the model folder's kind (classification or entities).
 
-    ``max_batch_tokens`` bounds the padded tokens of one classifier run; the entity tagger's
-    runs are windows of the model's full length, bounded by ``max_batch_size`` alone.
+    ``max_batch_size`` and ``max_batch_tokens`` bound one ONNX Runtime run (texts, or the entity
+    tagger's windows).
     """
     info = read_model_info(model_dir)
     if info.task != task:
@@ -187,7 +187,8 @@ def load_processor(task: str, model_dir, *, intra_op_threads: int = 0, max_batch
         logger.warning("model folder %s was trained as task %r, served as %r",
                                             model_dir, info.task, task)
     if info.kind == "entities":
-        model = OnnxEntityRecognizer(model_dir, intra_op_threads=intra_op_threads, max_batch_size=max_batch_size)
+        model = OnnxEntityRecognizer(model_dir, intra_op_threads=intra_op_threads, max_batch_size=max_batch_size,
+                                     max_batch_tokens=max_batch_tokens)
         return EntitiesProcessor(task, model, review_threshold, cache_size)
     if info.kind == "classification":
         model = OnnxTextClassifier(model_dir, intra_op_threads=intra_op_threads, max_batch_size=max_batch_size,

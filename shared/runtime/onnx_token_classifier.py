@@ -21,7 +21,7 @@ import numpy as np
 
 from shared.errors import ModelError
 from shared.runtime.model_folder import ONNX_FILE, ModelInfo, read_model_info
-from shared.runtime.onnx_classifier import softmax, start_session
+from shared.runtime.onnx_classifier import length_runs, softmax, start_session
 from shared.runtime.tagging import SHAPE_SPECIAL, plan_windows, spans_from_tags, token_shapes, window_owners
 
 __all__ = ["Entity", "EntityTagger", "OnnxEntityRecognizer", "RunLogits"]
@@ -110,17 +110,19 @@ class EntityTagger:
         return feeds
 
     def token_probs(self, texts: Sequence[str], encodings: Sequence, run: RunLogits,
-                    batch_size: int) -> list[np.ndarray]:
-        """Per-token tag probabilities of each encoding, shape (tokens, labels), windows merged."""
+                    batch_size: int, batch_tokens: int | None = None) -> list[np.ndarray]:
+        """Per-token tag probabilities of each encoding, shape (tokens, labels), windows merged.
+
+        Windows of similar length share a run (``length_runs``): at most ``batch_size`` windows
+        and ``batch_tokens`` padded tokens each.
+        """
         plans = [self.windows(len(enc.ids)) for enc in encodings]
         shapes = [token_shapes(text, enc.offsets, enc.word_ids) for text, enc in zip(texts, encodings)]
         windows = [Window(item, s, e, self.wrap(enc.ids[s:e]), self.wrap_shapes(shapes[item][s:e]))
                    for item, (enc, plan) in enumerate(zip(encodings, plans)) for s, e in plan if e > s]
-        # Similar lengths share a batch, so padding wastes little.
-        windows.sort(key=lambda w: len(w.ids))
         window_probs: dict[tuple[int, int], np.ndarray] = {}
-        for first in range(0, len(windows), batch_size):
-            chunk = windows[first : first + batch_size]
+        for indices in length_runs([len(w.ids) for w in windows], batch_size, batch_tokens):
+            chunk = [windows[i] for i in indices]
             logits = np.asarray(run(self.feeds([w.ids for w in chunk], [w.shapes for w in chunk])), dtype=np.float32)
             for row, w in enumerate(chunk):
                 window_probs[(w.item, w.start)] = softmax(logits[row, 1 : len(w.ids) - 1])
@@ -159,10 +161,11 @@ class EntityTagger:
             covered_until = last
         return entities
 
-    def predict(self, texts: Sequence[str], run: RunLogits, batch_size: int = 32) -> list[list[Entity]]:
+    def predict(self, texts: Sequence[str], run: RunLogits, batch_size: int = 32,
+                batch_tokens: int | None = None) -> list[list[Entity]]:
         """Entities of each text, in input order."""
         encodings = [self.encode(t) for t in texts]
-        probs = self.token_probs(texts, encodings, run, batch_size)
+        probs = self.token_probs(texts, encodings, run, batch_size, batch_tokens)
         return [self.decode(t, enc, p) for t, enc, p in zip(texts, encodings, probs)]
 
 
@@ -172,18 +175,20 @@ class OnnxEntityRecognizer:
     Args:
         model_dir (`str | Path`): folder written by ``slm train entities``.
         intra_op_threads (`int`, defaults to `0`): ONNX Runtime threads; 0 lets ORT decide.
-        max_batch_size (`int`, defaults to `64`): windows per ONNX call.
+        max_batch_size (`int`, defaults to `64`): most windows per ONNX call.
         onnx_file (`str`, defaults to `"model.onnx"`): graph to load (the int8 one unless told otherwise).
+        max_batch_tokens (`int | None`, defaults to `None`): most padded tokens per ONNX call.
     """
 
     def __init__(self, model_dir: str | Path, intra_op_threads: int = 0, max_batch_size: int = 64,
-                 onnx_file: str = ONNX_FILE) -> None:
+                 onnx_file: str = ONNX_FILE, max_batch_tokens: int | None = None) -> None:
         from tokenizers import Tokenizer
 
         self.model_dir = Path(model_dir)
         self.info: ModelInfo = read_model_info(self.model_dir)
         self.labels = list(self.info.labels)
         self.max_batch_size = max_batch_size
+        self.max_batch_tokens = max_batch_tokens
         self.session = start_session(self.model_dir / onnx_file, intra_op_threads)
         inputs = {i.name for i in self.session.get_inputs()}
         self._wants_token_types = "token_type_ids" in inputs
@@ -202,4 +207,4 @@ class OnnxEntityRecognizer:
         return logits
 
     def predict(self, texts: Sequence[str]) -> list[list[Entity]]:
-        return self.tagger.predict(texts, self.run_logits, self.max_batch_size)
+        return self.tagger.predict(texts, self.run_logits, self.max_batch_size, self.max_batch_tokens)
