@@ -89,6 +89,7 @@ def tokens_per_item(model_dir: Path, texts: list[str]) -> float:
 
     tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
     tokenizer.no_truncation()
+    tokenizer.no_padding()  # a saved tokenizer may pad every input to the longest of the batch
     return round(float(np.mean([len(e.ids) for e in tokenizer.encode_batch(texts)])), 1)
 
 

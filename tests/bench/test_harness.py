@@ -61,6 +61,7 @@ def test_tokens_per_item_counts_special_tokens_without_truncation(tmp_path):
     tokenizer.pre_tokenizer = Whitespace()
     tokenizer.post_processor = TemplateProcessing(single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 1), ("[SEP]", 2)])
     tokenizer.enable_truncation(4)
+    tokenizer.enable_padding(pad_id=0, pad_token="[UNK]")  # pads to the longest input of a batch
     tokenizer.save(str(tmp_path / "tokenizer.json"))
     assert tokens_per_item(tmp_path, ["one two", "one two three four five six"]) == 6.0  # (4 + 8) / 2
 

@@ -686,7 +686,7 @@ def test_serve_requirements_are_the_lock_pins_of_what_serving_imports():
     assert not {"torch", "transformers", "optimum", "optimum-onnx", "scikit-learn"} & set(serve)
     # The closure of the serving roots over the installed packages' metadata, with the extras
     # asked for (ray[serve] for mode: ray) and no others.
-    roots = ["bentoml", "onnxruntime", "tokenizers", "kafka-python", "pydantic", "pydantic-settings",
+    roots = ["bentoml", "onnxruntime", "tokenizers", "kafka-python[crc32c]", "pydantic", "pydantic-settings",
              "opentelemetry-api", "opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http",
              "opentelemetry-instrumentation-asgi", "numpy", "httpx", "click", "ray[serve]"]
     closure, seen, todo = set(), set(), [Requirement(r) for r in roots]
