@@ -394,20 +394,17 @@ def _summary_table(results: list[dict]) -> list[str]:
 
 
 def _systems_table(r: dict, concurrencies: list[int]) -> list[str]:
-    """One task: the limits, the service and each peer; REST items/s by concurrency and ratios."""
+    """One task: the limits, then the service and each peer; REST items/s by concurrency and ratios."""
     limit = r["limit_int8"]["items_per_s"]
     ours = _rest_at(r, 32).get("items_per_s")
+    limits = [f"{title} {r[key]['items_per_s']} ({r[key]['best_batch']})"
+              for key, title in (("limit_int8", "int8 ONNX"), ("limit_fp32_onnx", "fp32 ONNX"),
+                                 ("limit_fp32_torch", "fp32 torch")) if key in r]
     head = " | ".join(f"c={c}" for c in concurrencies)
-    lines = [f"**{r['task']}**: items/s (single-item requests by concurrency; 16-item requests at c=8)", "",
+    lines = [f"**{r['task']}**: the model alone, items/s (best run shape): " + ", ".join(limits) + ".", "",
              f"| system | {head} | p99 c=32 (ms) | 16-item c=8 | cold start (s) | RSS (MB) | c=32 / int8 limit "
              "| service c=32 / this |",
-             "|---|" + "---|" * (len(concurrencies) + 7)]
-    blank = " | ".join("" for _ in concurrencies)
-    for key, title in (("limit_int8", "int8 ONNX alone (the limit)"), ("limit_fp32_onnx", "fp32 ONNX alone"),
-                       ("limit_fp32_torch", "fp32 torch alone")):
-        if key in r:
-            value = r[key]["items_per_s"]
-            lines.append(f"| {title}, batch {r[key]['best_batch']} | {blank} | | {value} | | | {value / limit:.2f} | |")
+             "|---|" + "---|" * (len(concurrencies) + 6)]
     for name, system in [("slm serve (this service)", r), *[(PEER_TITLES[k], v) for k, v in r.get("peers", {}).items()]]:
         by_c = " | ".join(str(_rest_at(system, c).get("items_per_s", "")) for c in concurrencies)
         batch16 = next((b["items_per_s"] for b in system["rest"]["batch16"] if b["concurrency"] == 8), "")
