@@ -34,6 +34,13 @@ async def running(model: GatedModel) -> None:
     assert await asyncio.to_thread(model.entered.wait, 10)
 
 
+async def first_batch_running(batcher: MicroBatcher, model: GatedModel) -> asyncio.Future:
+    """Submit ``[1]`` and wait until it is inside the model, so later requests queue behind it."""
+    first = asyncio.ensure_future(batcher.submit([1]))
+    await running(model)
+    return first
+
+
 async def queued(batcher: MicroBatcher, n: int) -> None:
     """Yield to the event loop until ``n`` requests wait behind the running batch."""
     while len(batcher._queue) < n:
@@ -45,8 +52,7 @@ def test_requests_that_arrive_during_a_batch_run_together_in_order_and_are_never
     batcher = MicroBatcher(model, max_batch_size=4, max_queue_ms=60_000)
 
     async def scenario():
-        first = asyncio.ensure_future(batcher.submit([1]))
-        await running(model)
+        first = await first_batch_running(batcher, model)
         others = [asyncio.ensure_future(batcher.submit(items)) for items in ([2, 3], [4], [5, 6], [7])]
         await queued(batcher, 4)
         model.gate.set()
@@ -68,8 +74,7 @@ def test_a_request_that_waited_past_the_bound_is_refused_and_the_rest_are_served
     batcher = MicroBatcher(model, max_batch_size=8, max_queue_ms=100, clock=lambda: now[0])
 
     async def scenario():
-        first = asyncio.ensure_future(batcher.submit([1]))
-        await running(model)
+        first = await first_batch_running(batcher, model)
         late = asyncio.ensure_future(batcher.submit([2]))
         await queued(batcher, 1)
         now[0] = 0.5  # the queued request has now waited 500 ms
@@ -91,8 +96,7 @@ def test_a_failing_batch_fails_its_requests_only_and_the_batcher_goes_on():
     batcher = MicroBatcher(model, max_batch_size=8, max_queue_ms=60_000)
 
     async def scenario():
-        first = asyncio.ensure_future(batcher.submit([1]))
-        await running(model)
+        first = await first_batch_running(batcher, model)
         bad = [asyncio.ensure_future(batcher.submit(items)) for items in ([13], [2])]
         await queued(batcher, 2)
         model.gate.set()
@@ -111,8 +115,7 @@ def test_a_request_whose_client_left_is_not_computed():
     batcher = MicroBatcher(model, max_batch_size=8, max_queue_ms=60_000)
 
     async def scenario():
-        first = asyncio.ensure_future(batcher.submit([1]))
-        await running(model)
+        first = await first_batch_running(batcher, model)
         gone = asyncio.ensure_future(batcher.submit([2]))
         stays = asyncio.ensure_future(batcher.submit([3]))
         await queued(batcher, 2)
