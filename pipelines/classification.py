@@ -28,6 +28,7 @@ from pipelines.common.metrics import agreement, classification_metrics, top_k_ac
 from pipelines.common.model_output import (
     REVIEW_THRESHOLD_BOUNDS,
     building,
+    code_provenance,
     data_provenance,
     file_sha256,
     pick_review_threshold,
@@ -108,6 +109,7 @@ def train_task(
                 len(splits.test), len(labels))
     provenance = {
         "base_model": BASE_MODEL_NAME,
+        "code": code_provenance(),
         "args": args.to_dict(),
         "label_names": label_names,
         "data": data_provenance(train_file, len(splits.train), dev_file, len(splits.dev), eval_file),

@@ -29,7 +29,7 @@ from pipelines.common.card import write_card
 from pipelines.common.token_files import Sentence, read_conll, tag_scheme
 from pipelines.common.export import cpu_quantization_preset, export_int8
 from pipelines.common.metrics import entity_metrics
-from pipelines.common.model_output import building, data_provenance, pick_review_threshold, subsample
+from pipelines.common.model_output import building, code_provenance, data_provenance, pick_review_threshold, subsample
 from pipelines.common.training import TrainedModel, fine_tune, seed_everything
 from shared.errors import DataError, ModelError
 from shared.runtime import Entity, ModelInfo, OnnxEntityRecognizer, read_model_info, write_model_info
@@ -210,6 +210,7 @@ def train_entities(
     logger.info("task=%s train=%d dev=%d test=%d types=%s", task, len(train), len(dev), len(test), sorted(types))
     provenance = {
         "base_model": BASE_MODEL_NAME,
+        "code": code_provenance(),
         "args": args.to_dict(),
         "entity_types": sorted(types),
         "tag_scheme_in_files": _file_schemes(train_file, eval_file, dev_file),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import random
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,8 +19,8 @@ from typing import TypeVar
 
 import numpy as np
 
-__all__ = ["REVIEW_TARGET_PRECISION", "REVIEW_THRESHOLD_BOUNDS", "building", "data_provenance", "file_sha256",
-           "pick_review_threshold", "subsample"]
+__all__ = ["REVIEW_TARGET_PRECISION", "REVIEW_THRESHOLD_BOUNDS", "building", "code_provenance", "data_provenance",
+           "file_sha256", "pick_review_threshold", "subsample"]
 
 # Results scoring under the threshold go to review; it is set so that the items kept
 # out of review are right this often on dev, within these bounds.
@@ -46,6 +47,29 @@ def data_provenance(train_file: Path, train_used: int, dev_file: Path | None, de
                 **({"sha256": file_sha256(dev_file)} if dev_file else {"carved_from": "train"})},
         **({"test": {"file": str(test_file), "sha256": file_sha256(test_file)}} if test_file else {}),
     }
+
+
+def code_provenance() -> dict:
+    """The commit of the code that trained a model and whether its tree had changes.
+
+    ``unknown`` outside a git checkout (an installed package, an image): a card never
+    claims a commit it cannot show.
+    """
+    root = Path(__file__).resolve().parents[2]
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return {"commit": "unknown", "dirty": None}
+    # Untracked scratch (models, caches) is ignored by .gitignore; any other change counts.
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
 
 def pick_review_threshold(scores: np.ndarray, correct: np.ndarray) -> float:
