@@ -32,6 +32,7 @@ from pipelines.common.model_output import (
     data_provenance,
     file_sha256,
     pick_review_threshold,
+    recorded_path,
     subsample,
 )
 from shared.errors import DataError, ModelError
@@ -229,7 +230,7 @@ def evaluate_model(
         train = rename_labels(read_examples(baseline_train_file, columns), label_names)
         metrics["baseline"] = tfidf_svm_baseline(train, raw, list(info.labels) + unknown)
     metrics["model"] = info.model_id
-    metrics["data"] = {"file": str(data_file), "sha256": file_sha256(data_file)}
+    metrics["data"] = {"file": recorded_path(data_file), "sha256": file_sha256(data_file)}
     if unknown:
         metrics["labels_unknown_to_model"] = unknown
     card_dir = card_dir or (Path(model_dir) / f"eval-{Path(data_file).name.split('.')[0]}")

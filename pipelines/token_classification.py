@@ -29,7 +29,8 @@ from pipelines.common.card import write_card
 from pipelines.common.token_files import Sentence, read_conll, tag_scheme
 from pipelines.common.export import cpu_quantization_preset, export_int8
 from pipelines.common.metrics import entity_metrics
-from pipelines.common.model_output import building, code_provenance, data_provenance, pick_review_threshold, subsample
+from pipelines.common.model_output import (building, code_provenance, data_provenance, pick_review_threshold,
+                                           recorded_path, subsample)
 from pipelines.common.training import TrainedModel, fine_tune, seed_everything
 from shared.errors import DataError, ModelError
 from shared.runtime import Entity, ModelInfo, OnnxEntityRecognizer, read_model_info, write_model_info
@@ -302,7 +303,7 @@ def evaluate_entities(model_dir: Path, data_file: Path, *, card_dir: Path | None
     if unknown:
         metrics["types_unknown_to_model"] = unknown
     metrics["model"] = info.model_id
-    metrics["data"] = {"file": str(data_file), "sha256": file_sha256(Path(data_file))}
+    metrics["data"] = {"file": recorded_path(data_file), "sha256": file_sha256(Path(data_file))}
     card_dir = card_dir or (Path(model_dir) / f"eval-{Path(data_file).name.split('.')[0]}")
     write_card(card_dir, title=f"{info.model_id} on {Path(data_file).name}", metrics=metrics,
                details={"model": info.model_id, "data": metrics["data"]})

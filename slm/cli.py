@@ -295,7 +295,9 @@ def evaluate(task, model_dir, data_file, card_dir, as_json, baseline_train, text
         return
     columns = _columns(text_col, label_col, field_cols) if (text_col or label_col or field_cols) else None
     if baseline_train == "":
-        baseline_train = Path(info.training.get("data", {}).get("train", {}).get("file", ""))
+        from pipelines.common.model_output import resolve_recorded_path
+
+        baseline_train = resolve_recorded_path(info.training.get("data", {}).get("train", {}).get("file", ""))
         if not baseline_train.is_file():
             raise ConfigError(f"the model's training file {str(baseline_train)!r} is not here; give --baseline FILE")
     metrics = evaluate_model(model_dir, data_file, columns=columns, card_dir=card_dir,

@@ -20,7 +20,7 @@ from typing import TypeVar
 import numpy as np
 
 __all__ = ["REVIEW_TARGET_PRECISION", "REVIEW_THRESHOLD_BOUNDS", "building", "code_provenance", "data_provenance",
-           "file_sha256", "pick_review_threshold", "subsample"]
+           "file_sha256", "recorded_path", "resolve_recorded_path", "pick_review_threshold", "subsample"]
 
 # Results scoring under the threshold go to review; it is set so that the items kept
 # out of review are right this often on dev, within these bounds.
@@ -38,14 +38,32 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def recorded_path(path: Path) -> str:
+    """A data file's path as a card records it: relative to the repository for the shipped
+    data (a card names no folder of the machine that trained it), as given otherwise."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def resolve_recorded_path(recorded: str) -> Path:
+    """The file a card's :func:`recorded_path` names, on this machine."""
+    path = Path(recorded)
+    return path if path.is_absolute() or path.exists() else REPO_ROOT / path
+
+
 def data_provenance(train_file: Path, train_used: int, dev_file: Path | None, dev_used: int,
                     test_file: Path | None) -> dict:
     """Which files trained and scored a model, with their hashes, for the model card."""
     return {
-        "train": {"file": str(train_file), "sha256": file_sha256(train_file), "rows_used": train_used},
-        "dev": {"file": str(dev_file or train_file), "rows_used": dev_used,
+        "train": {"file": recorded_path(train_file), "sha256": file_sha256(train_file), "rows_used": train_used},
+        "dev": {"file": recorded_path(dev_file or train_file), "rows_used": dev_used,
                 **({"sha256": file_sha256(dev_file)} if dev_file else {"carved_from": "train"})},
-        **({"test": {"file": str(test_file), "sha256": file_sha256(test_file)}} if test_file else {}),
+        **({"test": {"file": recorded_path(test_file), "sha256": file_sha256(test_file)}} if test_file else {}),
     }
 
 
@@ -55,11 +73,9 @@ def code_provenance() -> dict:
     ``unknown`` outside a git checkout (an installed package, an image): a card never
     claims a commit it cannot show.
     """
-    root = Path(__file__).resolve().parents[2]
-
     def git(*args: str) -> str | None:
         try:
-            done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30)
+            done = subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, timeout=30)
         except (OSError, subprocess.TimeoutExpired):
             return None
         return done.stdout.strip() if done.returncode == 0 else None
