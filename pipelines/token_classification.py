@@ -27,10 +27,11 @@ from pipelines.common.args import TrainingArgs
 from pipelines.common.base_model import BASE_MODEL_NAME, base_model_path, force_offline
 from pipelines.common.card import write_card
 from pipelines.common.token_files import Sentence, read_conll, tag_scheme
-from pipelines.common.export import cpu_quantization_preset, export_int8
+from pipelines.common.export import FP32_FILE, cpu_quantization_preset, export_fp32
 from pipelines.common.metrics import entity_metrics
-from pipelines.common.model_output import (building, code_provenance, data_provenance, pick_review_threshold,
-                                           recorded_path, subsample)
+from pipelines.common.quantize import choose_served_graph
+from pipelines.common.model_output import (building, code_provenance, data_provenance, evaluation_card_dir,
+                                           pick_review_threshold, recorded_path, subsample)
 from pipelines.common.training import TrainedModel, fine_tune, seed_everything
 from shared.errors import DataError, ModelError
 from shared.runtime import Entity, ModelInfo, OnnxEntityRecognizer, read_model_info, write_model_info
@@ -41,6 +42,9 @@ __all__ = ["entity_labels", "evaluate_entities", "sentence_text", "train_entitie
 
 logger = logging.getLogger(__name__)
 IGNORE = -100  # label of [CLS]/[SEP]: no loss
+# Training sentences whose windows calibrate static int8, fed in runs of this many windows.
+CALIBRATION_SENTENCES = 256
+CALIBRATION_BATCH = 16
 
 
 def sentence_text(tokens: Sequence[str]) -> tuple[str, list[int]]:
@@ -247,43 +251,83 @@ def _build_model(out_dir: Path, info: ModelInfo, train: list[Sentence], dev: lis
 
     with tempfile.TemporaryDirectory(prefix="slm-train-") as tmp:
         trained = train_tagger(train, dev, info.labels, args, Path(tmp) / "checkpoint")
-        export_int8(trained.checkpoint_dir, out_dir, onnx_task="token-classification")
+        export_fp32(trained.checkpoint_dir, out_dir, onnx_task="token-classification")
     info.training.update({
         "best_epoch": trained.best_epoch,
         "history": trained.history,
         "train_seconds": round(trained.train_seconds, 1),
-        "quantization": {"mode": "dynamic int8", "per_channel": True, "preset": cpu_quantization_preset()},
     })
-    write_model_info(out_dir, info)  # the runtime reads it: a provisional one for the checks
+    _quantize(out_dir, info, train, dev, args)
+    _evaluate_and_describe(out_dir, info, dev, test)
 
-    int8 = OnnxEntityRecognizer(out_dir)
-    fp32 = OnnxEntityRecognizer(out_dir, onnx_file="model.fp32.onnx")
-    gold_dev = [list(s.spans) for s in dev]
-    dev_int8, dev_entities = predicted_spans(int8.tagger, dev, int8.run_logits)
+
+def _calibration_feeds(model: OnnxEntityRecognizer, sentences: Sequence[Sentence]) -> list[dict[str, np.ndarray]]:
+    """Input batches of the windows the service would run for ``sentences`` (in their context)."""
+    tagger = model.tagger
+    ids, shapes = [], []
+    for sentence in sentences:
+        text, _ = sentence_text(_in_context(sentence)[0])
+        encoding = tagger.encode(text)
+        token_shape = token_shapes(text, encoding.offsets, encoding.word_ids)
+        for s, e in tagger.windows(len(encoding.ids)):
+            ids.append(tagger.wrap(encoding.ids[s:e]))
+            shapes.append(tagger.wrap_shapes(token_shape[s:e]))
+    return [model.graph_feeds(tagger.feeds(ids[i : i + CALIBRATION_BATCH], shapes[i : i + CALIBRATION_BATCH]))
+            for i in range(0, len(ids), CALIBRATION_BATCH)]
+
+
+def _quantize(out_dir: Path, info: ModelInfo, train: list[Sentence], dev: list[Sentence], args: TrainingArgs) -> None:
+    """``model.onnx``: static int8 calibrated on training windows, or the next rung that keeps
+    the fp32 model's entities on dev (:func:`pipelines.common.quantize.choose_served_graph`)."""
+    write_model_info(out_dir, info)  # the runtime reads it: a provisional one for the candidates
+    fp32 = OnnxEntityRecognizer(out_dir, onnx_file=FP32_FILE)
     dev_fp32, _ = predicted_spans(fp32.tagger, dev, fp32.run_logits)
-    # int8 against fp32 as if fp32 were gold: 1.0 when they find exactly the same entities.
-    agreement = 1.0 if not any(dev_fp32) and not any(dev_int8) else entity_metrics(dev_fp32, dev_int8)["f1"]
-    if agreement < args.int8_min_agreement:
-        raise ModelError(f"int8 model agrees with fp32 on only {agreement:.3f} (entity F1) of dev entities "
-                         f"(minimum {args.int8_min_agreement}); not saving a degraded model")
+    calibration_sentences = subsample(train, CALIBRATION_SENTENCES, args.seed)
+
+    def agrees(graph: Path) -> float:
+        candidate = OnnxEntityRecognizer(out_dir, onnx_file=str(graph))
+        return _entity_agreement(dev_fp32, predicted_spans(candidate.tagger, dev, candidate.run_logits)[0])
+
+    served = choose_served_graph(out_dir, _calibration_feeds(fp32, calibration_sentences), agrees,
+                                 args.int8_min_agreement, require_int8=args.require_int8)
+    info.precision = served.precision
+    info.training["quantization"] = {**served.to_dict(), "calibration_sentences": len(calibration_sentences),
+                                     "dynamic_preset": cpu_quantization_preset()}
+
+
+def _entity_agreement(reference: list[list[Span]], candidate: list[list[Span]]) -> float:
+    """Entity F1 of ``candidate`` taking ``reference`` as gold: 1.0 when both find the same entities."""
+    if not any(reference) and not any(candidate):
+        return 1.0
+    return entity_metrics(reference, candidate)["f1"]
+
+
+def _evaluate_and_describe(out_dir: Path, info: ModelInfo, dev: list[Sentence], test: list[Sentence]) -> None:
+    """Review threshold on dev entities, metrics of the served and the fp32 graph, the card."""
+    write_model_info(out_dir, info)
+    served = OnnxEntityRecognizer(out_dir)
+    fp32 = OnnxEntityRecognizer(out_dir, onnx_file=FP32_FILE)
+    gold_dev = [list(s.spans) for s in dev]
+    dev_served, dev_entities = predicted_spans(served.tagger, dev, served.run_logits)
+    dev_fp32, _ = predicted_spans(fp32.tagger, dev, fp32.run_logits)
     scores, correct = [], []
-    for gold, spans, entities in zip(gold_dev, dev_int8, dev_entities):
+    for gold, spans, entities in zip(gold_dev, dev_served, dev_entities):
         for span, entity in zip(spans, entities):
             scores.append(entity.score)
             correct.append(span in gold)
     info.review_threshold = pick_review_threshold(np.array(scores), np.array(correct, dtype=bool))
-    info.metrics = {"dev": {"int8": entity_metrics(gold_dev, dev_int8), "fp32": entity_metrics(gold_dev, dev_fp32),
-                            "int8_fp32_agreement": agreement}}
+    info.metrics = {"dev": {"served": entity_metrics(gold_dev, dev_served), "fp32": entity_metrics(gold_dev, dev_fp32),
+                            "agreement_with_fp32": _entity_agreement(dev_fp32, dev_served)}}
     if test:
         gold_test = [list(s.spans) for s in test]
         info.metrics["test"] = {
-            "int8": entity_metrics(gold_test, predicted_spans(int8.tagger, test, int8.run_logits)[0]),
+            "served": entity_metrics(gold_test, predicted_spans(served.tagger, test, served.run_logits)[0]),
             "fp32": entity_metrics(gold_test, predicted_spans(fp32.tagger, test, fp32.run_logits)[0]),
         }
-    headline = info.metrics.get("test", info.metrics["dev"])["int8"]
-    write_card(out_dir / "card", title=f"{info.name} {info.version} (int8)", metrics=headline,
-               details={"model": info.model_id, "labels": info.labels, "review_threshold": info.review_threshold,
-                        **info.training})
+    headline = info.metrics.get("test", info.metrics["dev"])["served"]
+    write_card(out_dir / "card", title=f"{info.name} {info.version} ({info.precision})", metrics=headline,
+               details={"model": info.model_id, "precision": info.precision, "labels": info.labels,
+                        "review_threshold": info.review_threshold, **info.training})
 
 
 def evaluate_entities(model_dir: Path, data_file: Path, *, card_dir: Path | None = None) -> dict:
@@ -304,7 +348,7 @@ def evaluate_entities(model_dir: Path, data_file: Path, *, card_dir: Path | None
         metrics["types_unknown_to_model"] = unknown
     metrics["model"] = info.model_id
     metrics["data"] = {"file": recorded_path(data_file), "sha256": file_sha256(Path(data_file))}
-    card_dir = card_dir or (Path(model_dir) / f"eval-{Path(data_file).name.split('.')[0]}")
+    card_dir = card_dir or evaluation_card_dir(info, data_file)
     write_card(card_dir, title=f"{info.model_id} on {Path(data_file).name}", metrics=metrics,
                details={"model": info.model_id, "data": metrics["data"]})
     metrics["card"] = str(card_dir / "card.md")

@@ -133,6 +133,11 @@ def task_application(task: str, env: dict[str, str], settings: ReplicaSettings, 
     """
     from ray import serve
 
+    from shared.runtime import open_model_folder
+    from shared.settings import default_model_dir
+
+    # Refuse a changed or incomplete model folder here, once, before any replica starts.
+    open_model_folder(env.get("SLM_MODEL_DIR") or default_model_dir(task))
     env = {**env, "SLM_ONNX_THREADS": str(settings.onnx_threads)}
     deployment = serve.deployment(serve.ingress()(TaskReplica), name=f"slm-{task}",
                                   **deployment_options(settings, partitions))

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from shared.cache import ResultCache
 from shared.errors import ModelError
-from shared.runtime import OnnxEntityRecognizer, OnnxTextClassifier, read_model_info
+from shared.runtime import OnnxEntityRecognizer, OnnxTextClassifier, open_model_folder
 from shared.schemas import ClassificationResultV1, EntitiesResultV1, EntitySpanV1, LabelScore, TaskRequestV1
 
 __all__ = ["ClassificationProcessor", "EntitiesProcessor", "Received", "load_processor", "TaskProcessor", "field_value_text", "model_text", "new_id"]
@@ -179,9 +179,10 @@ def load_processor(task: str, model_dir, *, intra_op_threads: int = 0, max_batch
     """The processor that fits the model folder's kind (classification or entities).
 
     ``max_batch_size`` and ``max_batch_tokens`` bound one ONNX Runtime run (texts, or the entity
-    tagger's windows).
+    tagger's windows). The folder's files are checked against its manifest first: a changed,
+    truncated, missing or extra file refuses the whole folder, and nothing is loaded.
     """
-    info = read_model_info(model_dir)
+    info = open_model_folder(model_dir)
     if info.task != task:
         # A customer model trained for another task still serves, but say so: results name this task.
         logger.warning("model folder %s was trained as task %r, served as %r",

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from shared.errors import SlmError
+from shared.errors import ConfigError, SlmError
 
 TASKS = ("transactions", "entities", "helpdesk", "sentiment")
 
@@ -175,14 +175,23 @@ def _with_columns(func):
 @click.option("--dev-fraction", type=float, default=None, help="Share of --data carved out as dev (default 0.1).")
 @click.option("--context-words", type=int, default=None,
               help="entities: words of the neighbouring sentences seen around each sentence.")
+@click.option("--average-checkpoints", type=int, default=None,
+              help="Average the weights of this many best dev epochs (kept when the average is as good on dev).")
+@click.option("--int8-min-agreement", type=float, default=None,
+              help="Least share of dev items on which an int8 graph must give the fp32 answer (default 0.97).")
+@click.option("--require-int8", is_flag=True,
+              help="Stop with an error when no int8 graph keeps the fp32 model's answers (default: serve fp32).")
+@click.option("--baseline", is_flag=True, help="classification: also fit and score TF-IDF + SVM (minutes).")
 @_with_columns
 @_clean_errors
 def train(task, train_file, eval_file, dev_file, out_dir, quick, epochs, batch_size, learning_rate, max_length, seed,
-          dev_fraction, context_words, text_col, label_col, field_cols) -> None:
-    """Fine-tune TASK's model, export ONNX int8, evaluate and save the model folder.
+          dev_fraction, context_words, average_checkpoints, int8_min_agreement, require_int8, baseline, text_col,
+          label_col, field_cols) -> None:
+    """Fine-tune TASK's model, export ONNX, quantize to int8, evaluate and save the model folder.
 
     Classification tasks read CSV or JSONL (--text-col, --label-col, --field-cols); entities
-    reads CoNLL (token first, tag last, IO or IOB2, any tag set).
+    reads CoNLL (token first, tag last, IO or IOB2, any tag set). The served graph is static
+    int8 where it keeps the fp32 model's answers on dev, else the best int8 that does, else fp32.
     """
     from pipelines.common.args import TrainingArgs
     from pipelines.tasks import EntityDataset, dataset_for
@@ -191,7 +200,9 @@ def train(task, train_file, eval_file, dev_file, out_dir, quick, epochs, batch_s
     dataset = dataset_for(task)
     overrides = {k: v for k, v in dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                                        max_length=max_length, seed=seed, dev_fraction=dev_fraction,
-                                       context_words=context_words).items()
+                                       context_words=context_words, average_checkpoints=average_checkpoints,
+                                       int8_min_agreement=int8_min_agreement,
+                                       require_int8=require_int8 or None, baseline=baseline or None).items()
                  if v is not None}
     # Command-line values win; then --quick's small settings, or the data set's own defaults.
     if quick:
@@ -205,16 +216,18 @@ def train(task, train_file, eval_file, dev_file, out_dir, quick, epochs, batch_s
         from pipelines.token_classification import train_entities
 
         _no_columns_for_entities(text_col, label_col, field_cols)
+        if baseline:
+            raise ConfigError("--baseline is for the classification tasks")
         info = train_entities(task, train_file or dataset.train_file, out_dir, args, eval_file=eval_file,
                               dev_file=dev_file)
         click.echo(f"saved {info.model_id} to {out_dir}")
         for split in ("dev", "test"):
             if split in info.metrics:
                 m = info.metrics[split]
-                click.echo(f"{split}: int8 entity F1={m['int8']['f1']:.4f} (P={m['int8']['precision']:.4f} "
-                           f"R={m['int8']['recall']:.4f}) | fp32 F1={m['fp32']['f1']:.4f}")
-        click.echo(f"int8/fp32 agreement (dev)={info.metrics['dev']['int8_fp32_agreement']:.4f} | "
-                   f"review threshold={info.review_threshold}")
+                click.echo(f"{split}: {info.precision} entity F1={m['served']['f1']:.4f} "
+                           f"(P={m['served']['precision']:.4f} R={m['served']['recall']:.4f}) | "
+                           f"fp32 F1={m['fp32']['f1']:.4f}")
+        _echo_served(info)
         return
 
     from pipelines.classification import train_task
@@ -233,20 +246,29 @@ def train(task, train_file, eval_file, dev_file, out_dir, quick, epochs, batch_s
     split = "test" if "test" in info.metrics else "dev"
     click.echo(
         f"saved {info.model_id} to {out_dir}\n"
-        f"{split}: int8 accuracy={report['int8']['accuracy']:.4f} macro_f1={report['int8']['macro_f1']:.4f} | "
-        f"fp32 accuracy={report['fp32']['accuracy']:.4f} macro_f1={report['fp32']['macro_f1']:.4f} | "
-        f"int8/fp32 agreement (dev)={info.metrics['dev']['int8_fp32_agreement']:.4f} | "
-        f"review threshold={info.review_threshold}"
+        f"{split}: {info.precision} accuracy={report['served']['accuracy']:.4f} "
+        f"macro_f1={report['served']['macro_f1']:.4f} | "
+        f"fp32 accuracy={report['fp32']['accuracy']:.4f} macro_f1={report['fp32']['macro_f1']:.4f}"
     )
     if "test" in info.metrics:
         test = info.metrics["test"]
-        click.echo(f"test: int8 top-3 accuracy={test['int8']['top3_accuracy']:.4f} | baseline TF-IDF+SVM "
-                   f"accuracy={test['baseline']['accuracy']:.4f} macro_f1={test['baseline']['macro_f1']:.4f}")
+        click.echo(f"test: {info.precision} top-3 accuracy={test['served']['top3_accuracy']:.4f}")
+        if "baseline" in test:
+            click.echo(f"test: baseline TF-IDF+SVM accuracy={test['baseline']['accuracy']:.4f} "
+                       f"macro_f1={test['baseline']['macro_f1']:.4f}")
+    _echo_served(info)
+
+
+def _echo_served(info) -> None:
+    """Which graph the folder serves and how closely it keeps the fp32 model's answers."""
+    click.echo(f"served graph: {info.precision} | agreement with fp32 (dev)="
+               f"{info.metrics['dev']['agreement_with_fp32']:.4f} | review threshold={info.review_threshold}")
+    if info.precision == "fp32":
+        click.echo("note: no int8 graph kept the fp32 model's answers, so this model is served in fp32 "
+                   "(see card/card.md; --require-int8 makes this an error)")
 
 
 def _no_columns_for_entities(text_col, label_col, field_cols) -> None:
-    from shared.errors import ConfigError
-
     if text_col or label_col or field_cols:
         raise ConfigError("entities reads CoNLL files (token first, tag last); --text-col, --label-col and "
                           "--field-cols are for the classification tasks")
@@ -256,25 +278,27 @@ def _no_columns_for_entities(text_col, label_col, field_cols) -> None:
 @click.argument("task", type=click.Choice(TASKS), required=False)
 @click.option("--model", "model_dir", type=click.Path(path_type=Path), default=None, help="Model folder.")
 @click.option("--data", "data_file", type=click.Path(path_type=Path), default=None, help="Labelled file to score.")
-@click.option("--card-dir", type=click.Path(path_type=Path), default=None, help="Where the model card goes.")
+@click.option("--card-dir", type=click.Path(path_type=Path), default=None,
+              help="Where the evaluation card goes (default reports/<model>/eval-<data>; never the model folder).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
-@click.option("--baseline", "baseline_train", type=click.Path(path_type=Path), default=None, is_flag=False,
-              flag_value="", help="Also fit TF-IDF + SVM on this training file (bare: the model's own) and score it.")
+@click.option("--baseline", is_flag=True, help="Also fit TF-IDF + SVM on the model's training file and score it.")
+@click.option("--baseline-data", "baseline_train", type=click.Path(path_type=Path), default=None,
+              help="Fit the TF-IDF + SVM baseline on this training file instead.")
 @_with_columns
 @_clean_errors
-def evaluate(task, model_dir, data_file, card_dir, as_json, baseline_train, text_col, label_col, field_cols) -> None:
+def evaluate(task, model_dir, data_file, card_dir, as_json, baseline, baseline_train, text_col, label_col,
+             field_cols) -> None:
     """Score a model folder on a labelled file: accuracy, macro-F1, per-class detail, a model card."""
     from pipelines.classification import evaluate_model
     from pipelines.tasks import dataset_for
-    from shared.errors import ConfigError
-    from shared.runtime import read_model_info
+    from shared.runtime import open_model_folder
     from shared.settings import default_model_dir
 
     if model_dir is None:
         if task is None:
             raise ConfigError("give a TASK or --model DIR")
         model_dir = default_model_dir(task)
-    info = read_model_info(model_dir)
+    info = open_model_folder(model_dir)
     task = task or info.task
     if data_file is None:
         data_file = dataset_for(task).test_file
@@ -282,7 +306,7 @@ def evaluate(task, model_dir, data_file, card_dir, as_json, baseline_train, text
         from pipelines.token_classification import evaluate_entities
 
         _no_columns_for_entities(text_col, label_col, field_cols)
-        if baseline_train is not None:
+        if baseline or baseline_train is not None:
             raise ConfigError("--baseline is for the classification tasks")
         metrics = evaluate_entities(model_dir, data_file, card_dir=card_dir)
         if as_json:
@@ -294,12 +318,12 @@ def evaluate(task, model_dir, data_file, card_dir, as_json, baseline_train, text
         _echo_per_label("type", metrics["per_type"], metrics["card"])
         return
     columns = _columns(text_col, label_col, field_cols) if (text_col or label_col or field_cols) else None
-    if baseline_train == "":
+    if baseline and baseline_train is None:
         from pipelines.common.model_output import resolve_recorded_path
 
         baseline_train = resolve_recorded_path(info.training.get("data", {}).get("train", {}).get("file", ""))
         if not baseline_train.is_file():
-            raise ConfigError(f"the model's training file {str(baseline_train)!r} is not here; give --baseline FILE")
+            raise ConfigError(f"the model's training file {str(baseline_train)!r} is not here; give --baseline-data FILE")
     metrics = evaluate_model(model_dir, data_file, columns=columns, card_dir=card_dir,
                              baseline_train_file=baseline_train)
     if as_json:
@@ -311,6 +335,10 @@ def evaluate(task, model_dir, data_file, card_dir, as_json, baseline_train, text
     if "baseline" in metrics:
         click.echo(f"baseline TF-IDF+SVM: accuracy {metrics['baseline']['accuracy']:.4f}  "
                    f"macro-F1 {metrics['baseline']['macro_f1']:.4f}")
+    for name, part in metrics.get("by_seen_text", {}).items():
+        baseline_part = f"  baseline accuracy {part['baseline_accuracy']:.4f}" if "baseline_accuracy" in part else ""
+        click.echo(f"text {name} in training ({part['n']} items, {part['share']:.1%}): accuracy {part['accuracy']:.4f}  "
+                   f"macro-F1 {part['macro_f1']:.4f}  top-3 {part['top3_accuracy']:.4f}{baseline_part}")
     _echo_per_label("label", metrics["per_label"], metrics["card"])
 
 
@@ -320,6 +348,72 @@ def _echo_per_label(heading: str, rows: dict, card: str) -> None:
     for name, m in rows.items():
         click.echo(f"{name:<24}{m['precision']:>10.4f}{m['recall']:>10.4f}{m['f1']:>10.4f}{m['support']:>10}")
     click.echo(f"model card: {card}")
+
+
+# --- Model folders -----------------------------------------------------------------------
+
+@main.group()
+def models() -> None:
+    """Installed model folders: list them, verify their files against their manifests."""
+
+
+@models.command("verify")
+@click.argument("folders", nargs=-1, type=click.Path(path_type=Path))
+@_clean_errors
+def models_verify(folders: tuple[Path, ...]) -> None:
+    """Check FOLDERS (default: models/<task> of each task) against their manifests, loading nothing.
+
+    One line per folder, one per problem; exit 1 when any folder fails.
+    """
+    from slm.models import check_folder, installed_folders
+
+    folders = folders or tuple(installed_folders())
+    if not folders:
+        raise ConfigError("no model folders given and none installed under models/")
+    failed = 0
+    for folder in folders:
+        report = check_folder(folder)
+        if report.ok:
+            click.echo(f"ok    {folder} ({report.info.model_id}, {len(report.info.files)} files)")
+            continue
+        failed += 1
+        for problem in report.problems:
+            click.echo(f"FAIL  {problem}")
+    if failed:
+        sys.exit(1)
+
+
+@models.command("list")
+@_clean_errors
+def models_list() -> None:
+    """Task, model id, served precision, headline metrics, size and integrity of each installed folder."""
+    from slm.models import check_folder, headline_metrics, installed_folders
+
+    rows = [("task", "model", "served", "metrics", "size", "files")]
+    for folder in installed_folders():
+        report = check_folder(folder)
+        info = report.info
+        rows.append((folder.name, info.model_id if info else "?", info.precision if info else "?",
+                     headline_metrics(info) if info else "?", f"{report.size_bytes / 1e6:.1f} MB",
+                     "ok" if report.ok else f"{len(report.problems)} problem(s)"))
+    if len(rows) == 1:
+        click.echo("no model folders under models/")
+        return
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+@models.command("manifest")
+@click.argument("folder", type=click.Path(path_type=Path))
+@_clean_errors
+def models_manifest(folder: Path) -> None:
+    """Rewrite FOLDER's manifest from its files as they are now (after a change you made on purpose)."""
+    from shared.runtime import read_model_info, write_model_info
+
+    info = read_model_info(folder)
+    write_model_info(folder, info)
+    click.echo(f"{folder}: manifest of {len(info.files)} files (+{len(info.optional_files)} optional) written")
 
 
 # --- Serving -----------------------------------------------------------------------------
@@ -346,11 +440,11 @@ def serve(task: str, port: int, host: str, model_dir: Path | None, bootstrap: st
     One BentoML process by default; with --replicas or --min/--max-replicas, the same BentoML
     service as Ray Serve replicas, each a member of the task's consumer group.
     """
-    from shared.runtime import read_model_info
+    from shared.runtime import open_model_folder
     from shared.settings import default_model_dir
 
     model_dir = Path(model_dir or os.environ.get("SLM_MODEL_DIR") or default_model_dir(task)).resolve()
-    read_model_info(model_dir)  # fail here, clearly, rather than in the worker
+    open_model_folder(model_dir)  # refuse here, in one line, rather than in the worker
     os.environ["SLM_MODEL_DIR"] = str(model_dir)
     if bootstrap:
         os.environ["SLM_KAFKA_BOOTSTRAP"] = bootstrap
@@ -433,7 +527,7 @@ def _echo_running(services) -> None:
               help="REST ports base+1..base+4 in task order (default 3001-3004).")
 @_clean_errors
 def up(tasks: tuple[str, ...], port_base: int | None) -> None:
-    """Start the local broker and the task services (quick models where none exist); no traffic."""
+    """Start the local broker and the task services (the release models in models/); no traffic."""
     from slm import stack
 
     _, services = stack.up(list(tasks or TASKS), port_base=port_base)

@@ -171,7 +171,7 @@ def stream_test_sets(bootstrap: str, tasks: list[str], limit: int | None, timeou
 
 
 def run_demo(tasks: list[str], *, limit: int | None, keep_running: bool):
-    """Broker and services up (quick models where none exist), stream, summarise, clean up."""
+    """Broker and services up (the release models), stream, summarise, clean up."""
     from slm import stack
 
     bootstrap, services = stack.up(tasks)

@@ -2,7 +2,8 @@
 
 Each service runs ``slm serve <task>`` in a session of its own, with its REST port and
 the broker; the pids go to a state file so ``slm down`` (another process) can stop them.
-A task without a model gets a quick one first (about a minute each).
+They serve the release models in `models/<task>`, each checked against its manifest first;
+nothing is trained here.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from tqdm.auto import tqdm
 
 from shared.errors import SlmError
 
-__all__ = ["PORTS", "RunningService", "ensure_model", "start_service", "stop_service", "up", "down"]
+__all__ = ["PORTS", "RunningService", "release_model", "start_service", "stop_service", "up", "down"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,17 +48,20 @@ def _slm() -> str:
     return str(Path(sys.executable).with_name("slm"))
 
 
-def ensure_model(task: str) -> Path:
-    """The task's model folder, trained with ``--quick`` first when there is none."""
-    from shared.runtime import read_model_info
+def release_model(task: str) -> Path:
+    """The task's model folder (``models/<task>``, the release model), checked against its manifest.
+
+    Nothing is trained here: a missing or changed folder stops the start with one line.
+    """
+    from shared.errors import ModelError
+    from shared.runtime import open_model_folder
     from shared.settings import default_model_dir
 
     model_dir = default_model_dir(task)
-    try:
-        read_model_info(model_dir)
-    except SlmError:
-        logger.info("no %s model at %s: training a quick one (about a minute)", task, model_dir)
-        subprocess.run([_slm(), "train", task, "--quick"], check=True)
+    if not model_dir.is_dir():
+        raise ModelError(f"no model folder at {model_dir}: `git checkout -- models/{task}` restores the release "
+                         f"model, `slm train {task}` trains one")
+    open_model_folder(model_dir)
     return model_dir
 
 
@@ -129,7 +133,7 @@ def up(tasks: list[str], *, port_base: int | None = None) -> tuple[str, list[Run
 
     ports = dict(PORTS) if port_base is None else {task: port_base + i for i, task in enumerate(PORTS, start=1)}
     cfg = local_kafka.BrokerConfig.from_env()
-    models = {task: ensure_model(task) for task in tasks}
+    models = {task: release_model(task) for task in tasks}
     local_kafka.up(cfg)
     bootstrap = local_kafka.bootstrap(cfg)
     # Four services share this machine's CPUs: one ONNX thread each unless told otherwise.

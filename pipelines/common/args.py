@@ -23,7 +23,13 @@ class TrainingArgs:
         max_dev_examples (`int | None`, defaults to `None`): cap on dev rows (``--quick``).
         max_test_examples (`int | None`, defaults to `None`): cap on test rows scored after training (``--quick``).
         seed (`int`, defaults to `42`): seed for data order, dev split and weights.
-        int8_min_agreement (`float`, defaults to `0.97`): int8 must predict the fp32 label this often.
+        int8_min_agreement (`float`, defaults to `0.97`): an int8 graph is served only when it gives the
+            fp32 graph's answer this often on dev; otherwise the model is served in fp32.
+        require_int8 (`bool`, defaults to `False`): stop with an error instead of serving fp32.
+        baseline (`bool`, defaults to `False`): classification only: also fit TF-IDF + SVM on the
+            training rows and score it on the test rows (minutes with many labels).
+        average_checkpoints (`int`, defaults to `0`): average the weights of this many best dev
+            epochs at the end, kept when the average scores at least the best epoch on dev (0: off).
         context_words (`int`, defaults to `0`): entities only: tokens of the neighbouring sentences
             (same document) around each CoNLL sentence when training and scoring, half each side.
     """
@@ -40,7 +46,10 @@ class TrainingArgs:
     max_test_examples: int | None = None
     seed: int = 42
     int8_min_agreement: float = 0.97
+    require_int8: bool = False
+    baseline: bool = False
     context_words: int = 0
+    average_checkpoints: int = 0
 
     def __post_init__(self) -> None:
         if self.epochs <= 0:
@@ -55,6 +64,8 @@ class TrainingArgs:
             raise ValueError(f"max_length must be in [8, 512], got {self.max_length!r}")
         if not 0 < self.dev_fraction < 0.5:
             raise ValueError(f"dev_fraction must be in (0, 0.5), got {self.dev_fraction!r}")
+        if self.average_checkpoints < 0:
+            raise ValueError(f"average_checkpoints must be >= 0, got {self.average_checkpoints!r}")
         if self.context_words < 0:
             raise ValueError(f"context_words must be >= 0, got {self.context_words!r}")
         if not 0 < self.int8_min_agreement <= 1:

@@ -19,7 +19,7 @@ from typing import TypeVar
 
 import numpy as np
 
-__all__ = ["REVIEW_TARGET_PRECISION", "REVIEW_THRESHOLD_BOUNDS", "building", "code_provenance", "data_provenance",
+__all__ = ["REVIEW_TARGET_PRECISION", "REVIEW_THRESHOLD_BOUNDS", "building", "code_provenance", "data_provenance", "evaluation_card_dir",
            "file_sha256", "recorded_path", "resolve_recorded_path", "pick_review_threshold", "subsample"]
 
 # Results scoring under the threshold go to review; it is set so that the items kept
@@ -54,6 +54,12 @@ def resolve_recorded_path(recorded: str) -> Path:
     """The file a card's :func:`recorded_path` names, on this machine."""
     path = Path(recorded)
     return path if path.is_absolute() or path.exists() else REPO_ROOT / path
+
+
+def evaluation_card_dir(info, data_file: Path) -> Path:
+    """Where ``slm evaluate`` writes its card by default: under ``reports/``, never into the model
+    folder (whose manifest lists exactly the files it was saved with)."""
+    return Path("reports") / f"{info.name}-{info.version}" / f"eval-{Path(data_file).name.split('.')[0]}"
 
 
 def data_provenance(train_file: Path, train_used: int, dev_file: Path | None, dev_used: int,

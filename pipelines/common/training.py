@@ -22,7 +22,11 @@ from tqdm.auto import tqdm
 
 from pipelines.common.args import TrainingArgs
 
-__all__ = ["TrainedModel", "fine_tune", "length_bucketed_batches", "seed_everything"]
+__all__ = ["AVERAGED_EPOCH", "TrainedModel", "average_state_dicts", "fine_tune", "length_bucketed_batches",
+           "seed_everything"]
+
+# ``best_epoch`` of a model whose weights are the average of several epochs' weights.
+AVERAGED_EPOCH = 0
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +107,7 @@ def fine_tune(
     out_dir.mkdir(parents=True, exist_ok=True)
     history: list[dict] = []
     best_score, best_epoch = -1.0, 0
+    kept: list[tuple[float, int, dict]] = []  # the best epochs' weights, for averaging
     started = time.perf_counter()
     step = 0
     rng = np.random.default_rng(args.seed)
@@ -132,7 +137,50 @@ def fine_tune(
             best_score, best_epoch = score, epoch
             model.save_pretrained(out_dir)
             tokenizer.save_pretrained(out_dir)
+        if args.average_checkpoints > 1:
+            kept = _keep_best(kept, score, epoch, model, args.average_checkpoints)
         if step >= total_steps:
             break
+    if len(kept) > 1:
+        best_score, best_epoch = _try_average(model, tokenizer, kept, evaluate, metric, history, best_score,
+                                              best_epoch, out_dir)
     return TrainedModel(checkpoint_dir=out_dir, best_epoch=best_epoch, dev_score=best_score,
                         train_seconds=time.perf_counter() - started, history=history)
+
+
+def _keep_best(kept: list[tuple[float, int, dict]], score: float, epoch: int, model, count: int
+               ) -> list[tuple[float, int, dict]]:
+    """The ``count`` best epochs so far (by dev score), each with a CPU copy of its weights."""
+    state = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+    return sorted([*kept, (score, epoch, state)], key=lambda k: k[0], reverse=True)[:count]
+
+
+def average_state_dicts(states: Sequence[dict]) -> dict:
+    """Element-wise mean of floating-point weights; other tensors (index buffers) from the first."""
+    averaged = {}
+    for name, first in states[0].items():
+        if first.is_floating_point():
+            averaged[name] = sum(state[name] for state in states) / len(states)
+        else:
+            averaged[name] = first.clone()
+    return averaged
+
+
+def _try_average(model, tokenizer, kept, evaluate, metric: str, history: list[dict], best_score: float,
+                 best_epoch: int, out_dir: Path) -> tuple[float, int]:
+    """Average the kept epochs' weights; keep the average when its dev score is at least the best epoch's.
+
+    Averaging the weights of a run's best epochs lands in a flatter spot of the loss than any one
+    of them, which tends to carry better to data unlike the training set.
+    """
+    model.load_state_dict(average_state_dicts([state for _, _, state in kept]))
+    model.eval()
+    score = float(evaluate())
+    epochs = sorted(epoch for _, epoch, _ in kept)
+    history.append({"epoch": f"average of {epochs}", "train_loss": None, metric: score})
+    logger.info('averaged epochs=%s %s="%.4f" best single="%.4f"', epochs, metric, score, best_score)
+    if score >= best_score:
+        model.save_pretrained(out_dir)
+        tokenizer.save_pretrained(out_dir)
+        return score, AVERAGED_EPOCH
+    return best_score, best_epoch

@@ -99,7 +99,7 @@ class OnnxTextClassifier:
         from tokenizers import Tokenizer
 
         self.model_dir = Path(model_dir)
-        self.info: ModelInfo = read_model_info(self.model_dir)
+        self.info: ModelInfo = read_model_info(self.model_dir, graph=onnx_file)
         self.labels = list(self.info.labels)
         self.max_batch_size = max_batch_size
         self.max_batch_tokens = max_batch_tokens
@@ -113,7 +113,8 @@ class OnnxTextClassifier:
     def model_id(self) -> str:
         return self.info.model_id
 
-    def _feeds(self, encodings: Sequence) -> dict[str, np.ndarray]:
+    def feeds(self, encodings: Sequence) -> dict[str, np.ndarray]:
+        """ONNX Runtime inputs for tokenizer encodings, padded to the longest."""
         width = max(len(e.ids) for e in encodings)
         ids = np.zeros((len(encodings), width), dtype=np.int64)
         mask = np.zeros((len(encodings), width), dtype=np.int64)
@@ -135,7 +136,7 @@ class OnnxTextClassifier:
         encodings = self.tokenizer.encode_batch(list(texts))
         probs = np.empty((len(texts), len(self.labels)), dtype=np.float32)
         for chunk in self._chunks([len(e.ids) for e in encodings]):
-            (logits,) = self.session.run(["logits"], self._feeds([encodings[i] for i in chunk]))
+            (logits,) = self.session.run(["logits"], self.feeds([encodings[i] for i in chunk]))
             probs[chunk] = softmax(logits.astype(np.float32))
         return probs
 

@@ -22,7 +22,8 @@ import numpy as np
 from shared.errors import ModelError
 from shared.runtime.model_folder import ONNX_FILE, ModelInfo, read_model_info
 from shared.runtime.onnx_classifier import length_runs, softmax, start_session
-from shared.runtime.tagging import SHAPE_SPECIAL, plan_windows, spans_from_tags, token_shapes, window_owners
+from shared.runtime.tagging import (SHAPE_SPECIAL, iob2_transitions, plan_windows, spans_from_tags, token_shapes,
+                                    viterbi_path, window_owners)
 
 __all__ = ["Entity", "EntityTagger", "OnnxEntityRecognizer", "RunLogits"]
 
@@ -65,15 +66,19 @@ class EntityTagger:
         max_length (`int`): model window in tokens, [CLS] and [SEP] included.
         overlap (`int | None`): tokens shared by consecutive windows (default: a quarter window).
         case_features (`bool`, defaults to `False`): feed each token's word shape as ``case_ids``.
+        constrained (`bool`, defaults to `True`): decode the most probable valid IOB2 sequence
+            (Viterbi) instead of each token's most probable tag.
     """
 
     def __init__(self, tokenizer, labels: Sequence[str], max_length: int, overlap: int | None = None,
-                 case_features: bool = False) -> None:
+                 case_features: bool = False, constrained: bool = True) -> None:
         self.case_features = case_features
+        self.constrained = constrained
         self.tokenizer = tokenizer
         self.tokenizer.no_truncation()
         self.tokenizer.no_padding()
         self.labels = list(labels)
+        self._start, self._allowed = iob2_transitions(self.labels)
         self.size = max_length - 2
         self.overlap = self.size // 4 if overlap is None else overlap
         self.cls_id = tokenizer.token_to_id("[CLS]")
@@ -139,8 +144,8 @@ class EntityTagger:
         """Entities of one text from its per-token probabilities, snapped to whole words."""
         if not len(probs):
             return []
-        best = probs.argmax(axis=1)
-        confidence = probs.max(axis=1)
+        best = viterbi_path(probs, self._start, self._allowed) if self.constrained else probs.argmax(axis=1)
+        confidence = probs[np.arange(len(probs)), best]
         tags = [self.labels[i] for i in best]
         words = encoding.word_ids
         first_of_word: dict[int, int] = {}
@@ -185,7 +190,7 @@ class OnnxEntityRecognizer:
         from tokenizers import Tokenizer
 
         self.model_dir = Path(model_dir)
-        self.info: ModelInfo = read_model_info(self.model_dir)
+        self.info: ModelInfo = read_model_info(self.model_dir, graph=onnx_file)
         self.labels = list(self.info.labels)
         self.max_batch_size = max_batch_size
         self.max_batch_tokens = max_batch_tokens
@@ -200,10 +205,14 @@ class OnnxEntityRecognizer:
     def model_id(self) -> str:
         return self.info.model_id
 
-    def run_logits(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    def graph_feeds(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The tagger's feeds plus what this graph also takes (``token_type_ids``)."""
         if self._wants_token_types:
             feeds = {**feeds, "token_type_ids": np.zeros_like(feeds["input_ids"])}
-        (logits,) = self.session.run(["logits"], feeds)
+        return feeds
+
+    def run_logits(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        (logits,) = self.session.run(["logits"], self.graph_feeds(feeds))
         return logits
 
     def predict(self, texts: Sequence[str]) -> list[list[Entity]]:

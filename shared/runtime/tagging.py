@@ -10,8 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-__all__ = ["N_SHAPES", "OUTSIDE", "Span", "iob2_tags", "parse_tag", "plan_windows", "spans_from_tags", "token_shapes",
-           "window_owners", "word_shape"]
+import numpy as np
+
+__all__ = ["N_SHAPES", "OUTSIDE", "Span", "iob2_tags", "iob2_transitions", "parse_tag", "plan_windows",
+           "spans_from_tags", "token_shapes", "viterbi_path", "window_owners", "word_shape"]
 
 OUTSIDE = "O"
 _TAG = re.compile(r"^([BI])-(\S+)$")
@@ -52,6 +54,43 @@ def spans_from_tags(tags: Sequence[str]) -> list[Span]:
         current = [kind, i, i + 1]
         spans.append(current)  # type: ignore[arg-type]
     return [(kind, start, end) for kind, start, end in spans]
+
+
+def iob2_transitions(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Which IOB2 tags may open a sequence, and which may follow which.
+
+    ``I-X`` only continues ``B-X`` or ``I-X``; everything else may follow anything. Returns
+    (allowed at the start, shape (L,); allowed from row to column, shape (L, L)).
+    """
+    parsed = [parse_tag(label) for label in labels]
+    start = np.array([p is None or p[0] == "B" for p in parsed])
+    allowed = np.ones((len(labels), len(labels)), dtype=bool)
+    for j, tag in enumerate(parsed):
+        if tag is not None and tag[0] == "I":
+            allowed[:, j] = [p is not None and p[1] == tag[1] for p in parsed]
+    return start, allowed
+
+
+def viterbi_path(probs: np.ndarray, start: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """The most probable tag sequence under the transition constraints (label index per token).
+
+    ``probs`` (tokens, labels) are the model's per-token probabilities; the path maximises the
+    sum of their logs over sequences that only use allowed transitions, so an ``I-X`` is never
+    read without the ``B-X`` before it: a span's type is decided by all of its tokens together.
+    """
+    log_probs = np.log(np.clip(probs, 1e-12, 1.0))
+    forbidden = np.where(allowed, 0.0, -np.inf)
+    score = np.where(start, log_probs[0], -np.inf)
+    back = np.zeros(probs.shape, dtype=np.int64)
+    for i in range(1, len(probs)):
+        candidates = score[:, None] + forbidden  # (previous, current)
+        back[i] = candidates.argmax(axis=0)
+        score = candidates.max(axis=0) + log_probs[i]
+    path = np.empty(len(probs), dtype=np.int64)
+    path[-1] = int(score.argmax())
+    for i in range(len(probs) - 1, 0, -1):
+        path[i - 1] = back[i, path[i]]
+    return path
 
 
 def iob2_tags(spans: Sequence[Span], length: int) -> list[str]:

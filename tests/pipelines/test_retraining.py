@@ -88,7 +88,7 @@ def test_any_label_set_is_learned_and_recorded(customer_classifier):
     assert set(info.labels) == set(CATEGORIES)
     assert info.columns == {"text": "beschreibung", "label": "kategorie", "fields": ["betrag"]}
     assert info.training["data"]["train"]["sha256"] and info.training["data"]["dev"]["carved_from"] == "train"
-    assert set(info.metrics["test"]) == {"int8", "fp32", "baseline"}
+    assert set(info.metrics["test"]) == {"served", "fp32"}  # no --baseline asked for
     assert "Büro & Material" in (out / "card" / "card.md").read_text(encoding="utf-8")
 
 

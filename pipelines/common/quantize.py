@@ -1,0 +1,214 @@
+"""Choose the graph a model folder serves: int8 where it keeps the fp32 model's answers, else fp32.
+
+The ladder, each rung measured by its agreement with the fp32 graph on the dev items:
+
+1. **static int8** (QDQ, per-channel int8 weights, uint8 activations with ranges calibrated on
+   training items). Only matrix products with a weight and the embedding tables are quantized,
+   and their outputs stay float (ONNX Runtime fuses each into one integer kernel). Calibrated
+   scales make an item's score independent of the other items in its run, which dynamic
+   quantization's per-run activation ranges do not.
+2. **static int8 with the most sensitive layers in fp32**: the weighted matrix products whose
+   input activation loses most to quantization (signal-to-quantization-noise ratio on
+   calibration items) stay float, 2, then 4, then 8 of them.
+3. **dynamic int8** (activation ranges per run).
+4. **fp32**: the exported graph itself. The model is saved and served either way; a training
+   asked for ``--require-int8`` stops instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from shared.errors import ModelError
+
+__all__ = ["CalibrationFeeds", "ServedGraph", "choose_served_graph", "quantize_dynamic_int8", "quantize_static_int8",
+           "sensitive_matmuls"]
+
+logger = logging.getLogger(__name__)
+
+Feeds = dict[str, np.ndarray]
+FP32_LAYER_STEPS = (2, 4, 8)
+STATIC_OPTIONS = {
+    # Only products with a constant weight: the attention products of two activations lose
+    # most and gain least.
+    "MatMulConstBOnly": True,
+    # Float outputs: the quantized product feeds its bias add and residual in float, which
+    # ONNX Runtime fuses into MatMulIntegerToFloat (a sentiment model agreed with fp32 on 0.905
+    # of items with quantized outputs, 0.972 without).
+    "OpTypesToExcludeOutputQuantization": ["MatMul", "Gather"],
+}
+
+
+class CalibrationFeeds:
+    """ONNX Runtime's calibration reader over prepared input batches (any input names)."""
+
+    def __init__(self, batches: Sequence[Feeds]) -> None:
+        self.batches = list(batches)
+        self._next = 0
+
+    def get_next(self) -> Feeds | None:
+        if self._next >= len(self.batches):
+            return None
+        self._next += 1
+        return self.batches[self._next - 1]
+
+    def rewind(self) -> None:
+        self._next = 0
+
+
+@dataclass
+class ServedGraph:
+    """What :func:`choose_served_graph` put in ``model.onnx``, and every rung it tried."""
+
+    precision: str
+    agreement: float
+    fp32_layers: list[str] = field(default_factory=list)
+    tried: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"served": self.precision, "agreement_with_fp32": round(self.agreement, 4),
+                "fp32_layers": self.fp32_layers, "tried": self.tried}
+
+
+def _calibration_reader(batches: Sequence[Feeds]):
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Reader(CalibrationFeeds, CalibrationDataReader):
+        pass
+
+    return Reader(batches)
+
+
+def quantize_static_int8(fp32_path: Path, out_path: Path, calibration: Sequence[Feeds],
+                         fp32_layers: Sequence[str] = ()) -> Path:
+    """QDQ static int8 of ``fp32_path`` (see the module docstring), ``fp32_layers`` left in float."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    quantize_static(str(fp32_path), str(out_path), _calibration_reader(calibration), quant_format=QuantFormat.QDQ,
+                    per_channel=True, op_types_to_quantize=["MatMul", "Gather"], activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8, nodes_to_exclude=list(fp32_layers), extra_options=STATIC_OPTIONS)
+    return out_path
+
+
+def quantize_dynamic_int8(fp32_path: Path, out_path: Path) -> Path:
+    """Dynamic int8 by optimum's ORTQuantizer: per-channel weights, activation ranges per run."""
+    from optimum.onnxruntime import ORTQuantizer
+    from optimum.onnxruntime.configuration import AutoQuantizationConfig
+
+    from pipelines.common.export import cpu_quantization_preset
+
+    with tempfile.TemporaryDirectory(prefix="slm-dynamic-") as tmp:
+        shutil.copyfile(fp32_path, Path(tmp) / "model.onnx")
+        if (fp32_path.parent / "config.json").is_file():  # optimum reads the model's config beside it
+            shutil.copyfile(fp32_path.parent / "config.json", Path(tmp) / "config.json")
+        quantizer = ORTQuantizer.from_pretrained(tmp, file_name="model.onnx")
+        config = getattr(AutoQuantizationConfig, cpu_quantization_preset())(is_static=False, per_channel=True)
+        quantizer.quantize(quantization_config=config, save_dir=Path(tmp) / "int8")
+        (quantized,) = (Path(tmp) / "int8").glob("*.onnx")
+        shutil.copyfile(quantized, out_path)
+    return out_path
+
+
+def sensitive_matmuls(fp32_path: Path, int8_path: Path, calibration: Sequence[Feeds], work_dir: Path) -> list[str]:
+    """Weighted MatMul nodes, worst first, by how much their input activation loses to int8.
+
+    The loss is the signal-to-quantization-noise ratio of each activation before and after its
+    quantize/dequantize pair in ``int8_path`` (ONNX Runtime's QDQ debugging tools), on ``calibration``.
+    """
+    import onnx
+    from onnxruntime.quantization import qdq_loss_debug
+
+    augmented_fp32, augmented_int8 = work_dir / "debug-fp32.onnx", work_dir / "debug-int8.onnx"
+    qdq_loss_debug.modify_model_output_intermediate_tensors(fp32_path, augmented_fp32)
+    qdq_loss_debug.modify_model_output_intermediate_tensors(int8_path, augmented_int8)
+    reader = _calibration_reader(calibration)
+    float_values = qdq_loss_debug.collect_activations(str(augmented_fp32), reader)
+    reader.rewind()
+    int8_values = qdq_loss_debug.collect_activations(str(augmented_int8), reader)
+    errors = qdq_loss_debug.compute_activation_error(
+        qdq_loss_debug.create_activation_matching(int8_values, float_values))
+    graph = onnx.load(str(fp32_path), load_external_data=False).graph
+    weights = {init.name for init in graph.initializer}
+    consumers: dict[str, list[str]] = {}
+    for node in graph.node:
+        if node.op_type == "MatMul" and len(node.input) == 2 and node.input[1] in weights:
+            consumers.setdefault(node.input[0], []).append(node.name)
+    ranked = sorted((err["qdq_err"], tensor) for tensor, err in errors.items()
+                    if tensor in consumers and "qdq_err" in err)
+    return [name for _, tensor in ranked for name in consumers[tensor]]
+
+
+def choose_served_graph(model_dir: Path, calibration: Sequence[Feeds], agreement: Callable[[Path], float],
+                        min_agreement: float, *, require_int8: bool = False,
+                        fp32_file: str = "model.fp32.onnx", served_file: str = "model.onnx") -> ServedGraph:
+    """Write ``model_dir/served_file`` from ``model_dir/fp32_file`` by the ladder in the module docstring.
+
+    Args:
+        calibration (`Sequence[dict]`): input batches of training items, fed as the model is fed.
+        agreement (`Callable[[Path], float]`): share of dev items on which a candidate graph gives
+            the fp32 graph's answer (1.0: all of them).
+        min_agreement (`float`): the least agreement an int8 graph must reach to be served.
+        require_int8 (`bool`, defaults to `False`): raise :class:`ModelError` instead of serving fp32.
+    """
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    from tqdm.auto import tqdm
+
+    fp32_path, served_path = model_dir / fp32_file, model_dir / served_file
+    tried: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="slm-quantize-") as tmp, \
+            tqdm(total=len(FP32_LAYER_STEPS) + 2, desc="int8: static, sensitive layers, dynamic", unit="rung",
+                 leave=False) as bar:
+        work = Path(tmp)
+        prepared = work / "prepared.onnx"
+        # ONNX Runtime's recommended pre-pass (graph optimisation; symbolic shape inference does
+        # not complete on these graphs, so it is skipped).
+        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+
+        def rung(precision: str, make: Callable[[Path], Path], fp32_layers: Sequence[str] = ()) -> ServedGraph | None:
+            started = time.perf_counter()
+            candidate = make(work / f"candidate-{len(tried)}.onnx")
+            score = agreement(candidate)
+            tried.append({"precision": precision, "fp32_layers": len(fp32_layers), "agreement": round(score, 4),
+                          "seconds": round(time.perf_counter() - started, 1)})
+            logger.info('quantization precision=%s fp32_layers=%d agreement="%.4f" minimum=%s', precision,
+                        len(fp32_layers), score, min_agreement)
+            bar.update()
+            if score < min_agreement:
+                return None
+            shutil.copyfile(candidate, served_path)
+            return ServedGraph(precision, score, list(fp32_layers), tried)
+
+        static = work / "static.onnx"
+        chosen = rung("int8-static", lambda out: shutil.copyfile(
+            quantize_static_int8(prepared, static, calibration), out))
+        if chosen:
+            return chosen
+        ranked = sensitive_matmuls(prepared, static, calibration[:4], work)
+        for count in FP32_LAYER_STEPS:
+            layers = ranked[:count]
+            chosen = rung("int8-static", lambda out, layers=layers: quantize_static_int8(prepared, out, calibration,
+                                                                                         layers), layers)
+            if chosen:
+                return chosen
+            if count >= len(ranked):
+                break
+        chosen = rung("int8-dynamic", lambda out: quantize_dynamic_int8(fp32_path, out))
+        if chosen:
+            return chosen
+    best = max(tried, key=lambda t: t["agreement"])
+    message = (f"no int8 graph agrees with fp32 on {min_agreement} of dev items (best: {best['agreement']:.3f}, "
+               f"{best['precision']} with {best['fp32_layers']} layer(s) in fp32)")
+    if require_int8:
+        raise ModelError(f"{message}; --require-int8 was given, so nothing is saved (without it the model is "
+                         "saved and served in fp32)")
+    logger.warning("%s: the model is served in fp32 (slower, about 4x the size)", message)
+    shutil.copyfile(fp32_path, served_path)
+    return ServedGraph("fp32", 1.0, [], tried)

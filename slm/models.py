@@ -1,0 +1,58 @@
+"""``slm models``: what model folders are installed, and whether their files are intact."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.errors import SlmError
+from shared.runtime.manifest import folder_problems
+from shared.runtime.model_folder import INFO_FILE, ModelInfo, read_model_info
+from shared.settings import default_model_dir
+
+__all__ = ["FolderReport", "check_folder", "headline_metrics", "installed_folders"]
+
+TASKS = ("transactions", "entities", "helpdesk", "sentiment")
+
+
+@dataclass(frozen=True)
+class FolderReport:
+    """One folder checked: its description (when readable) and every problem found."""
+
+    folder: Path
+    info: ModelInfo | None
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.folder.rglob("*") if p.is_file())
+
+
+def installed_folders() -> list[Path]:
+    """``models/<task>`` of each task that has one (or under ``SLM_MODELS_DIR``)."""
+    return [default_model_dir(task) for task in TASKS if default_model_dir(task).is_dir()]
+
+
+def check_folder(folder: Path) -> FolderReport:
+    """Read ``slm_model.json`` and compare every file with its manifest; load nothing."""
+    try:
+        info = read_model_info(folder)
+    except SlmError as exc:
+        return FolderReport(folder, None, [str(exc)])
+    return FolderReport(folder, info, [str(p) for p in folder_problems(folder, INFO_FILE, info.files,
+                                                                        info.optional_files)])
+
+
+def headline_metrics(info: ModelInfo) -> str:
+    """The served graph's main test metrics (dev when the folder has none on a test set)."""
+    split = "test" if "test" in info.metrics else "dev"
+    served = info.metrics.get(split, {}).get("served") or info.metrics.get(split, {}).get("int8")
+    if not served:
+        return "no metrics"
+    if info.kind == "entities":
+        return f"{split} F1 {served['f1']:.4f}"
+    return f"{split} accuracy {served['accuracy']:.4f}, macro-F1 {served['macro_f1']:.4f}"
