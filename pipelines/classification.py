@@ -42,7 +42,8 @@ from shared.errors import DataError, ModelError
 from shared.runtime import ModelInfo, OnnxTextClassifier, read_model_info, write_model_info
 from shared.tasks import model_text
 
-__all__ = ["evaluate_model", "rename_labels", "seen_and_unseen", "train_task"]
+__all__ = ["CALIBRATION_ITEMS", "as_model_inputs", "calibration_batches", "evaluate_model", "rename_labels",
+           "seen_and_unseen", "train_task"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def rename_labels(examples: list[Example], label_names: dict[str, str]) -> list[
     return [replace(ex, label=label_names.get(ex.label, ex.label)) for ex in examples]
 
 
-def _as_model_inputs(examples: Sequence[Example]) -> list[Example]:
+def as_model_inputs(examples: Sequence[Example]) -> list[Example]:
     return [replace(ex, text=model_text(ex.text, ex.fields)) for ex in examples]
 
 
@@ -106,9 +107,9 @@ def train_task(
     if len(labels) < 2:
         raise DataError(f"{train_file}: training data has {len(labels)} label(s) ({labels}); need at least 2")
     splits = Splits(
-        train=_as_model_inputs(train),
-        dev=[ex for ex in _as_model_inputs(dev) if ex.label in seen],
-        test=_as_model_inputs(test),
+        train=as_model_inputs(train),
+        dev=[ex for ex in as_model_inputs(dev) if ex.label in seen],
+        test=as_model_inputs(test),
         labels=labels,
         raw_train=train,
         raw_test=test,
@@ -163,6 +164,12 @@ def _build_model(out_dir: Path, info: ModelInfo, splits: Splits, args: TrainingA
     _evaluate_and_describe(out_dir, info, splits, args)
 
 
+def calibration_batches(model: OnnxTextClassifier, examples: Sequence[Example]) -> list[dict[str, np.ndarray]]:
+    """Input batches of ``examples`` (model inputs, fields folded in) as the service feeds them."""
+    encodings = model.tokenizer.encode_batch([ex.text for ex in examples])
+    return [model.feeds(encodings[i : i + CALIBRATION_BATCH]) for i in range(0, len(encodings), CALIBRATION_BATCH)]
+
+
 def _quantize(out_dir: Path, info: ModelInfo, splits: Splits, args: TrainingArgs) -> None:
     """``model.onnx``: static int8 calibrated on training items, or the next rung that keeps the
     fp32 model's answers on dev (:func:`pipelines.common.quantize.choose_served_graph`)."""
@@ -171,14 +178,12 @@ def _quantize(out_dir: Path, info: ModelInfo, splits: Splits, args: TrainingArgs
     fp32 = OnnxTextClassifier(out_dir, onnx_file=FP32_FILE)
     dev_fp32 = _predict_probs(fp32, splits.dev, "dev fp32").argmax(axis=1)
     calibration_items = subsample(splits.train, CALIBRATION_ITEMS, args.seed)
-    encodings = fp32.tokenizer.encode_batch([ex.text for ex in calibration_items])
-    calibration = [fp32.feeds(encodings[i : i + CALIBRATION_BATCH]) for i in range(0, len(encodings), CALIBRATION_BATCH)]
 
     def agrees(graph: Path) -> float:
         candidate = OnnxTextClassifier(out_dir, onnx_file=str(graph))
         return agreement(list(_predict_probs(candidate, splits.dev, "dev int8").argmax(axis=1)), list(dev_fp32))
 
-    served = choose_served_graph(out_dir, calibration, agrees, args.int8_min_agreement,
+    served = choose_served_graph(out_dir, calibration_batches(fp32, calibration_items), agrees, args.int8_min_agreement,
                                  require_int8=args.require_int8)
     info.precision = served.precision
     info.training["quantization"] = {**served.to_dict(), "calibration_items": len(calibration_items),
@@ -274,7 +279,7 @@ def evaluate_model(
     if label_names is None:
         label_names = info.training.get("label_names", {})
     raw = rename_labels(read_examples(data_file, columns), label_names)
-    examples = _as_model_inputs(raw)
+    examples = as_model_inputs(raw)
     model = OnnxTextClassifier(model_dir)
     gold = [ex.label for ex in examples]
     probs = _predict_probs(model, examples, f"evaluate {Path(data_file).name}")

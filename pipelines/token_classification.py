@@ -38,7 +38,8 @@ from shared.runtime import Entity, ModelInfo, OnnxEntityRecognizer, read_model_i
 from shared.runtime.onnx_token_classifier import EntityTagger, RunLogits
 from shared.runtime.tagging import OUTSIDE, Span, iob2_tags, token_shapes
 
-__all__ = ["entity_labels", "evaluate_entities", "sentence_text", "train_entities", "window_examples"]
+__all__ = ["CALIBRATION_SENTENCES", "calibration_batches", "entity_labels", "evaluate_entities", "predicted_spans",
+           "sentence_text", "split_dev_sentences", "train_entities", "window_examples"]
 
 logger = logging.getLogger(__name__)
 IGNORE = -100  # label of [CLS]/[SEP]: no loss
@@ -177,7 +178,7 @@ def train_tagger(train: Sequence[Sentence], dev: Sequence[Sentence], labels: Seq
                      metric="dev_f1")
 
 
-def _split_dev(sentences: list[Sentence], fraction: float, seed: int) -> tuple[list[Sentence], list[Sentence]]:
+def split_dev_sentences(sentences: list[Sentence], fraction: float, seed: int) -> tuple[list[Sentence], list[Sentence]]:
     shuffled = sentences[:]
     random.Random(seed).shuffle(shuffled)
     n_dev = max(1, int(round(len(shuffled) * fraction)))
@@ -203,7 +204,7 @@ def train_entities(
         if len(train) < 10:
             raise DataError(f"{train_file}: {len(train)} sentences are too few to carve out a dev split; "
                             "pass a dev file")
-        train, dev = _split_dev(train, args.dev_fraction, args.seed)
+        train, dev = split_dev_sentences(train, args.dev_fraction, args.seed)
     test = read_conll(eval_file, args.context_words) if eval_file else []
     train = subsample(train, args.max_train_examples, args.seed)
     dev = subsample(dev, args.max_dev_examples, args.seed)
@@ -261,7 +262,7 @@ def _build_model(out_dir: Path, info: ModelInfo, train: list[Sentence], dev: lis
     _evaluate_and_describe(out_dir, info, dev, test)
 
 
-def _calibration_feeds(model: OnnxEntityRecognizer, sentences: Sequence[Sentence]) -> list[dict[str, np.ndarray]]:
+def calibration_batches(model: OnnxEntityRecognizer, sentences: Sequence[Sentence]) -> list[dict[str, np.ndarray]]:
     """Input batches of the windows the service would run for ``sentences`` (in their context)."""
     tagger = model.tagger
     ids, shapes = [], []
@@ -288,7 +289,7 @@ def _quantize(out_dir: Path, info: ModelInfo, train: list[Sentence], dev: list[S
         candidate = OnnxEntityRecognizer(out_dir, onnx_file=str(graph))
         return _entity_agreement(dev_fp32, predicted_spans(candidate.tagger, dev, candidate.run_logits)[0])
 
-    served = choose_served_graph(out_dir, _calibration_feeds(fp32, calibration_sentences), agrees,
+    served = choose_served_graph(out_dir, calibration_batches(fp32, calibration_sentences), agrees,
                                  args.int8_min_agreement, require_int8=args.require_int8)
     info.precision = served.precision
     info.training["quantization"] = {**served.to_dict(), "calibration_sentences": len(calibration_sentences),

@@ -29,8 +29,8 @@ import numpy as np
 
 from shared.errors import ModelError
 
-__all__ = ["CalibrationFeeds", "ServedGraph", "choose_served_graph", "quantize_dynamic_int8", "quantize_static_int8",
-           "sensitive_matmuls"]
+__all__ = ["CalibrationFeeds", "ServedGraph", "choose_served_graph", "prepare_for_quantization", "quantize_dynamic_int8",
+           "quantize_static_int8", "sensitive_matmuls"]
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +85,15 @@ def _calibration_reader(batches: Sequence[Feeds]):
         pass
 
     return Reader(batches)
+
+
+def prepare_for_quantization(fp32_path: Path, out_path: Path) -> Path:
+    """ONNX Runtime's recommended pre-pass (graph optimisation; its symbolic shape inference does
+    not complete on these graphs, so it is skipped). Layer names in ``fp32_layers`` refer to it."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    quant_pre_process(str(fp32_path), str(out_path), skip_symbolic_shape=True)
+    return out_path
 
 
 def quantize_static_int8(fp32_path: Path, out_path: Path, calibration: Sequence[Feeds],
@@ -158,7 +167,6 @@ def choose_served_graph(model_dir: Path, calibration: Sequence[Feeds], agreement
         min_agreement (`float`): the least agreement an int8 graph must reach to be served.
         require_int8 (`bool`, defaults to `False`): raise :class:`ModelError` instead of serving fp32.
     """
-    from onnxruntime.quantization.shape_inference import quant_pre_process
     from tqdm.auto import tqdm
 
     fp32_path, served_path = model_dir / fp32_file, model_dir / served_file
@@ -167,10 +175,7 @@ def choose_served_graph(model_dir: Path, calibration: Sequence[Feeds], agreement
             tqdm(total=len(FP32_LAYER_STEPS) + 2, desc="int8: static, sensitive layers, dynamic", unit="rung",
                  leave=False) as bar:
         work = Path(tmp)
-        prepared = work / "prepared.onnx"
-        # ONNX Runtime's recommended pre-pass (graph optimisation; symbolic shape inference does
-        # not complete on these graphs, so it is skipped).
-        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        prepared = prepare_for_quantization(fp32_path, work / "prepared.onnx")
 
         def rung(precision: str, make: Callable[[Path], Path], fp32_layers: Sequence[str] = ()) -> ServedGraph | None:
             started = time.perf_counter()
