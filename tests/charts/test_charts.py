@@ -357,13 +357,14 @@ def test_deployment_mode_with_autoscaling_and_kafka(helm_env, charts_dir):
     assert len(by_kind(docs, "HorizontalPodAutoscaler")) == 1
 
     container = sentiment["spec"]["template"]["spec"]["containers"][0]
-    assert container["command"] == ["bentoml", "serve"]
-    assert container["args"] == ["services.sentiment.service:Sentiment", "--host", "0.0.0.0", "--port", "3000"]
+    # slm serve checks the model folder against its manifest, then execs bentoml serve.
+    assert container["command"] == ["slm", "serve"]
+    assert container["args"] == ["sentiment", "--host", "0.0.0.0", "--port", "3000"]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["envFrom"][0]["configMapRef"]["name"] == f"{RELEASE}-sentiment"
     helpdesk = named(docs, "Deployment", f"{RELEASE}-helpdesk")["spec"]["template"]["spec"]["containers"][0]
-    assert helpdesk["args"][0] == "services.helpdesk.service:Helpdesk"
+    assert helpdesk["args"][0] == "helpdesk"
 
     config = named(docs, "ConfigMap", f"{RELEASE}-sentiment")["data"]
     assert config["SLM_KAFKA_BOOTSTRAP"] == "kafka.kafka:9092"
