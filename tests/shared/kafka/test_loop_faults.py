@@ -13,7 +13,7 @@ import threading
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from shared.kafka import TaskConsumerLoop, TaskTopics
+from shared.kafka import TaskConsumerLoop, TaskTopics, ensure_topics
 from shared.settings import KafkaSettings
 from tests.support.fakes import FakeProcessor
 from tests.support.kafka_io import RawHeaderKey, committed_offsets, drain, produce
@@ -84,9 +84,12 @@ def test_a_batch_in_a_codec_the_client_lacks_is_dead_lettered_record_by_record(
 
     settings = _settings(kafka_bootstrap, topic_prefix)
     topics = TaskTopics("sentiment", topic_prefix)
-    loop = started(settings)
-    produce(kafka_bootstrap, topics.requests, _requests(topic_prefix, range(3)), compression_type="zstd")
+    ensure_topics(settings, topics.all())
+    # One batch of three (the linger holds the first until the others join it), before the loop reads.
+    produce(kafka_bootstrap, topics.requests, _requests(topic_prefix, range(3)), compression_type="zstd",
+            linger_ms=500)
     monkeypatch.setattr(codec, "has_zstd", lambda: False)  # as in an image without zstandard
+    loop = started(settings)
     produce(kafka_bootstrap, topics.requests, _requests(topic_prefix, range(3, 5)))
     results = drain(kafka_bootstrap, topics.results, until=lambda r: len(_ids(r)) >= 2, timeout=60)
     dlq = drain(kafka_bootstrap, topics.dlq, until=lambda r: len(r) >= 3, timeout=30)
