@@ -14,8 +14,8 @@ or dead-lettered. Scenarios:
   ``/readyz`` is sampled throughout;
 - ``rebalance``: a second and a third instance join mid-stream, then the second stops (SIGTERM);
 - ``poison``: malformed records among the good ones: not JSON, not UTF-8, a schema violation, a
-  header key that is not UTF-8, a 2 MB value (gzip-compressed, as the broker takes it), a record
-  with neither key nor value.
+  header key that is not UTF-8, a 2 MB value (gzip-compressed, as the broker takes it), an empty
+  value.
 
 Per scenario it prints sent, unique answered, lost (neither answered nor dead-lettered),
 duplicates (answers beyond the first), DLQ records and the recovery times, and writes them to
@@ -69,6 +69,7 @@ class ScenarioResult:
     recovery_s: list[float] = field(default_factory=list)  # fault over -> first new answer
     ready_to_answer_s: list[float] = field(default_factory=list)  # /readyz 200 -> first new answer
     unready_s: float | None = None  # broker down -> /readyz 503 (broker scenario)
+    longest_gap_s: float = 0.0  # longest time without any answer while requests were waiting
     duration_s: float = 0.0
     note: str = ""
 
@@ -143,13 +144,13 @@ class Tail(threading.Thread):
         super().__init__(daemon=True, name=f"tail-{topic}")
         self.bootstrap, self.topic = bootstrap, topic
         self.records: list[tuple[float, object]] = []
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
         from kafka import KafkaConsumer
 
         consumer = None
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             try:
                 if consumer is None:
                     consumer = KafkaConsumer(self.topic, bootstrap_servers=self.bootstrap, group_id=None,
@@ -164,11 +165,11 @@ class Tail(threading.Thread):
         if consumer is not None:
             consumer.close()
 
-    def first_after(self, moment: float) -> float | None:
-        return next((t for t, _ in self.records if t >= moment), None)
+    def first_after(self, moment: float, which=None) -> float | None:
+        return next((t for t, r in list(self.records) if t >= moment and (which is None or which(r))), None)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(10)
 
 
@@ -182,9 +183,19 @@ class Stream(threading.Thread):
         self.bad = {at: (key, value, headers) for at, key, value, headers in (bad or [])}
         self.sent_ids: list[str] = []
         self.sent_bad = 0
+        self.error: str = ""
         self.done = threading.Event()
 
     def run(self) -> None:
+        try:
+            self._send_all()
+        except Exception as exc:  # noqa: BLE001 - reported with the scenario's figures
+            self.error = f"{type(exc).__name__}: {exc}"
+            logger.error("stream %s stopped: %s", self.name_, self.error)
+        finally:
+            self.done.set()
+
+    def _send_all(self) -> None:
         from kafka import KafkaProducer
 
         # gzip: real producers compress, and the 2 MB poison value fits the broker's limit only compressed.
@@ -211,7 +222,6 @@ class Stream(threading.Thread):
         if failed:
             logger.warning("stream %s: %d sends failed", self.name_, failed)
         producer.close()
-        self.done.set()
 
 
 class _RawHeaderKey(str):
@@ -245,6 +255,10 @@ def _measure(result: ScenarioResult, stream: Stream, results: Tail, dlq: Tail, d
         kind = dict(record.headers).get("error.type", b"?").decode()
         result.dlq_types[kind] = result.dlq_types.get(kind, 0) + 1
     result.lost = len(expected - answered) + max(0, stream.sent_bad - result.dlq)
+    arrivals = sorted(t for t, r in list(results.records) if json.loads(r.value)["id"] in expected)
+    result.longest_gap_s = round(max((b - a for a, b in zip(arrivals, arrivals[1:])), default=0.0), 1)
+    if stream.error:
+        result.note += f"; the stream stopped early: {stream.error}"
 
 
 class Broker:
@@ -346,6 +360,7 @@ class Run:
             time.sleep(0.1)
         self.broker.kill()
         down_at = time.monotonic()
+        sent_before = len(stream.sent_ids)
         unready_at = None
         while time.monotonic() - down_at < self.outage_s:
             if unready_at is None and not service.ready():
@@ -353,7 +368,10 @@ class Run:
             time.sleep(0.5)
         self.broker.up()
         back = time.monotonic()
-        first = _wait_first(results, back, self.timeout_s)
+        # Answers already produced before the kill may still arrive late; recovery counts the first
+        # answer to a request sent after the broker went down.
+        first = _wait_first(results, back, self.timeout_s,
+                            lambda record: int(json.loads(record.value)["id"].rsplit("-", 1)[1]) >= sent_before)
         ready_again = _wait(service.ready, self.timeout_s)
         result.unready_s = round(unready_at - down_at, 1) if unready_at is not None else None
         if first is not None:
@@ -395,11 +413,11 @@ class Run:
                (step * 3, b"bad-schema", b'{"id": "no-text"}', []),
                (step * 4, b"bad-header", b'{"text": "fine"}', [(_RawHeaderKey(b"\xff\xfe"), b"v")]),
                (step * 5, b"too-large", json.dumps({"text": "x" * 2_000_000}).encode(), []),
-               (step * 6, None, None, [])]
+               (step * 6, None, b"", [])]
         stream = Stream(self.broker.bootstrap, topics.requests, "poison", self.records, self.rate, bad=bad)
         stream.start()
         result.note = ("not JSON, not UTF-8, schema, a header key that is not UTF-8, a 2 MB value, "
-                       "a record without key or value, among the good ones")
+                       "an empty value, among the good ones")
         return self._finish(result, stream, results, dlq, started, [service])
 
 
@@ -412,10 +430,10 @@ def _wait(condition, timeout: float) -> float | None:
     return None
 
 
-def _wait_first(tail: Tail, moment: float, timeout: float) -> float | None:
+def _wait_first(tail: Tail, moment: float, timeout: float, which=None) -> float | None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        first = tail.first_after(moment)
+        first = tail.first_after(moment, which)
         if first is not None:
             return first
         time.sleep(0.1)
@@ -425,7 +443,7 @@ def _wait_first(tail: Tail, moment: float, timeout: float) -> float | None:
 SCENARIOS = ("kill9", "broker", "rebalance", "poison")
 
 
-def run_faults(model: Path, out: Path, records: int = 1500, rate: float = 100.0, outage_s: float = 10.0,
+def run_faults(model: Path, out: Path, records: int = 1500, rate: float = 100.0, outage_s: float = 30.0,
                timeout_s: float = 120.0, scenarios=SCENARIOS) -> list[ScenarioResult]:
     """Run the scenarios on a private broker; every process started here is stopped before returning."""
     out.mkdir(parents=True, exist_ok=True)
@@ -446,12 +464,12 @@ def run_faults(model: Path, out: Path, records: int = 1500, rate: float = 100.0,
 
 def table(results: list[ScenarioResult]) -> str:
     lines = ["| scenario | sent | unique answered | lost | duplicates | DLQ | recovery s | /readyz to answer s | "
-             "broker down to 503 s |", "|---|---|---|---|---|---|---|---|---|"]
+             "broker down to 503 s | longest gap s |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         dlq = f"{r.dlq}" + (f" ({', '.join(f'{k} {v}' for k, v in sorted(r.dlq_types.items()))})" if r.dlq else "")
         lines.append(f"| {r.name} | {r.sent} | {r.unique_answered} | {r.lost} | {r.duplicates} | {dlq} | "
                      f"{', '.join(map(str, r.recovery_s)) or '-'} | {', '.join(map(str, r.ready_to_answer_s)) or '-'} | "
-                     f"{r.unready_s if r.unready_s is not None else '-'} |")
+                     f"{r.unready_s if r.unready_s is not None else '-'} | {r.longest_gap_s} |")
     return "\n".join(lines)
 
 
@@ -461,7 +479,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "reports" / "faults")
     parser.add_argument("--records", type=int, default=1500, help="tracked requests per scenario")
     parser.add_argument("--rate", type=float, default=100.0, help="requests per second")
-    parser.add_argument("--outage", type=float, default=10.0, help="seconds the broker stays down")
+    parser.add_argument("--outage", type=float, default=30.0, help="seconds the broker stays down")
     parser.add_argument("--timeout", type=float, default=120.0, help="longest wait of each step")
     parser.add_argument("--scenario", action="append", choices=SCENARIOS, help="run only these (repeatable)")
     args = parser.parse_args(argv)

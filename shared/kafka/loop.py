@@ -87,6 +87,7 @@ class TaskConsumerLoop:
         self._finished: dict = {}  # TopicPartition -> OffsetAndMetadata of the last finished batch
         self._last_contact: float | None = None  # monotonic time the broker last answered the loop
         self._last_check = float("-inf")
+        self._outage_reported = False
         self.undecodable = 0  # records dead-lettered because the client could not decode them
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -120,8 +121,9 @@ class TaskConsumerLoop:
         return last is not None and self._clock() - last <= self.settings.unready_after_s
 
     def _contact(self) -> None:
-        if self._last_contact is not None and not self.broker_reachable():
+        if self._outage_reported or (self._last_contact is not None and not self.broker_reachable()):
             logger.warning('broker reachable again task=%s', self.processor.task)
+        self._outage_reported = False
         self._last_contact = self._clock()
 
     def wait_ready(self, timeout: float) -> bool:
@@ -285,6 +287,9 @@ class TaskConsumerLoop:
                     polled = consumer.poll(timeout_ms=self.settings.poll_timeout_ms,
                                            max_records=self.settings.max_batch)
                 except Exception as exc:
+                    if getattr(exc, "retriable", False):
+                        self._wait_for_broker(exc)  # the clients reconnect by themselves: keep them
+                        continue
                     if not is_decode_error(exc) or not self._skip_undecodable(consumer, producer, exc):
                         raise
                     continue
@@ -304,6 +309,18 @@ class TaskConsumerLoop:
                 self._leave_group()
             logger.info('consumer loop stopped task=%s', self.processor.task)
 
+    def _wait_for_broker(self, exc: BaseException) -> None:
+        """A retriable failure of ``poll`` (broker or coordinator unreachable): keep the clients,
+        which reconnect within ``reconnect_backoff_max_ms`` once the broker is back. Rebuilding
+        them would wait out the admin client's and the consumer's bootstrap timeouts instead.
+        Readiness drops once the broker has been out of reach for ``unready_after_s``."""
+        if not self._outage_reported:
+            self._outage_reported = True
+            logger.warning('broker unreachable task=%s error="%s: %s"; polling on', self.processor.task,
+                           type(exc).__name__, exc)
+        self._check_rebalance()
+        self._stop.wait(min(1.0, self.settings.poll_timeout_ms / 1000))
+
     def _check_broker(self, consumer) -> None:
         """Every ``health_interval_s`` while idle: one bounded round trip to the broker (the end
         offsets of the assignment, or of partition 0), so readiness knows whether it is there."""
@@ -318,8 +335,10 @@ class TaskConsumerLoop:
         try:
             consumer.end_offsets(partitions, timeout_ms=timeout_ms)
         except Exception as exc:  # noqa: BLE001 - reported through readiness and this line
-            logger.warning('broker unreachable task=%s error="%s: %s" ready=%s', self.processor.task,
-                           type(exc).__name__, exc, self.is_ready())
+            if not self._outage_reported:
+                self._outage_reported = True
+                logger.warning('broker unreachable task=%s error="%s: %s"', self.processor.task, type(exc).__name__,
+                               exc)
             return
         self._contact()
 

@@ -102,7 +102,7 @@ def test_readiness_follows_the_broker_through_an_outage(tmp_path, topic_prefix):
         produce(bootstrap, topics.requests, _requests(topic_prefix, range(5)))
         results = drain(bootstrap, topics.results, until=lambda r: len(_ids(r)) >= 5, timeout=60)
         assert _ids(results) == {f"{topic_prefix}{i}" for i in range(5)}
-        assert time.monotonic() - up_at < 60
+        assert time.monotonic() - up_at < 20, "answers must resume within seconds of the broker's return"
     finally:
         loop.stop()
         local_kafka.down(cfg)
