@@ -384,7 +384,8 @@ class Run:
         result, topics, started = ScenarioResult("rebalance"), self._topics("rebalance"), time.monotonic()
         first, _ = self._start(topics, "svc-0", "rebalance")
         results, dlq = self._tails(topics)
-        stream = Stream(self.broker.bootstrap, topics.requests, "rebalance", self.records, self.rate)
+        # A third of the rate: the stream must outlast two instance starts and a stop.
+        stream = Stream(self.broker.bootstrap, topics.requests, "rebalance", self.records, self.rate / 3)
         stream.start()
         while len(stream.sent_ids) < self.records * 0.25:
             time.sleep(0.1)
@@ -394,9 +395,9 @@ class Run:
         third, _ = self._start(topics, "svc-2", "rebalance")
         while len(stream.sent_ids) < self.records * 0.75:
             time.sleep(0.1)
-        stopped = time.monotonic()
+        stopped, sent_before = time.monotonic(), len(stream.sent_ids)
         second.terminate()  # graceful: commit, leave the group
-        answer = _wait_first(results, stopped, self.timeout_s)
+        answer = _wait_first(results, stopped, self.timeout_s, _sent_from(sent_before))
         if answer is not None:
             result.recovery_s.append(round(answer - stopped, 1))
         result.note = "a second and a third instance join mid-stream, then the second stops with SIGTERM"
