@@ -237,7 +237,8 @@ class _RawHeaderKey(str):
         return self.raw
 
 
-def _measure(result: ScenarioResult, stream: Stream, results: Tail, dlq: Tail, deadline: float) -> None:
+def _measure(result: ScenarioResult, stream: Stream, results: Tail, dlq: Tail, deadline: float,
+             settle_s: float = 2.0) -> None:
     """Wait (until ``deadline``) for every request to be answered or dead-lettered, then count."""
     expected = set(stream.sent_ids)
     while time.monotonic() < deadline:
@@ -245,7 +246,7 @@ def _measure(result: ScenarioResult, stream: Stream, results: Tail, dlq: Tail, d
         if stream.done.is_set() and expected <= answered and len(dlq.records) >= stream.sent_bad:
             break
         time.sleep(0.5)
-    time.sleep(2)  # late duplicates still in flight
+    time.sleep(settle_s)  # late duplicates still in flight
     ids = [json.loads(r.value)["id"] for _, r in list(results.records)]
     answered = set(ids) & expected
     result.sent = len(expected) + stream.sent_bad
