@@ -16,7 +16,8 @@ from bentoml.validators import ContentType
 from pydantic import BaseModel, Field
 
 from shared.batching import MicroBatcher, Overloaded
-from shared.http import UnprocessableEntityMiddleware
+from shared.http import (RequestGuardMiddleware, UnprocessableEntityMiddleware, install_client_error_log,
+                         install_header_timeout)
 from shared.schemas import TaskRequestV1
 from shared.settings import KafkaSettings, ServiceSettings
 from shared.telemetry import setup_logging, setup_telemetry, share_with_bentoml, shutdown_telemetry
@@ -34,8 +35,14 @@ SERVICE_OPTIONS = {"traffic": {"timeout": 30}, "workers": 1}
 
 
 def prepare_process(task: str) -> None:
-    """Logging and telemetry for this process; BentoML's span per REST request goes to our exporter."""
+    """Logging and telemetry for this process; BentoML's span per REST request goes to our exporter.
+
+    Also what a reverse proxy would do: a slow request head closes the connection, and a
+    client's 4xx is logged as one line without its input.
+    """
     setup_logging()
+    install_header_timeout(SETTINGS.header_read_timeout_s)
+    install_client_error_log(SETTINGS.log_inputs)
     setup_telemetry(f"slm-{task}")
     share_with_bentoml()
 
@@ -83,5 +90,9 @@ def task_service_base(task: str, result_model: type[BaseModel], example: list[di
 
 
 def finish_service(service) -> None:
-    """What every service adds after ``@bentoml.service``: 422 for invalid input."""
+    """What every service adds after ``@bentoml.service``: 422 for invalid input; 415, 413 and
+    408 for a body that is not JSON, too large or too slow; one shape for client-error bodies."""
     service.add_asgi_middleware(UnprocessableEntityMiddleware)
+    service.add_asgi_middleware(RequestGuardMiddleware, api_routes=frozenset(api.route for api in service.apis.values()),
+                                max_body_bytes=SETTINGS.max_body_bytes,
+                                body_read_timeout_s=SETTINGS.body_read_timeout_s)

@@ -21,7 +21,7 @@ import os
 from shared.ray_autoscaling import LAG_METRIC, KafkaLagPolicy
 from shared.settings import ReplicaSettings, service_import
 
-__all__ = ["TaskReplica", "build_app", "deployment_options", "forwarded_env", "keep_replica_grpc_local", "task_application"]
+__all__ = ["TaskReplica", "build_app", "replica_env", "deployment_options", "forwarded_env", "keep_replica_grpc_local", "task_application"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,19 @@ def keep_replica_grpc_local() -> None:
     replica.add_port_to_grpc_server = add_local_port
 
 
+def replica_env(env: dict[str, str], replica_id: str | None = None) -> dict[str, str]:
+    """The service's settings for one replica: a static group member id (the pod name) gets the
+    replica's id appended, since every replica of a pod runs a consumer of its own."""
+    instance = env.get("SLM_KAFKA_GROUP_INSTANCE_ID")
+    if not instance:
+        return env
+    if replica_id is None:
+        from ray import serve
+
+        replica_id = serve.get_replica_context().replica_id.unique_id
+    return {**env, "SLM_KAFKA_GROUP_INSTANCE_ID": f"{instance}-{replica_id}"[:249]}
+
+
 class TaskReplica:
     """One replica of a task service (the deployment class, wrapped by ``serve.ingress()``).
 
@@ -67,7 +80,7 @@ class TaskReplica:
     """
 
     def __init__(self, task: str, service: str, env: dict[str, str]) -> None:
-        os.environ.update(env)
+        os.environ.update(replica_env(env))
         keep_replica_grpc_local()
         self.task = task
         self.service = service

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["KafkaSettings", "ReplicaSettings", "ServiceSettings", "REPO_ROOT", "default_model_dir", "service_import"]
@@ -48,12 +48,50 @@ class KafkaSettings(BaseSettings):
     rebalance_stall_s: float = Field(default=90.0, gt=0, description=(
         "a rebalance (partitions revoked, none assigned) lasting longer than this rebuilds the clients"))
     max_message_bytes: int = Field(default=65_536, ge=64, description="larger request values go to the DLQ")
+    dlq_max_value_bytes: int = Field(default=262_144, ge=0, description=(
+        "a DLQ record keeps at most this many bytes of the original value (headers original.size and "
+        "original.truncated say what was cut; source.* point at the whole record)"))
     auto_offset_reset: str = Field(default="earliest", pattern="^(earliest|latest)$")
     create_topics: bool = True
+    group_instance_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,249}$", description=(
+        "static group membership (KIP-345): a restarted instance with the same id takes its partitions "
+        "back at once instead of waiting for its predecessor's session to expire; the chart sets the pod "
+        "name, a Ray replica appends its replica id"))
+    session_timeout_ms: int = Field(default=30_000, ge=1_000, description=(
+        "the broker drops a member (and rebalances) after this long without a heartbeat"))
+    heartbeat_interval_ms: int = Field(default=3_000, ge=100, description="heartbeat period, under a third of the session")
+    max_poll_interval_ms: int = Field(default=300_000, ge=1_000, description=(
+        "the broker drops a member that has not polled for this long (a batch stuck in the model)"))
+    reconnect_backoff_max_ms: int = Field(default=1_000, ge=50, description=(
+        "longest wait between reconnection attempts to a broker that is down; kafka-python's 30 s made a "
+        "10 s outage hold a batch for 25 s"))
+    leave_group_on_stop: bool = Field(default=True, description=(
+        "a static member that stops gracefully (SIGTERM) removes itself from the group, so its partitions "
+        "move at once; a crash keeps them for the restart"))
+    health_interval_s: float = Field(default=2.0, gt=0, description="how often an idle loop checks the broker")
+    unready_after_s: float = Field(default=10.0, ge=0, description=(
+        "/readyz answers 503 when the loop has not reached the broker for this long (0: readiness ignores "
+        "the broker, for REST-first deployments)"))
+
+    @model_validator(mode="after")
+    def _heartbeat_within_session(self) -> "KafkaSettings":
+        if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
+            raise ValueError(f"heartbeat_interval_ms={self.heartbeat_interval_ms} must be at most a third of "
+                             f"session_timeout_ms={self.session_timeout_ms}")
+        return self
+
+    def group_options(self) -> dict:
+        """Group-membership options of the consumer: static membership and the timeouts."""
+        options = {"session_timeout_ms": self.session_timeout_ms, "heartbeat_interval_ms": self.heartbeat_interval_ms,
+                   "max_poll_interval_ms": self.max_poll_interval_ms}
+        if self.group_instance_id:
+            options["group_instance_id"] = self.group_instance_id
+        return options
 
     def client_options(self) -> dict:
         """Connection options shared by kafka-python's consumer, producer and admin client."""
-        options: dict = {"bootstrap_servers": self.bootstrap, "security_protocol": self.security_protocol}
+        options: dict = {"bootstrap_servers": self.bootstrap, "security_protocol": self.security_protocol,
+                         "reconnect_backoff_max_ms": self.reconnect_backoff_max_ms}
         if self.client_id:
             options["client_id"] = self.client_id
         if self.sasl_mechanism:
@@ -85,6 +123,15 @@ class ServiceSettings(BaseSettings):
         review_threshold (`float | None`): overrides the threshold stored with the model.
         cache_size (`int`, defaults to `10000`): answers kept for repeated inputs, least recently
             used out first; 0 turns the cache off.
+        max_body_bytes (`int`, defaults to `1048576`): a REST request body larger than this is refused
+            with 413 before it is read in full (as a reverse proxy's body-size limit would).
+        body_read_timeout_s (`float`, defaults to `10`): a client that has not sent its whole body this
+            long after its headers gets 408 and the connection is closed (slow clients).
+        header_read_timeout_s (`float`, defaults to `10`): a connection that has not sent a complete
+            request head this long after it opened (or after its previous response) is closed.
+        log_inputs (`bool`, defaults to `False`): debugging only: let rejected requests' tracebacks,
+            which quote the input text, into the log. Off, a client's 4xx is one WARNING line with the
+            reason and no input text.
     """
 
     model_config = SettingsConfigDict(env_prefix="SLM_", frozen=True, extra="ignore")
@@ -98,6 +145,10 @@ class ServiceSettings(BaseSettings):
     onnx_batch_tokens: int = Field(default=512, ge=0)
     review_threshold: float | None = Field(default=None, ge=0, le=1)
     cache_size: int = Field(default=10_000, ge=0)
+    max_body_bytes: int = Field(default=1_048_576, ge=1_024)
+    body_read_timeout_s: float = Field(default=10.0, gt=0)
+    header_read_timeout_s: float = Field(default=10.0, gt=0)
+    log_inputs: bool = False
 
 
 class ReplicaSettings(BaseSettings):

@@ -71,9 +71,16 @@ def quick_trainings(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def quick_models(quick_trainings):
-    """A function ``task -> model folder`` of a quick model; fails the test if training failed."""
+    """A function ``task -> model folder`` of a quick model; fails the test if training failed.
+
+    ``SLM_TEST_MODELS_DIR`` names a folder of quick models trained before (``<dir>/<task>``),
+    used instead of training again (the pipeline tests, which check the training, still train).
+    """
 
     def model(task: str) -> Path:
+        given = os.environ.get("SLM_TEST_MODELS_DIR")
+        if given and (Path(given) / task / "slm_model.json").exists():
+            return Path(given) / task  # quick models trained before (slm train <task> --quick --out DIR/<task>)
         result, out = quick_trainings(task)
         if result.returncode != 0:
             pytest.fail(f"quick training of {task} failed:\n{result.stderr[-3000:]}")

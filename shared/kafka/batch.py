@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.errors import MessageError
-from shared.kafka.dlq import clean_headers, dlq_headers
+from shared.kafka.dlq import clean_headers, dlq_headers, dlq_value
 from shared.kafka.messages import decode_request
 from shared.kafka.topics import TaskTopics
 from shared.tasks import Received, TaskProcessor
@@ -23,13 +23,15 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class OutgoingRecord:
-    """A record to produce, with the coordinates of the request it answers."""
+    """A record to produce, with the coordinates of the request it answers and, for a result,
+    that request's value (what a DLQ record carries if the result cannot be produced)."""
 
     topic: str
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes]]
     source: tuple[str, int, int] = ("", -1, -1)
+    original: bytes | None = None
 
 
 @dataclass
@@ -41,14 +43,19 @@ class BatchPlan:
     review: int = 0
     dlq: int = 0
     dlq_types: dict[str, int] = field(default_factory=dict)
+    dlq_max_value_bytes: int = 262_144
 
     def add_dlq(self, record: Any, error: MessageError, topics: TaskTopics) -> None:
-        headers = dlq_headers(record.headers, error, record.topic, record.partition, record.offset)
+        value, size_headers = dlq_value(record.value, self.dlq_max_value_bytes)
+        headers = dlq_headers(record.headers, error, record.topic, record.partition, record.offset) + size_headers
         # A record with neither key nor value cannot be produced as is: give it an empty key.
-        key = record.key if (record.key is not None or record.value is not None) else b""
-        self.outgoing.append(OutgoingRecord(topics.dlq, key, record.value, headers, _source(record)))
+        key = record.key if (record.key is not None or value is not None) else b""
+        self.outgoing.append(OutgoingRecord(topics.dlq, key, value, headers, _source(record)))
+        self.count_dlq(error.error_type)
+
+    def count_dlq(self, error_type: str) -> None:
         self.dlq += 1
-        self.dlq_types[error.error_type] = self.dlq_types.get(error.error_type, 0) + 1
+        self.dlq_types[error_type] = self.dlq_types.get(error_type, 0) + 1
 
 
 def _source(record: Any) -> tuple[str, int, int]:
@@ -70,13 +77,14 @@ def _process_isolating_failures(processor: TaskProcessor, items: list[Received])
     return results
 
 
-def plan_batch(records: Sequence[Any], processor: TaskProcessor, topics: TaskTopics, max_bytes: int) -> BatchPlan:
+def plan_batch(records: Sequence[Any], processor: TaskProcessor, topics: TaskTopics, max_bytes: int,
+               dlq_max_value_bytes: int = 262_144) -> BatchPlan:
     """Validate each record, run the model on the valid ones and lay out every output record.
 
     ``records`` are kafka-python ``ConsumerRecord``-like objects (topic, partition, offset,
-    key, value, headers).
+    key, value, headers). A DLQ record keeps at most ``dlq_max_value_bytes`` of the value.
     """
-    plan = BatchPlan()
+    plan = BatchPlan(dlq_max_value_bytes=dlq_max_value_bytes)
     valid: list[tuple[Any, Received]] = []
     for record in records:
         try:
@@ -97,9 +105,10 @@ def plan_batch(records: Sequence[Any], processor: TaskProcessor, topics: TaskTop
             continue
         value = output.model_dump_json().encode("utf-8")
         headers = clean_headers(record.headers)
-        plan.outgoing.append(OutgoingRecord(topics.results, record.key, value, headers, _source(record)))
+        plan.outgoing.append(OutgoingRecord(topics.results, record.key, value, headers, _source(record), record.value))
         plan.results += 1
         if processor.needs_review(output):
-            plan.outgoing.append(OutgoingRecord(topics.review, record.key, value, headers, _source(record)))
+            plan.outgoing.append(OutgoingRecord(topics.review, record.key, value, headers, _source(record),
+                                                record.value))
             plan.review += 1
     return plan

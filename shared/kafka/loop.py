@@ -4,9 +4,19 @@ One thread per service process. Each micro-batch is committed only after every r
 produced (results, review copies, DLQ records) is acknowledged by the broker; when a send
 fails, the clients are rebuilt and the batch is consumed again from the last commit.
 The commit after each batch is asynchronous (a synchronous one held the loop for 8 ms of a
-34 ms cycle at half load); the offsets of finished batches are committed synchronously when
-partitions are revoked (the rebalance listener, inside ``poll``) and before the clients close,
-so a rebalance or a stop never hands over a partition with finished but uncommitted work.
+34 ms cycle at half load). When partitions are revoked, their finished offsets are committed
+and waited for by the rebalance listener: kafka-python 3 runs the listener on its IO thread,
+where a blocking ``commit()`` fails ("Cannot block on net.run() from the IO thread itself"),
+so the listener is asynchronous and awaits ``commit_async``'s future, which that thread
+completes. Before the clients close, the loop thread commits them synchronously. A rebalance
+or a stop never hands over a partition with finished but uncommitted work.
+
+A record kafka-python cannot decode (see :mod:`shared.kafka.poison`) goes to the DLQ as
+``error.type=undecodable`` and the partition moves on past it. With ``group_instance_id``
+set the consumer is a static member: a restart after a crash takes its partitions back at
+once. Readiness follows the broker: the loop checks it every ``health_interval_s`` when
+idle, and :meth:`TaskConsumerLoop.is_ready` is false once it has not been reached for
+``unready_after_s``.
 ``stop()`` (the service's shutdown hook, on SIGTERM) ends polling; the batch in hand is
 finished and committed before the clients close.
 
@@ -26,7 +36,8 @@ from opentelemetry import trace
 
 from shared.errors import MessageError, ProduceError, RebalanceStalled
 from shared.kafka.batch import OutgoingRecord, plan_batch
-from shared.kafka.dlq import dlq_headers
+from shared.kafka.dlq import dlq_headers, dlq_value
+from shared.kafka.poison import Undecodable, is_decode_error, locate_undecodable, salvage
 from shared.kafka.topics import TaskTopics, ensure_topics
 from shared.settings import KafkaSettings
 from shared.tasks import TaskProcessor
@@ -74,6 +85,10 @@ class TaskConsumerLoop:
         self.error: BaseException | None = None
         self._consumer = None
         self._finished: dict = {}  # TopicPartition -> OffsetAndMetadata of the last finished batch
+        self._last_contact: float | None = None  # monotonic time the broker last answered the loop
+        self._last_check = float("-inf")
+        self._outage_reported = False
+        self.undecodable = 0  # records dead-lettered because the client could not decode them
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -94,8 +109,22 @@ class TaskConsumerLoop:
         return self._thread is not None and self._thread.is_alive()
 
     def is_ready(self) -> bool:
-        """True once the consumer has joined its group and received an assignment."""
-        return self.running and self._joined_group.is_set()
+        """True while the loop runs, has joined its group and has reached the broker lately
+        (within ``unready_after_s``; 0 leaves the broker out)."""
+        return self.running and self._joined_group.is_set() and self.broker_reachable()
+
+    def broker_reachable(self) -> bool:
+        """Whether the broker answered the loop within the last ``unready_after_s``."""
+        if not self.settings.unready_after_s:
+            return True
+        last = self._last_contact
+        return last is not None and self._clock() - last <= self.settings.unready_after_s
+
+    def _contact(self) -> None:
+        if self._outage_reported or (self._last_contact is not None and not self.broker_reachable()):
+            logger.warning('broker reachable again task=%s', self.processor.task)
+        self._outage_reported = False
+        self._last_contact = self._clock()
 
     def wait_ready(self, timeout: float) -> bool:
         return self._joined_group.wait(timeout)
@@ -113,16 +142,52 @@ class TaskConsumerLoop:
                 self._rebalancing_since = None
                 self._stop.wait(RETRY_BACKOFF_S)
 
-    def _on_partitions_revoked(self, revoked) -> None:
-        # No batch is in hand (batches are finished between polls); their asynchronous commits
-        # may still be in flight, so the revoked partitions' offsets are committed and waited for.
+    def _on_partitions_revoked(self, revoked) -> dict:
+        """Bookkeeping of a revocation; returns the finished offsets of ``revoked`` to commit.
+
+        No batch is in hand (batches are finished between polls), but their asynchronous commits
+        may still be in flight or lost, so the listener commits these again and waits.
+        """
         self._rebalancing_since = self._clock()
-        self._commit_finished(partitions=set(revoked))
         logger.info('partitions revoked task=%s partitions=%s', self.processor.task, _names(revoked))
+        return self._take_finished(set(revoked))
+
+    def _on_partitions_lost(self, lost) -> None:
+        """Partitions taken away by the coordinator (session expired): another member may own
+        them already, so nothing is committed; their finished batches are read again there."""
+        self._rebalancing_since = self._clock()
+        dropped = self._take_finished(set(lost))
+        logger.warning('partitions lost task=%s partitions=%s uncommitted=%s', self.processor.task, _names(lost),
+                       _names(dropped))
+
+    async def _commit_revoked(self, offsets: dict) -> None:
+        """Commit ``offsets`` from the rebalance listener, on kafka-python's IO thread, and wait.
+
+        ``commit()`` would block that thread on itself; ``commit_async`` returns a future the
+        same thread completes, which the (asynchronous) listener awaits: the group does not
+        move on until the commit is answered. Bounded by the client's ``request_timeout_ms``.
+        """
+        if not offsets or self._consumer is None:
+            return
+        try:
+            await self._consumer.commit_async(offsets, callback=self._on_commit)
+        except Exception as exc:  # noqa: BLE001 - the next owner re-reads from the last commit: at least once
+            logger.warning('commit of finished offsets failed task=%s partitions=%s error="%s"', self.processor.task,
+                           _names(offsets), exc)
+            return
+        self._contact()
+        logger.info('committed at revocation task=%s offsets=%s', self.processor.task, _offsets(offsets))
+
+    def _take_finished(self, partitions: set | None = None) -> dict:
+        """Remove and return the finished offsets of ``partitions`` (or all)."""
+        offsets = {tp: om for tp, om in self._finished.items() if partitions is None or tp in partitions}
+        for tp in offsets:
+            self._finished.pop(tp, None)
+        return offsets
 
     def _commit_finished(self, partitions: set | None = None) -> None:
-        """Commit the finished batches' offsets synchronously (those of ``partitions``, or all)."""
-        offsets = {tp: om for tp, om in self._finished.items() if partitions is None or tp in partitions}
+        """Commit the finished batches' offsets synchronously, from the loop's own thread."""
+        offsets = self._take_finished(partitions)
         if not offsets or self._consumer is None:
             return
         try:
@@ -130,11 +195,11 @@ class TaskConsumerLoop:
         except Exception as exc:  # noqa: BLE001 - the next owner re-reads from the last commit: at least once
             logger.warning('commit of finished offsets failed task=%s partitions=%s error="%s"', self.processor.task,
                            _names(offsets), exc)
-        for tp in offsets:
-            self._finished.pop(tp, None)
 
     def _on_commit(self, offsets, response) -> None:
-        if isinstance(response, Exception):
+        if not isinstance(response, Exception):
+            self._contact()
+        else:
             logger.warning('asynchronous commit failed task=%s partitions=%s error="%s" (committed again with '
                            'the next batch or at revocation)', self.processor.task, _names(offsets), response)
 
@@ -158,20 +223,25 @@ class TaskConsumerLoop:
                                    f"{self.settings.rebalance_stall_s:.0f})")
 
     def _clients(self):
-        from kafka import KafkaConsumer, KafkaProducer, ConsumerRebalanceListener
+        from kafka import AsyncConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 
         loop = self
 
-        class Listener(ConsumerRebalanceListener):
-            def on_partitions_revoked(self, revoked):
-                loop._on_partitions_revoked(revoked)
+        # Asynchronous: kafka-python awaits these on its IO thread, where a blocking call fails.
+        class Listener(AsyncConsumerRebalanceListener):
+            async def on_partitions_revoked(self, revoked):
+                await loop._commit_revoked(loop._on_partitions_revoked(revoked))
 
-            def on_partitions_assigned(self, assigned):
+            async def on_partitions_assigned(self, assigned):
                 loop._on_partitions_assigned(assigned)
+
+            async def on_partitions_lost(self, lost):
+                loop._on_partitions_lost(lost)
 
         options = self.settings.client_options()
         consumer = KafkaConsumer(
             **options,
+            **self.settings.group_options(),
             group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset=self.settings.auto_offset_reset,
@@ -208,14 +278,26 @@ class TaskConsumerLoop:
             ensure_topics(self.settings, self.topics.all())
         consumer, producer = self._clients()
         self._consumer, self._finished = consumer, {}
-        logger.info('consumer loop started task=%s group=%s topic=%s', self.processor.task, self.group_id,
-                    self.topics.requests)
+        self._contact()
+        logger.info('consumer loop started task=%s group=%s member=%s topic=%s', self.processor.task, self.group_id,
+                    self.settings.group_instance_id or "dynamic", self.topics.requests)
         try:
             while not self._stop.is_set():
-                polled = consumer.poll(timeout_ms=self.settings.poll_timeout_ms, max_records=self.settings.max_batch)
+                try:
+                    polled = consumer.poll(timeout_ms=self.settings.poll_timeout_ms,
+                                           max_records=self.settings.max_batch)
+                except Exception as exc:
+                    if getattr(exc, "retriable", False):
+                        self._wait_for_broker(exc)  # the clients reconnect by themselves: keep them
+                        continue
+                    if not is_decode_error(exc) or not self._skip_undecodable(consumer, producer, exc):
+                        raise
+                    continue
                 records = [record for batch in polled.values() for record in batch]
                 if records:
                     self._handle(consumer, producer, records)
+                else:
+                    self._check_broker(consumer)
                 self.lag = _lag(consumer)
                 self._check_rebalance()
         finally:
@@ -223,7 +305,124 @@ class TaskConsumerLoop:
             producer.close(timeout=10)
             consumer.close(autocommit=False)
             self._consumer = None
+            if self._stop.is_set():
+                self._leave_group()
             logger.info('consumer loop stopped task=%s', self.processor.task)
+
+    def _wait_for_broker(self, exc: BaseException) -> None:
+        """A retriable failure of ``poll`` (broker or coordinator unreachable): keep the clients,
+        which reconnect within ``reconnect_backoff_max_ms`` once the broker is back. Rebuilding
+        them would wait out the admin client's and the consumer's bootstrap timeouts instead.
+        Readiness drops once the broker has been out of reach for ``unready_after_s``."""
+        if not self._outage_reported:
+            self._outage_reported = True
+            logger.warning('broker unreachable task=%s error="%s: %s"; polling on', self.processor.task,
+                           type(exc).__name__, exc)
+        self._check_rebalance()
+        self._stop.wait(min(1.0, self.settings.poll_timeout_ms / 1000))
+
+    def _check_broker(self, consumer) -> None:
+        """Every ``health_interval_s`` while idle: one bounded round trip to the broker (the end
+        offsets of the assignment, or of partition 0), so readiness knows whether it is there."""
+        from kafka import TopicPartition
+
+        now = self._clock()
+        if now - self._last_check < self.settings.health_interval_s:
+            return
+        self._last_check = now
+        partitions = list(consumer.assignment()) or [TopicPartition(self.topics.requests, 0)]
+        timeout_ms = int(min(self.settings.health_interval_s, 5.0) * 1000)
+        try:
+            consumer.end_offsets(partitions, timeout_ms=timeout_ms)
+        except Exception as exc:  # noqa: BLE001 - reported through readiness and this line
+            if not self._outage_reported:
+                self._outage_reported = True
+                logger.warning('broker unreachable task=%s error="%s: %s"', self.processor.task, type(exc).__name__,
+                               exc)
+            return
+        self._contact()
+
+    def _leave_group(self) -> None:
+        """A static member never leaves its group on close (KIP-345); on a graceful stop it is
+        removed explicitly, so its partitions move to the other members at once."""
+        if not (self.settings.group_instance_id and self.settings.leave_group_on_stop):
+            return
+        from kafka import KafkaAdminClient
+        from kafka.admin import MemberToRemove
+
+        admin = None
+        try:
+            admin = KafkaAdminClient(**self.settings.client_options(), request_timeout_ms=5_000)
+            admin.remove_group_members(self.group_id, [MemberToRemove(
+                group_instance_id=self.settings.group_instance_id, reason="graceful stop")])
+            logger.info('left group task=%s group=%s member=%s', self.processor.task, self.group_id,
+                        self.settings.group_instance_id)
+        except Exception as exc:  # noqa: BLE001 - the session timeout frees the partitions instead
+            logger.warning('could not leave group task=%s group=%s member=%s error="%s"', self.processor.task,
+                           self.group_id, self.settings.group_instance_id, exc)
+        finally:
+            if admin is not None:
+                admin.close()
+
+    def _probe_consumer(self, check_crcs: bool = True):
+        from kafka import KafkaConsumer
+
+        return KafkaConsumer(**self.settings.client_options(), group_id=None, enable_auto_commit=False,
+                             check_crcs=check_crcs)
+
+    def _skip_undecodable(self, consumer, producer, exc: BaseException) -> bool:
+        """Dead-letter the records ``poll`` could not decode and seek past them.
+
+        Returns False when no assigned partition holds an unreadable record (the failure was
+        something else; the caller re-raises it).
+        """
+        from kafka.structs import OffsetAndMetadata
+
+        assigned = list(consumer.assignment())
+        if not assigned:
+            return False
+        positions = {tp: consumer.position(tp, timeout_ms=5_000) for tp in assigned}
+        ends = consumer.end_offsets(assigned, timeout_ms=5_000)
+        found = locate_undecodable(self._probe_consumer, positions, ends)
+        if found is None:
+            logger.warning('poll failed task=%s error="%s: %s" and every partition reads; restarting the clients',
+                           self.processor.task, type(exc).__name__, exc)
+            return False
+        outgoing = self._undecodable_records(found)
+        started = time.perf_counter()
+        self._produce(producer, outgoing)
+        consumer.seek(found.partition, found.end)
+        offsets = {found.partition: OffsetAndMetadata(found.end, "", -1)}
+        self._finished.update(offsets)
+        consumer.commit_async(offsets, callback=self._on_commit)
+        self.undecodable += len(outgoing)
+        self.instruments.record_batch(polled=len(outgoing), results=0, review=0, dlq=len(outgoing),
+                                      latency_ms=(time.perf_counter() - started) * 1000, source="kafka")
+        logger.warning('undecodable records task=%s partition=%s offsets=%d-%d dlq=%d error="%s"', self.processor.task,
+                       _names([found.partition]), found.first, found.end - 1, len(outgoing), found.error)
+        return True
+
+    def _undecodable_records(self, found: Undecodable) -> list[OutgoingRecord]:
+        """One DLQ record per unreadable offset: the original key, value and headers where they can
+        be read without the checksum check, else only the pointer (``source.*``) and the error."""
+        tp = found.partition
+        salvager = self._probe_consumer(check_crcs=False)
+        try:
+            salvaged = salvage(salvager, tp, found.first, found.end)
+        finally:
+            salvager.close(autocommit=False)
+        error = MessageError("undecodable", f"the client could not decode the record: {found.error}")
+        outgoing = []
+        for offset in range(found.first, found.end):
+            record = salvaged.get(offset)
+            key = record.key if record is not None else None
+            value, size_headers = dlq_value(record.value if record is not None else None,
+                                            self.settings.dlq_max_value_bytes)
+            headers = dlq_headers(record.headers if record is not None else [], error, tp.topic, tp.partition,
+                                  offset) + size_headers
+            outgoing.append(OutgoingRecord(self.topics.dlq, key if key is not None or value is not None else b"",
+                                           value, headers, (tp.topic, tp.partition, offset)))
+        return outgoing
 
     def _handle(self, consumer, producer, records) -> None:
         from kafka import TopicPartition
@@ -238,8 +437,10 @@ class TaskConsumerLoop:
             attributes={"messaging.system": "kafka", "messaging.destination.name": self.topics.requests,
                         "messaging.batch.message_count": len(records), "messaging.consumer.group.name": self.group_id},
         ) as span:
-            plan = plan_batch(records, self.processor, self.topics, self.settings.max_message_bytes)
-            plan.dlq += self._produce(producer, plan.outgoing)
+            plan = plan_batch(records, self.processor, self.topics, self.settings.max_message_bytes,
+                              self.settings.dlq_max_value_bytes)
+            self._produce(producer, plan.outgoing, plan)
+            self._contact()
             last: dict = {}
             for record in records:
                 tp = TopicPartition(record.topic, record.partition)
@@ -256,14 +457,15 @@ class TaskConsumerLoop:
                     ",".join(f"{k}:{v}" for k, v in sorted(plan.dlq_types.items())), latency_ms)
 
 
-    def _produce(self, producer, outgoing: list[OutgoingRecord]) -> int:
+    def _produce(self, producer, outgoing: list[OutgoingRecord], plan=None) -> None:
         """Send every record and wait for the acknowledgements.
 
-        A record the producer refuses for good (too large, not serialisable) is replaced by a
-        DLQ record without the value, ``error.type=unproducible``, so it cannot block its
-        partition. A retriable failure raises :class:`ProduceError`: the batch is not
-        committed, the clients are rebuilt and the batch is consumed again from the last
-        commit (at least once). Returns the number of records redirected to the DLQ.
+        A record the producer refuses for good is replaced by one DLQ record per request it came
+        from: ``error.type=too_large`` when it was refused for its size, else ``unproducible``;
+        the request's value is kept, cut to ``dlq_max_value_bytes`` (a refused DLQ record keeps
+        only the pointer, ``source.*``). A request counts once in ``plan`` (results, review, DLQ).
+        A retriable failure raises :class:`ProduceError`: the batch is not committed, the clients
+        are rebuilt and the batch is consumed again from the last commit (at least once).
         """
         pending = []
         refused: list[tuple[OutgoingRecord, BaseException]] = []
@@ -279,19 +481,41 @@ class TaskConsumerLoop:
                     raise ProduceError(f"{out.topic}: {future.exception}")
                 refused.append((out, future.exception))
         if not refused:
-            return 0
-        fallbacks = []
+            return
+        dead = {out.source for out in outgoing if out.topic == self.topics.dlq}
+        fallbacks: dict[tuple, OutgoingRecord] = {}
         for out, exc in refused:
-            error = MessageError("unproducible", f"could not produce to {out.topic}: {type(exc).__name__}: {exc}")
-            headers = dlq_headers(out.headers, error, *out.source)
+            if plan is not None and out.topic == self.topics.results:
+                plan.results -= 1
+            elif plan is not None and out.topic == self.topics.review:
+                plan.review -= 1
+            if out.source in fallbacks:
+                continue
+            error_type = "too_large" if _too_large(exc) else "unproducible"
+            error = MessageError(error_type, f"could not produce to {out.topic}: {type(exc).__name__}: {exc}")
+            # A refused DLQ record already holds the request's value (cut): keep only the pointer then.
+            value, size_headers = (None, []) if out.topic == self.topics.dlq else dlq_value(
+                out.original, self.settings.dlq_max_value_bytes)
+            headers = dlq_headers(out.headers, error, *out.source) + size_headers
             key = out.key if out.key is not None else b""
-            fallbacks.append(producer.send(self.topics.dlq, value=None, key=key, headers=headers))
-            logger.error('unproducible record task=%s topic=%s source=%s error="%s"', self.processor.task,
-                         out.topic, out.source, exc)
+            fallbacks[out.source] = OutgoingRecord(self.topics.dlq, key, value, headers, out.source)
+            if plan is not None and out.source not in dead:
+                plan.count_dlq(error_type)
+            logger.error('unproducible record task=%s topic=%s source=%s error="%s: %s"', self.processor.task,
+                         out.topic, out.source, type(exc).__name__, exc)
+        sent = [producer.send(f.topic, value=f.value, key=f.key, headers=f.headers) for f in fallbacks.values()]
         producer.flush()
-        if any(f.failed() for f in fallbacks):
+        if any(f.failed() for f in sent):
             raise ProduceError("could not publish the DLQ record of an unproducible result")
-        return len(refused)
+
+
+def _too_large(exc: BaseException) -> bool:
+    """Refused for its size: kafka-python's MessageSizeTooLargeError, locally or from the broker."""
+    return "TooLarge" in type(exc).__name__ or "too large" in str(exc).lower()
+
+
+def _offsets(offsets: dict) -> str:
+    return ",".join(sorted(f"{tp.topic}[{tp.partition}]={om.offset}" for tp, om in offsets.items())) or "none"
 
 
 def _lag(consumer) -> int:

@@ -687,7 +687,8 @@ def test_serve_requirements_are_the_lock_pins_of_what_serving_imports():
     assert not {"torch", "transformers", "optimum", "optimum-onnx", "scikit-learn"} & set(serve)
     # The closure of the serving roots over the installed packages' metadata, with the extras
     # asked for (ray[serve] for mode: ray) and no others.
-    roots = ["bentoml", "onnxruntime", "tokenizers", "kafka-python[crc32c]", "pydantic", "pydantic-settings",
+    # kafka-python's codec extras: a compressed batch it cannot decompress is undecodable.
+    roots = ["bentoml", "onnxruntime", "tokenizers", "kafka-python[crc32c,lz4,snappy,zstd]", "pydantic", "pydantic-settings",
              "opentelemetry-api", "opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http",
              "opentelemetry-instrumentation-asgi", "numpy", "httpx", "click", "ray[serve]"]
     closure, seen, todo = set(), set(), [Requirement(r) for r in roots]
@@ -721,3 +722,19 @@ def test_crd_conversion_is_strict_about_unknown_fields():
     assert validator.is_valid({"port": 8080, "free": {"b": 1}, "maybe": None})
     assert validator.is_valid({"port": "http"})
     assert not validator.is_valid({"prot": 8080})
+
+
+def test_consumers_are_static_members_named_after_their_pod(helm_env, charts_dir):
+    values = {"global.slm.kafka": {"bootstrap": "kafka.kafka:9092"}, "sentiment.mode": "deployment",
+              "sentiment.kafka": {"sessionTimeoutMs": 20000, "heartbeatIntervalMs": 2000, "unreadyAfterS": 0}}
+    docs = render(helm_env, charts_dir, *set_args(values))
+    container = named(docs, "Deployment", f"{RELEASE}-sentiment")["spec"]["template"]["spec"]["containers"][0]
+    # The pod name survives a container restart: a consumer killed with -9 rejoins as the same member.
+    (instance,) = [e for e in container["env"] if e["name"] == "SLM_KAFKA_GROUP_INSTANCE_ID"]
+    assert instance["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    config = named(docs, "ConfigMap", f"{RELEASE}-sentiment")["data"]
+    assert (config["SLM_KAFKA_SESSION_TIMEOUT_MS"], config["SLM_KAFKA_HEARTBEAT_INTERVAL_MS"]) == ("20000", "2000")
+    assert config["SLM_KAFKA_UNREADY_AFTER_S"] == "0"
+    no_kafka = render(helm_env, charts_dir, "--set", "sentiment.mode=deployment")
+    container = named(no_kafka, "Deployment", f"{RELEASE}-sentiment")["spec"]["template"]["spec"]["containers"][0]
+    assert "SLM_KAFKA_GROUP_INSTANCE_ID" not in str(container.get("env", []))

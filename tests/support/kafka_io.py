@@ -9,12 +9,27 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from shared.kafka.groups import group_members
 
-__all__ = ["committed_offsets", "committed_total", "drain", "group_members", "produce"]
+__all__ = ["RawHeaderKey", "committed_offsets", "committed_total", "drain", "group_members", "produce"]
 
 
-def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes | None, list]]) -> int:
-    """Send (key, value, headers) records and wait for every acknowledgement."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+class RawHeaderKey(str):
+    """A header key written as the given raw bytes, which need not be UTF-8 (as ``kcat -H
+    $'\\xff\\xfe=v'`` sends): kafka-python's producer encodes keys with ``str.encode``."""
+
+    def __new__(cls, raw: bytes) -> "RawHeaderKey":
+        key = super().__new__(cls, "raw-header-key")
+        key.raw = raw
+        return key
+
+    def encode(self, *args, **kwargs) -> bytes:
+        return self.raw
+
+
+def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes | None, list]],
+            **producer_options) -> int:
+    """Send (key, value, headers) records and wait for every acknowledgement; ``producer_options``
+    go to ``KafkaProducer`` (``compression_type``, ``max_request_size``)."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", **producer_options)
     futures = [producer.send(topic, key=k, value=v, headers=h) for k, v, h in records]
     producer.flush()
     for future in futures:

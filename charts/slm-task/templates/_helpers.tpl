@@ -107,6 +107,13 @@ Usage: {{ include "slm-task.kafka.topic" (dict "kind" "requests" "context" $) }}
 {{/* Container environment beyond the ConfigMap: Kafka credentials from the existing Secret, then extraEnvVars. */}}
 {{- define "slm-task.env" -}}
 {{- $kafka := .Values.global.slm.kafka -}}
+{{- if and (include "slm-task.kafka.enabled" .) .Values.kafka.staticMembership }}
+{{- /* The pod name survives a container restart: a crashed consumer rejoins as the same static member. */}}
+- name: SLM_KAFKA_GROUP_INSTANCE_ID
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+{{- end }}
 {{- if $kafka.sasl.mechanism }}
 - name: SLM_KAFKA_SASL_USERNAME
   valueFrom:

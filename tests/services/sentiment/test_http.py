@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import socket
+import time
+
 import httpx
 import pytest
 
 from shared.runtime import OnnxTextClassifier
-from tests.support.processes import ServiceProcess
+from tests.support.processes import ServiceProcess, wait_for
 
 pytestmark = pytest.mark.slow
+
+MAX_BODY = 65_536
+READ_TIMEOUT_S = 2
 
 
 @pytest.fixture(scope="module")
 def service(quick_model_dir, tmp_path_factory):
     proc = ServiceProcess("sentiment", quick_model_dir, tmp_path_factory.mktemp("svc") / "serve.log",
-                          env={"SLM_MAX_BATCH_SIZE": "8"})
+                          env={"SLM_MAX_BATCH_SIZE": "8", "SLM_MAX_BODY_BYTES": str(MAX_BODY),
+                               "SLM_BODY_READ_TIMEOUT_S": str(READ_TIMEOUT_S),
+                               "SLM_HEADER_READ_TIMEOUT_S": str(READ_TIMEOUT_S)})
     proc.wait_ready()
     yield proc
     assert proc.terminate() == 0
@@ -88,3 +96,108 @@ def test_openapi_documents_the_predict_route(service):
     spec = httpx.get(f"{service.url}/docs.json").json()
     assert "/predict" in spec["paths"]
     assert "post" in spec["paths"]["/predict"]
+
+
+def _client_error_shape(response) -> dict:
+    body = response.json()
+    assert isinstance(body, dict) and isinstance(body["error"], str) and isinstance(body["detail"], list), body
+    return body
+
+
+def test_not_json_error_body_has_the_declared_shape(service):
+    response = httpx.post(f"{service.url}/predict", content=b"{oops", headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    _client_error_shape(response)
+
+
+@pytest.mark.parametrize("content_type", ["multipart/form-data", "multipart/form-data; boundary=x0x0",
+                                          "text/plain", "application/x-www-form-urlencoded"])
+def test_a_body_that_is_not_json_gets_415_not_500(service, content_type):
+    response = httpx.post(f"{service.url}/predict", content=b'--x0x0\r\nContent-Disposition: form-data; name="a"'
+                          b'\r\n\r\nb\r\n--x0x0--\r\n', headers={"content-type": content_type}, timeout=30)
+    assert response.status_code == 415
+    assert "application/json" in _client_error_shape(response)["error"]
+
+
+def test_a_real_multipart_upload_gets_415(service):
+    response = httpx.post(f"{service.url}/predict", files={"items": ("items.json", b'[{"text": "hi"}]')}, timeout=30)
+    assert response.status_code == 415
+
+
+def test_openapi_declares_the_client_errors_with_their_bodies(service):
+    spec = httpx.get(f"{service.url}/docs.json").json()
+    responses = spec["paths"]["/predict"]["post"]["responses"]
+    schemas = spec["components"]["schemas"]
+    for status in ("400", "408", "413", "415", "422"):
+        assert status in responses, status
+    bad = responses["400"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    assert set(schemas[bad]["required"]) == {"error", "detail"}
+    unprocessable = responses["422"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    item = schemas[unprocessable]["properties"]["detail"]["items"]
+    assert {"loc", "msg", "type"} <= set(item["required"])
+    # And the documented shape is what a 422 really carries.
+    real = _predict(service, [{"id": "x"}]).json()
+    assert set(real) >= set(schemas[unprocessable]["required"]) and real["detail"][0]["loc"]
+
+
+def test_a_body_over_the_limit_gets_413_before_it_is_read(service):
+    big = b'{"items": [{"text": "' + b"a" * (MAX_BODY + 10) + b'"}]}'
+    response = httpx.post(f"{service.url}/predict", content=big, headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert str(MAX_BODY) in _client_error_shape(response)["error"]
+
+    def chunks():  # no Content-Length: the limit applies as the body arrives
+        yield b'{"items": [{"text": "'
+        for _ in range(MAX_BODY // 4096 + 2):
+            yield b"a" * 4096
+
+    response = httpx.post(f"{service.url}/predict", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413
+
+
+def _connect(service) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", service.port), timeout=15)
+    return sock
+
+
+def test_a_client_that_sends_its_body_too_slowly_gets_408(service):
+    with _connect(service) as sock:
+        started = time.monotonic()
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100\r\n\r\n{")
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:100]
+    assert time.monotonic() - started < READ_TIMEOUT_S + 5
+
+
+def test_a_client_that_dribbles_its_request_head_is_disconnected(service):
+    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Slow: " + b"a" * 100
+    with _connect(service) as sock:
+        started = time.monotonic()
+        closed = False
+        for byte in head:  # one byte every 0.25 s: 30 s for the whole head
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:
+                closed = True
+                break
+            sock.settimeout(0.25)
+            try:
+                if sock.recv(4096) == b"":
+                    closed = True
+                    break
+            except socket.timeout:
+                pass
+    assert closed, "the server kept a connection whose request head never completed"
+    assert time.monotonic() - started < READ_TIMEOUT_S + 5
+
+
+def test_a_client_error_is_one_warning_line_without_the_input(service):
+    secret = "SECRET-INPUT-7f3a"
+    response = _predict(service, [{"text": secret, "shade_7f3a": "red"}])
+    assert response.status_code == 422
+    wait_for(lambda: "items.0.shade_7f3a" in service.log(), 30, what="the client error's log line")
+    lines = [line for line in service.log().splitlines() if "items.0.shade_7f3a" in line]
+    assert len(lines) == 1 and "WARNING" in lines[0] and "status=422" in lines[0], lines
+    assert secret not in service.log()
+    assert "Traceback" not in service.log()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from shared.kafka import TaskTopics
@@ -12,10 +13,11 @@ from tests.support.processes import ServiceProcess
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def _start(model_dir, log_dir, bootstrap, prefix) -> ServiceProcess:
+def _start(model_dir, log_dir, bootstrap, prefix, **extra_env) -> ServiceProcess:
     env = {"SLM_KAFKA_BOOTSTRAP": bootstrap, "SLM_KAFKA_TOPIC_PREFIX": prefix,
-           "SLM_KAFKA_GROUP_ID": f"{prefix}slm-sentiment", "SLM_KAFKA_MAX_BATCH": "16"}
-    return ServiceProcess("sentiment", model_dir, log_dir / f"serve-{prefix}log", env=env).wait_ready()
+           "SLM_KAFKA_GROUP_ID": f"{prefix}slm-sentiment", "SLM_KAFKA_MAX_BATCH": "16", **extra_env}
+    return ServiceProcess("sentiment", model_dir, log_dir / f"serve-{prefix}{len(list(log_dir.iterdir()))}.log",
+                          env=env).wait_ready()
 
 
 def _requests(prefix: str, n: int) -> list:
@@ -47,20 +49,31 @@ def test_service_answers_kafka_requests_with_the_contract(quick_model_dir, tmp_p
     assert dict(dead.headers)["correlation-id"] == b"x"
 
 
-def test_killed_service_loses_nothing_after_restart(quick_model_dir, tmp_path, kafka_bootstrap, topic_prefix):
+def test_killed_service_loses_nothing_and_answers_soon_after_restart(quick_model_dir, tmp_path, kafka_bootstrap,
+                                                                     topic_prefix):
     topics = TaskTopics("sentiment", topic_prefix)
     expected = {f"{topic_prefix}{i}" for i in range(400)}
-    service = _start(quick_model_dir, tmp_path, kafka_bootstrap, topic_prefix)
+    member = {"SLM_KAFKA_GROUP_INSTANCE_ID": "sentiment-0", "SLM_KAFKA_SESSION_TIMEOUT_MS": "30000"}
+    service = _start(quick_model_dir, tmp_path, kafka_bootstrap, topic_prefix, **member)
     produce(kafka_bootstrap, topics.requests, _requests(topic_prefix, 400))
     partial = drain(kafka_bootstrap, topics.results, until=lambda r: len(r) >= 48)
-    service.kill()  # mid-stream: no shutdown hook, no final commit
+    service.kill()  # mid-stream: no shutdown hook, no final commit, no LeaveGroup
+    before = len(drain(kafka_bootstrap, topics.results, until=lambda r: False, timeout=2))
     assert 48 <= len(_ids(partial)) < 400, "the kill must land mid-stream for this test to mean anything"
-    restarted = _start(quick_model_dir, tmp_path, kafka_bootstrap, topic_prefix)
+    restarted_at = time.monotonic()
+    restarted = _start(quick_model_dir, tmp_path, kafka_bootstrap, topic_prefix, **member)
+    ready_at = time.monotonic()
     try:
+        drain(kafka_bootstrap, topics.results, until=lambda r: len(r) > before, timeout=90)
+        first_new_s, recovery_s = time.monotonic() - ready_at, time.monotonic() - restarted_at
         results = drain(kafka_bootstrap, topics.results, until=lambda r: _ids(r) >= expected)
     finally:
         assert restarted.terminate() == 0
     assert _ids(results) == expected
+    # Static membership: the restart takes its partitions back at once (a dynamic member waited
+    # out its predecessor's session, 45 s by default, before answering).
+    assert first_new_s < 10, first_new_s
+    assert recovery_s < 25, recovery_s  # process start, model load and the first answer, within the 30 s session
 
 
 def test_sigterm_finishes_the_batch_commits_and_exits(quick_model_dir, tmp_path, kafka_bootstrap, topic_prefix):

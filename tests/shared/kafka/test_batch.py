@@ -77,3 +77,15 @@ def test_null_header_values_and_keyless_valueless_records_stay_producible():
     assert dict(result.headers)["x-null"] == b""
     assert dead.topic == "sentiment.dlq" and dead.key == b"" and dead.value is None
     assert dict(dead.headers)["error.type"] == b"empty_value"
+
+
+def test_an_oversized_value_is_cut_for_the_dlq_and_says_how_large_it_was():
+    big = _value("x" * 5000)
+    plan = plan_batch([Record(big, 7)], FakeProcessor(), TOPICS, max_bytes=100, dlq_max_value_bytes=1000)
+    (dead,) = plan.outgoing
+    headers = dict(dead.headers)
+    assert dead.value == big[:1000]
+    assert headers["error.type"] == b"too_large"
+    assert headers["original.size"] == str(len(big)).encode() and headers["original.truncated"] == b"true"
+    assert headers["source.offset"] == b"7"
+    assert (plan.dlq, plan.dlq_types) == (1, {"too_large": 1})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 
@@ -59,8 +60,12 @@ class FakeProducer:
         self.fail_topic, self.retriable, self.refuse_topic = fail_topic, retriable, refuse_topic
         self.flushed = False
 
+    refuse_once = False
+
     def send(self, topic, value=None, key=None, headers=None):
         if topic == self.refuse_topic:
+            if self.refuse_once:
+                self.refuse_topic = None
             raise ValueError("record too large")
         self.sent.append((topic, value, dict(headers or [])))
         if topic == self.fail_topic:
@@ -73,15 +78,18 @@ class FakeProducer:
 
 class FakeConsumer:
     def __init__(self) -> None:
-        self.commits: list[dict] = []  # asynchronous, after each batch
-        self.sync_commits: list[dict] = []  # at revocation and close
+        self.commits: list[dict] = []  # asynchronous: after each batch, and at revocation (awaited)
+        self.sync_commits: list[dict] = []  # before the clients close
 
     def commit(self, offsets, timeout_ms=None):
         assert timeout_ms, "a synchronous commit must not wait forever on a broker that is down"
         self.sync_commits.append({tp: meta.offset for tp, meta in offsets.items()})
 
     def commit_async(self, offsets, callback=None):
+        from kafka.future import Future as KafkaFuture
+
         self.commits.append({tp: meta.offset for tp, meta in offsets.items()})
+        return KafkaFuture().success(None)
 
 
 
@@ -94,18 +102,24 @@ def _loop() -> TaskConsumerLoop:
     return TaskConsumerLoop(FakeProcessor(), KafkaSettings(bootstrap="127.0.0.1:1"))
 
 
-def test_revoked_partitions_get_their_finished_offsets_committed_synchronously():
+def _revoke(loop, partitions) -> None:
+    """What the asynchronous rebalance listener does on kafka-python's IO thread."""
+    asyncio.run(loop._commit_revoked(loop._on_partitions_revoked(partitions)))
+
+
+def test_revoked_partitions_get_their_finished_offsets_committed_and_awaited():
     consumer, producer = FakeConsumer(), FakeProducer()
     loop = _loop()
     loop._consumer = consumer
     loop._handle(consumer, producer, _records())
+    assert len(consumer.commits) == 1  # the batch's own commit
+    _revoke(loop, {TopicPartition("sentiment.requests", 2)})
+    assert consumer.commits[-1] == {TopicPartition("sentiment.requests", 2): 10}
+    _revoke(loop, {TopicPartition("sentiment.requests", 2)})  # nothing new finished since
+    assert len(consumer.commits) == 2
     assert consumer.sync_commits == []
-    loop._on_partitions_revoked({TopicPartition("sentiment.requests", 2)})
-    assert consumer.sync_commits == [{TopicPartition("sentiment.requests", 2): 10}]
-    loop._on_partitions_revoked({TopicPartition("sentiment.requests", 2)})  # nothing new finished since
-    assert len(consumer.sync_commits) == 1
-    loop._commit_finished()  # what the loop does before closing its clients
-    assert consumer.sync_commits[-1] == {TopicPartition("sentiment.requests", 0): 7}
+    loop._commit_finished()  # what the loop does before closing its clients, on its own thread
+    assert consumer.sync_commits == [{TopicPartition("sentiment.requests", 0): 7}]
 
 
 def test_batch_is_committed_after_all_sends_to_the_next_offsets():
@@ -129,15 +143,31 @@ def test_a_retriable_send_failure_commits_nothing_and_raises_for_a_client_restar
     assert consumer.commits == []
 
 
-def test_a_refused_result_becomes_an_unproducible_dlq_record_and_the_batch_commits():
+def test_a_result_refused_for_its_size_becomes_a_too_large_dlq_record_with_the_request(caplog):
     consumer, producer = FakeConsumer(), FakeProducer(refuse_topic="sentiment.results")
-    _loop()._handle(consumer, producer, _records())
+    with caplog.at_level("INFO", logger="shared.kafka.loop"):
+        _loop()._handle(consumer, producer, _records())
     dlq = [(value, headers) for topic, value, headers in producer.sent if topic == "sentiment.dlq"]
-    unproducible = [h for _, h in dlq if h["error.type"] == b"unproducible"]
-    assert len(unproducible) == 2
-    assert {h["source.offset"] for h in unproducible} == {b"5", b"9"}
-    assert all(b"record too large" in h["error.message"] for h in unproducible)
+    too_large = [(v, h) for v, h in dlq if h["error.type"] == b"too_large"]
+    assert len(too_large) == 2
+    assert {h["source.offset"] for _, h in too_large} == {b"5", b"9"}
+    assert all(b"record too large" in h["error.message"] for _, h in too_large)
+    assert {v for v, _ in too_large} == {_records()[0].value}  # the request's bytes, not nothing
     assert consumer.commits  # nothing blocks the partition
+    (batch,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("batch ")]
+    assert "records=3 results=0 review=0 dlq=3" in batch  # each request counted once
+
+
+def test_a_dlq_record_refused_for_its_size_keeps_the_pointer_and_counts_once(caplog):
+    consumer, producer = FakeConsumer(), FakeProducer(refuse_topic="sentiment.dlq")
+    producer.refuse_once = True
+    with caplog.at_level("INFO", logger="shared.kafka.loop"):
+        _loop()._handle(consumer, producer, [Record(b"{bad", 6, 0)])
+    (fallback,) = [(v, h) for t, v, h in producer.sent if t == "sentiment.dlq"]
+    assert fallback[0] is None and fallback[1]["error.type"] == b"too_large"
+    assert fallback[1]["source.offset"] == b"6"
+    (batch,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("batch ")]
+    assert "dlq=1 " in batch
 
 
 def test_a_permanently_failed_send_is_dead_lettered_too():

@@ -1,0 +1,140 @@
+"""Records the client library cannot decode ("poison pills"): find them, salvage them, skip them.
+
+kafka-python parses a fetched batch inside ``poll``. A record it cannot decode (a header key
+that is not UTF-8, a batch whose CRC fails, a compression codec it lacks) makes every ``poll``
+raise, at the same position, for ever: the partition stalls and the records behind it are never
+answered. :func:`locate_undecodable` finds which partition and which offsets are unreadable with a
+short-lived probe consumer (no group, one partition at a time, from the main consumer's
+positions), so the loop can dead-letter them and seek past them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Undecodable", "is_decode_error", "locate_undecodable", "salvage"]
+
+logger = logging.getLogger(__name__)
+
+# Broker and connection failures are retried by rebuilding the clients; only these (and errors that
+# are not Kafka errors at all, raised while parsing) can be a record that will never decode.
+_DECODE_ERROR_NAMES = ("CorruptRecordError", "UnsupportedCodecError", "InvalidRecordError")
+
+
+def is_decode_error(exc: BaseException) -> bool:
+    """Whether ``exc`` from ``poll`` may come from a record kafka-python cannot decode."""
+    from kafka.errors import KafkaError
+
+    if type(exc).__name__ in _DECODE_ERROR_NAMES:
+        return True
+    # A client-level failure (connection, timeout, authorisation, fencing) is a KafkaError;
+    # a parser failure is not (UnicodeDecodeError, struct.error, a codec's own error).
+    return not isinstance(exc, KafkaError)
+
+
+@dataclass(frozen=True)
+class Undecodable:
+    """Unreadable offsets ``[first, end)`` of one partition, and what the library said."""
+
+    partition: Any  # kafka TopicPartition
+    first: int
+    end: int
+    error: str
+
+
+class _Probe:
+    """Reads one offset of one partition; ``"bad"``, ``"ok"`` or ``"none"`` (nothing there)."""
+
+    def __init__(self, consumer, timeout_s: float) -> None:
+        self.consumer = consumer
+        self.timeout_s = timeout_s
+        self.error = ""
+
+    def read(self, tp, offset: int) -> str:
+        self.consumer.assign([tp])
+        self.consumer.seek(tp, offset)
+        deadline = time.monotonic() + self.timeout_s
+        while time.monotonic() < deadline:
+            try:
+                polled = self.consumer.poll(timeout_ms=200, max_records=1)
+            except Exception as exc:  # noqa: BLE001 - any failure to decode is the answer
+                if not is_decode_error(exc):
+                    raise
+                self.error = f"{type(exc).__name__}: {exc}"
+                return "bad"
+            if any(polled.values()):
+                return "ok"
+        return "none"
+
+
+def _bad_region_end(probe: _Probe, tp, first: int, end_offset: int) -> int:
+    """First readable offset after ``first`` (a bad batch spans several offsets): doubling steps
+    until a readable offset or the end of the partition, then bisection."""
+    low, step = first, 1  # low: known bad
+    high = None
+    while high is None:
+        candidate = first + step
+        if candidate >= end_offset:
+            high = end_offset
+        elif probe.read(tp, candidate) == "bad":
+            low, step = candidate, step * 2
+        else:
+            high = candidate
+    while high - low > 1:
+        middle = (low + high) // 2
+        if probe.read(tp, middle) == "bad":
+            low = middle
+        else:
+            high = middle
+    return high
+
+
+def locate_undecodable(probe_consumer: Callable[[], Any], positions: Mapping[Any, int],
+                       end_offsets: Mapping[Any, int], timeout_s: float = 5.0) -> Undecodable | None:
+    """The unreadable region at one of ``positions`` (the main consumer's), or None if every
+    partition reads (the failure was not a record's).
+
+    Args:
+        probe_consumer (`Callable[[], KafkaConsumer]`): makes a consumer without a group.
+        positions (`Mapping[TopicPartition, int]`): next offset to read of each assigned partition.
+        end_offsets (`Mapping[TopicPartition, int]`): the partitions' high watermarks.
+        timeout_s (`float`, defaults to `5`): longest wait for one offset.
+    """
+    consumer = probe_consumer()
+    try:
+        probe = _Probe(consumer, timeout_s)
+        for tp in sorted(positions, key=lambda p: (p.topic, p.partition)):
+            first = positions[tp]
+            if first >= end_offsets.get(tp, first + 1) or probe.read(tp, first) != "bad":
+                continue
+            error = probe.error
+            end = _bad_region_end(probe, tp, first, end_offsets.get(tp, first + 1))
+            return Undecodable(tp, first, end, error)
+        return None
+    finally:
+        consumer.close(autocommit=False)
+
+
+def salvage(consumer, tp, first: int, end: int, timeout_s: float = 2.0) -> dict[int, Any]:
+    """The records of ``[first, end)`` that ``consumer`` (made with ``check_crcs=False``) can read,
+    by offset: a batch whose checksum fails may still hold the original bytes. Empty when the
+    library cannot parse them at all (a header key that is not UTF-8, a codec it lacks)."""
+    found: dict[int, Any] = {}
+    try:
+        consumer.assign([tp])
+        consumer.seek(tp, first)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=200).values():
+                for record in records:
+                    if first <= record.offset < end:
+                        found[record.offset] = record
+                    if record.offset >= end - 1:
+                        return found
+    except Exception:  # noqa: BLE001 - nothing more can be had; the DLQ records keep the pointer
+        return found
+    return found
