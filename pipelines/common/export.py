@@ -16,7 +16,9 @@ __all__ = ["FP32_FILE", "TOKENIZER_FILES", "cpu_quantization_preset", "export_fp
 logger = logging.getLogger(__name__)
 
 FP32_FILE = "model.fp32.onnx"
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "config.json")
+# tokenizer.json holds the vocabulary (the runtime reads only it); the config files let
+# transformers load the folder (the benchmark's torch peers). vocab.txt would repeat tokenizer.json.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "config.json")
 
 
 def cpu_quantization_preset() -> str:

@@ -116,6 +116,7 @@ def building(out_dir: Path) -> Iterator[Path]:
     """A scratch folder beside ``out_dir``, swapped into place when the block succeeds."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     build_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    build_dir.chmod(0o755)  # mkdtemp's 0700 would hide the model from a service running as another user
     try:
         yield build_dir
         _swap_into_place(build_dir, out_dir)

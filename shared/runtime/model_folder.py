@@ -63,9 +63,20 @@ class ModelInfo:
 
 
 def write_model_info(model_dir: Path, info: ModelInfo) -> None:
-    """Write ``slm_model.json`` with the manifest of the folder's files as they are now."""
+    """Write ``slm_model.json`` with the manifest of the folder's files as they are now.
+
+    Confusion matrices stay in the card (``card/metrics.json``): with 124 labels the four of
+    them (dev and test, served and fp32) made this file 1.1 MB.
+    """
+    info.metrics = _without_confusion_matrices(info.metrics)
     info.files, info.optional_files = folder_manifest(Path(model_dir), INFO_FILE)
     (model_dir / INFO_FILE).write_text(json.dumps(asdict(info), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _without_confusion_matrices(metrics):
+    if isinstance(metrics, dict):
+        return {k: _without_confusion_matrices(v) for k, v in metrics.items() if k != "confusion_matrix"}
+    return metrics
 
 
 def read_model_info(model_dir: str | Path, graph: str = ONNX_FILE) -> ModelInfo:
