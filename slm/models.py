@@ -29,7 +29,10 @@ class FolderReport:
 
     @property
     def size_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.folder.rglob("*") if p.is_file())
+        """What serving needs: the manifest's required files and slm_model.json (no fp32 graph)."""
+        listed = sum(entry["size"] for entry in (self.info.files if self.info else {}).values())
+        info_file = self.folder / INFO_FILE
+        return listed + (info_file.stat().st_size if info_file.is_file() else 0)
 
 
 def installed_folders() -> list[Path]:
