@@ -8,6 +8,7 @@ No ``from __future__ import annotations`` in this module: BentoML reads the API'
 and output types from the annotations, which must be real types, not strings.
 """
 
+import logging
 from typing import Annotated
 
 import bentoml
@@ -41,7 +42,8 @@ def prepare_process(task: str) -> None:
     client's 4xx is logged as one line without its input.
     """
     setup_logging()
-    install_header_timeout(SETTINGS.header_read_timeout_s)
+    if not install_header_timeout(SETTINGS.header_read_timeout_s):
+        logging.getLogger(__name__).warning("httptools is missing: slow request heads are not timed out")
     install_client_error_log(SETTINGS.log_inputs)
     setup_telemetry(f"slm-{task}")
     share_with_bentoml()

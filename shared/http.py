@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 _INPUT_VALIDATION = re.compile(rb'^\{"error":\s*"\d+ validation errors? for Input",\s*"detail":\s*\[\{[^\]]*?"loc":\s*\["\w+"')
 
 JSON_MEDIA_TYPES = ("application/json",)
-# BentoML's own routes that take no JSON body of ours (task polling etc. stay BentoML's).
+# Where BentoML serves the OpenAPI document, which the middleware completes with the client errors.
 OPENAPI_PATH = "/docs.json"
 
 ERROR_SCHEMA = {
@@ -355,6 +355,11 @@ def install_header_timeout(seconds: float) -> bool:
     protocol class its ``"auto"`` choice resolves to (httptools) is replaced by a subclass with
     that timer. Must run before the server loads its config (at import of the service module).
     Returns False where httptools is missing (h11 is left as it is).
+
+    Private API: ``uvicorn.config.HTTP_PROTOCOLS`` and ``HttpToolsProtocol``'s ``loop``,
+    ``transport``, ``client`` and ``pipeline`` attributes, as in uvicorn 0.54.0 (the lock's).
+    Under Ray Serve the proxy's own uvicorn, in another process, serves the requests: there the
+    timeout does not apply.
     """
     try:
         from uvicorn.config import HTTP_PROTOCOLS
@@ -374,8 +379,10 @@ def install_header_timeout(seconds: float) -> bool:
             super().on_headers_complete()
 
         def on_response_complete(self) -> None:
+            # A pipelined request whose head already arrived starts inside super(): no timer for it.
+            idle = not self.pipeline
             super().on_response_complete()
-            if not self.transport.is_closing():
+            if idle and not self.transport.is_closing():
                 self._arm_header_timeout()
 
         def connection_lost(self, exc) -> None:
@@ -399,13 +406,10 @@ def install_header_timeout(seconds: float) -> bool:
                                self.header_timeout_s, self.client)
                 self.transport.close()
 
-    _PROTOCOLS[seconds] = HeaderTimeoutProtocol
     HTTP_PROTOCOLS["auto"] = HTTP_PROTOCOLS["httptools"] = f"{__name__}:_protocol_{_key(seconds)}"
     globals()[f"_protocol_{_key(seconds)}"] = HeaderTimeoutProtocol
     return True
 
-
-_PROTOCOLS: dict[float, type] = {}
 
 
 def _key(seconds: float) -> str:

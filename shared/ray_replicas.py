@@ -21,7 +21,8 @@ import os
 from shared.ray_autoscaling import LAG_METRIC, KafkaLagPolicy
 from shared.settings import ReplicaSettings, service_import
 
-__all__ = ["TaskReplica", "build_app", "replica_env", "deployment_options", "forwarded_env", "keep_replica_grpc_local", "task_application"]
+__all__ = ["TaskReplica", "build_app", "deployment_options", "forwarded_env", "keep_replica_grpc_local", "replica_env",
+           "task_application"]
 
 logger = logging.getLogger(__name__)
 

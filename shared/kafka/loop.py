@@ -170,6 +170,10 @@ class TaskConsumerLoop:
         if not offsets or self._consumer is None:
             return
         try:
+            # With the coordinator unknown, kafka-python's future is only its lookup, the commit
+            # chained after it; the second call is then the commit itself. When the first was
+            # already the commit, the second commits the same offsets again, which is harmless.
+            await self._consumer.commit_async(offsets, callback=self._on_commit)
             await self._consumer.commit_async(offsets, callback=self._on_commit)
         except Exception as exc:  # noqa: BLE001 - the next owner re-reads from the last commit: at least once
             logger.warning('commit of finished offsets failed task=%s partitions=%s error="%s"', self.processor.task,
@@ -314,12 +318,15 @@ class TaskConsumerLoop:
         which reconnect within ``reconnect_backoff_max_ms`` once the broker is back. Rebuilding
         them would wait out the admin client's and the consumer's bootstrap timeouts instead.
         Readiness drops once the broker has been out of reach for ``unready_after_s``."""
-        if not self._outage_reported:
-            self._outage_reported = True
-            logger.warning('broker unreachable task=%s error="%s: %s"; polling on', self.processor.task,
-                           type(exc).__name__, exc)
+        self._report_outage(exc)
         self._check_rebalance()
         self._stop.wait(min(1.0, self.settings.poll_timeout_ms / 1000))
+
+    def _report_outage(self, exc: BaseException) -> None:
+        """One log line per outage (the first failure), however long it lasts."""
+        if not self._outage_reported:
+            self._outage_reported = True
+            logger.warning('broker unreachable task=%s error="%s: %s"', self.processor.task, type(exc).__name__, exc)
 
     def _check_broker(self, consumer) -> None:
         """Every ``health_interval_s`` while idle: one bounded round trip to the broker (the end
@@ -335,10 +342,7 @@ class TaskConsumerLoop:
         try:
             consumer.end_offsets(partitions, timeout_ms=timeout_ms)
         except Exception as exc:  # noqa: BLE001 - reported through readiness and this line
-            if not self._outage_reported:
-                self._outage_reported = True
-                logger.warning('broker unreachable task=%s error="%s: %s"', self.processor.task, type(exc).__name__,
-                               exc)
+            self._report_outage(exc)
             return
         self._contact()
 

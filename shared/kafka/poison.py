@@ -20,8 +20,8 @@ __all__ = ["Undecodable", "is_decode_error", "locate_undecodable", "salvage"]
 
 logger = logging.getLogger(__name__)
 
-# Broker and connection failures are retried by rebuilding the clients; only these (and errors that
-# are not Kafka errors at all, raised while parsing) can be a record that will never decode.
+# Broker and connection failures are retried (retriable ones keep the clients); only these (and errors
+# that are not Kafka errors at all, raised while parsing) can be a record that will never decode.
 _DECODE_ERROR_NAMES = ("CorruptRecordError", "UnsupportedCodecError", "InvalidRecordError")
 
 
@@ -72,25 +72,16 @@ class _Probe:
 
 
 def _bad_region_end(probe: _Probe, tp, first: int, end_offset: int) -> int:
-    """First readable offset after ``first`` (a bad batch spans several offsets): doubling steps
-    until a readable offset or the end of the partition, then bisection."""
-    low, step = first, 1  # low: known bad
-    high = None
-    while high is None:
-        candidate = first + step
-        if candidate >= end_offset:
-            high = end_offset
-        elif probe.read(tp, candidate) == "bad":
-            low, step = candidate, step * 2
-        else:
-            high = candidate
-    while high - low > 1:
-        middle = (low + high) // 2
-        if probe.read(tp, middle) == "bad":
-            low = middle
-        else:
-            high = middle
-    return high
+    """First readable offset after ``first`` (a bad batch spans several offsets), offset by offset.
+
+    One step at a time, not by doubling and bisection: two bad regions with a good record between
+    them would let a search jump over that record and send it to the DLQ. Poison pills are rare,
+    and one probe is one fetch of data the broker has at hand.
+    """
+    candidate = first + 1
+    while candidate < end_offset and probe.read(tp, candidate) == "bad":
+        candidate += 1
+    return min(candidate, end_offset)
 
 
 def locate_undecodable(probe_consumer: Callable[[], Any], positions: Mapping[Any, int],
@@ -126,15 +117,18 @@ def salvage(consumer, tp, first: int, end: int, timeout_s: float = 2.0) -> dict[
     found: dict[int, Any] = {}
     try:
         consumer.assign([tp])
-        consumer.seek(tp, first)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+    except Exception:  # noqa: BLE001 - nothing can be had; the DLQ records keep the pointer
+        return found
+    position = first
+    deadline = time.monotonic() + timeout_s
+    while position < end and time.monotonic() < deadline:
+        try:
+            consumer.seek(tp, position)
             for records in consumer.poll(timeout_ms=200).values():
                 for record in records:
                     if first <= record.offset < end:
                         found[record.offset] = record
-                    if record.offset >= end - 1:
-                        return found
-    except Exception:  # noqa: BLE001 - nothing more can be had; the DLQ records keep the pointer
-        return found
+                    position = max(position, record.offset + 1)
+        except Exception:  # noqa: BLE001 - this offset cannot be read: its DLQ record keeps the pointer
+            position += 1
     return found

@@ -21,7 +21,7 @@ from tests.support.processes import REPO_ROOT, free_port, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-SESSION_TIMEOUT_MS = 30_000
+SESSION_TIMEOUT_MS = 90_000  # a dynamic member would wait it out; half of it is the budget
 
 
 def _requests(prefix: str, ids) -> list:
@@ -94,7 +94,7 @@ def test_readiness_follows_the_broker_through_an_outage(tmp_path, topic_prefix):
         local_kafka.down(cfg)
         down_at = time.monotonic()
         wait_for(lambda: not loop.is_ready(), 30, what="readiness to drop while the broker is down")
-        assert time.monotonic() - down_at < 15
+        assert time.monotonic() - down_at < 25  # unready_after_s is 10
         assert loop.running, "the loop must outlive the outage, only readiness drops"
         local_kafka.up(cfg)
         up_at = time.monotonic()
@@ -102,7 +102,7 @@ def test_readiness_follows_the_broker_through_an_outage(tmp_path, topic_prefix):
         produce(bootstrap, topics.requests, _requests(topic_prefix, range(5)))
         results = drain(bootstrap, topics.results, until=lambda r: len(_ids(r)) >= 5, timeout=60)
         assert _ids(results) == {f"{topic_prefix}{i}" for i in range(5)}
-        assert time.monotonic() - up_at < 20, "answers must resume within seconds of the broker's return"
+        assert time.monotonic() - up_at < 45, "answers must resume soon after the broker's return"
     finally:
         loop.stop()
         local_kafka.down(cfg)
