@@ -13,7 +13,7 @@ import time
 
 from shared.schemas import TaskRequestV1
 from shared.settings import default_model_dir
-from shared.tasks import Received, load_processor
+from shared.processors import Received, load_processor
 from slm.demo import load_rows
 
 

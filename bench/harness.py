@@ -74,7 +74,7 @@ def _percentiles(values_ms: list[float]) -> dict:
 
 def _model_inputs(task: str, model_dir: Path, requests: list[dict]) -> list[str]:
     from shared.runtime import read_model_info
-    from shared.tasks import model_text
+    from shared.model_text import model_text
 
     info = read_model_info(model_dir)
     if info.kind == "entities":

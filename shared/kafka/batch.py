@@ -14,7 +14,7 @@ from shared.errors import MessageError
 from shared.kafka.dlq import clean_headers, dlq_headers, dlq_value
 from shared.kafka.messages import decode_request
 from shared.kafka.topics import TaskTopics
-from shared.tasks import Received, TaskProcessor
+from shared.processors import Received, TaskProcessor
 
 __all__ = ["BatchPlan", "OutgoingRecord", "plan_batch"]
 

@@ -40,7 +40,7 @@ from shared.kafka.dlq import dlq_headers, dlq_value
 from shared.kafka.poison import Undecodable, is_decode_error, locate_undecodable, salvage
 from shared.kafka.topics import TaskTopics, ensure_topics
 from shared.settings import KafkaSettings
-from shared.tasks import TaskProcessor
+from shared.processors import TaskProcessor
 from shared.telemetry import TaskInstruments, context_from_headers
 
 __all__ = ["TaskConsumerLoop"]
