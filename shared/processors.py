@@ -53,9 +53,9 @@ class TaskProcessor(Protocol):
     task: str
     model_id: str
 
-    def process(self, items: Sequence[Received]) -> list[BaseModel]: ...
-
-    def needs_review(self, result: BaseModel) -> bool: ...
+    def process(self, items: Sequence[Received]) -> list[BaseModel]:
+        """One result per item, in order; each result's ``review`` says whether a person should look."""
+        ...
 
 
 class _ModelProcessor:
@@ -74,9 +74,6 @@ class _ModelProcessor:
         self.model_id = model.model_id
         self.threshold = model.info.review_threshold if review_threshold is None else review_threshold
         self.cache: ResultCache = ResultCache(cache_size, task)
-
-    def needs_review(self, result: BaseModel) -> bool:
-        return result.review
 
 
 class ClassificationProcessor(_ModelProcessor):
