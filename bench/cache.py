@@ -14,7 +14,7 @@ import time
 from shared.schemas import TaskRequestV1
 from shared.settings import default_model_dir
 from shared.processors import Received, load_processor
-from slm.demo import load_rows
+from pipelines.labelled_rows import load_rows
 
 
 def main(argv: list[str] | None = None) -> int:
