@@ -424,10 +424,12 @@ def serve(task: str, port: int, host: str, model_dir: Path | None, bootstrap: st
     service as Ray Serve replicas, each a member of the task's consumer group.
     """
     from shared.runtime import open_model_folder
-    from shared.settings import default_model_dir
+    from shared.settings import KafkaSettings, ServiceSettings, default_model_dir
 
     model_dir = Path(model_dir or os.environ.get("SLM_MODEL_DIR") or default_model_dir(task)).resolve()
     open_model_folder(model_dir)  # refuse here, in one line, rather than in the worker
+    validated(ServiceSettings)  # and bad SLM_* values too
+    validated(KafkaSettings)
     os.environ["SLM_MODEL_DIR"] = str(model_dir)
     if bootstrap:
         os.environ["SLM_KAFKA_BOOTSTRAP"] = bootstrap

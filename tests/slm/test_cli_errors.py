@@ -50,6 +50,8 @@ def test_invalid_arguments_and_settings_are_one_line(tmp_path):
         "error: port must be in 1..65535, got 70000"
     line = _one_line(_slm("serve", "transactions", "--max-replicas", "2", env={"SLM_RAY_CPUS_PER_REPLICA": "-1"}))
     assert line == "error: ReplicaSettings: cpus_per_replica: Input should be greater than 0"
+    line = _one_line(_slm("serve", "transactions", env={"SLM_MAX_BATCH_SIZE": "0"}))
+    assert line == "error: ServiceSettings: max_batch_size: Input should be greater than or equal to 1"
 
 
 def test_a_value_error_that_is_no_argument_check_is_not_swallowed(monkeypatch):
