@@ -5,9 +5,6 @@ and passes :data:`SERVICE_OPTIONS` to ``@bentoml.service``. Those options make t
 :class:`TaskBentoService`, which adds the HTTP guards to the service and sets up the process
 (logging, telemetry, the request-head timeout) when the server builds the app, not when the
 module is imported: importing a service module changes nothing outside it.
-
-No ``from __future__ import annotations`` in this module: BentoML reads the API's input
-and output types from the annotations, which must be real types, not strings.
 """
 
 import bentoml

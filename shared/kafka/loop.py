@@ -100,6 +100,7 @@ class TaskConsumerLoop:
         self._last_contact: float | None = None  # monotonic time the broker last answered the loop
         self._last_check = float("-inf")
         self._outage_reported = False
+        self.undecodable = 0  # records dead-lettered because the client could not decode them
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -405,6 +406,7 @@ class TaskConsumerLoop:
         offsets = {found.partition: OffsetAndMetadata(found.end, "", -1)}
         self._finished.update(offsets)
         consumer.commit_async(offsets, callback=self._on_commit)
+        self.undecodable += len(outgoing)
         self.instruments.record_batch(polled=len(outgoing), results=0, review=0, dlq=len(outgoing),
                                       latency_ms=(time.perf_counter() - started) * 1000, source="kafka")
         logger.warning('undecodable records task=%s partition=%s offsets=%d-%d dlq=%d error="%s"', self.processor.task,
