@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 TASKS := transactions entities helpdesk sentiment
 
 .PHONY: setup demo up down test test-unit train-all evaluate-all clean \
-	$(addprefix train-,$(TASKS)) $(addprefix evaluate-,$(TASKS)) bench-ner
+	$(addprefix train-,$(TASKS)) $(addprefix evaluate-,$(TASKS)) bench bench-ner
 
 setup: $(STAMP) .cache/kafka-ready
 
@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	@touch $@
 
-.cache/kafka-ready: $(STAMP) slm/kafka-pom.xml
+.cache/kafka-ready: $(STAMP) slm/local_kafka/kafka-pom.xml
 	$(SLM) kafka install
 	@touch $@
 
@@ -55,6 +55,10 @@ $(addprefix evaluate-,$(TASKS)): evaluate-%: setup
 	$(SLM) evaluate $* $(if $(filter entities,$*),,--baseline)
 train-all: $(addprefix train-,$(TASKS))
 evaluate-all: $(addprefix evaluate-,$(TASKS))
+
+# Each task service against its model's own limit and its peers (BENCH_ARGS="--task helpdesk --quick").
+bench: setup
+	$(PY) -m bench $(BENCH_ARGS)
 
 # The CoNLL-2003 benchmark for the entities pipeline (data read from ../shared, never copied).
 bench-ner: setup

@@ -13,8 +13,8 @@ import time
 
 from shared.schemas import TaskRequestV1
 from shared.settings import default_model_dir
-from shared.tasks import Received, load_processor
-from slm.demo import load_rows
+from shared.processors import Received, load_processor
+from pipelines.labelled_rows import load_rows
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,30 +29,20 @@ import json
 import logging
 import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import httpx
-
 from shared.settings import REPO_ROOT
+from slm.service_process import ServiceProcess, free_port
 
 __all__ = ["ScenarioResult", "main", "run_faults"]
 
 logger = logging.getLogger("bench.faults")
 
 TASK = "sentiment"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -72,69 +62,6 @@ class ScenarioResult:
     longest_gap_s: float = 0.0  # longest time without any answer while requests were waiting
     duration_s: float = 0.0
     note: str = ""
-
-
-class Service:
-    """``slm serve <task>`` on a free loopback port, with its own log file."""
-
-    def __init__(self, model: Path, env: dict[str, str], log: Path) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._log = open(log, "ab")
-        slm = Path(sys.executable).with_name("slm")
-        self.proc = subprocess.Popen([str(slm), "serve", TASK, "--host", "127.0.0.1", "--port", str(self.port),
-                                      "--model", str(model)], cwd=REPO_ROOT, env={**os.environ, **env},
-                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def ready(self) -> bool:
-        try:
-            return httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def wait_ready(self, timeout: float = 120) -> float:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"service exited with {self.proc.returncode}")
-            if self.ready():
-                return time.monotonic()
-            time.sleep(0.2)
-        raise TimeoutError(f"{self.url}/readyz not 200 after {timeout:.0f}s")
-
-    def _tree(self):
-        import psutil
-
-        try:
-            root = psutil.Process(self.proc.pid)
-            return [*root.children(recursive=True), root]
-        except psutil.NoSuchProcess:
-            return []
-
-    def kill(self) -> None:
-        """SIGKILL the server and its workers: no hook, no commit, no LeaveGroup."""
-        for process in self._tree():
-            try:
-                process.kill()
-            except Exception:  # noqa: BLE001 - already gone
-                pass
-        self.proc.wait(30)
-        self._log.close()
-
-    def terminate(self, timeout: float = 60) -> None:
-        import psutil
-
-        tree = self._tree()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        _, alive = psutil.wait_procs(tree, timeout=10)
-        for process in alive:
-            process.kill()
-        self._log.close()
 
 
 class Tail(threading.Thread):
@@ -271,7 +198,7 @@ class Broker:
 
         self.kafka = local_kafka
         cache = local_kafka.BrokerConfig.from_env().cache_dir
-        self.cfg = local_kafka.BrokerConfig(port=_free_port(), controller_port=_free_port(), cache_dir=cache,
+        self.cfg = local_kafka.BrokerConfig(port=free_port(), controller_port=free_port(), cache_dir=cache,
                                             data_dir=data_dir)
         self.bootstrap = local_kafka.bootstrap(self.cfg)
 
@@ -309,10 +236,11 @@ class Run:
 
         return TaskTopics(TASK, f"f{uuid.uuid4().hex[:6]}-{name}.")
 
-    def _start(self, topics, member: str, name: str) -> tuple[Service, float]:
-        service = Service(self.model, _service_env(self.broker.bootstrap, topics.prefix, member),
-                          self.out / f"{name}-{member}.log")
-        return service, service.wait_ready()
+    def _start(self, topics, member: str, name: str) -> tuple[ServiceProcess, float]:
+        """A service on the run's broker, and the moment it was ready."""
+        service = ServiceProcess(TASK, self.model, self.out / f"{name}-{member}.log",
+                                 env=_service_env(self.broker.bootstrap, topics.prefix, member))
+        return service, service.wait_ready().ready_at
 
     def _tails(self, topics) -> tuple[Tail, Tail]:
         results, dlq = Tail(self.broker.bootstrap, topics.results), Tail(self.broker.bootstrap, topics.dlq)
@@ -324,7 +252,7 @@ class Run:
         stream.join(self.timeout_s)
         _measure(result, stream, results, dlq, time.monotonic() + self.timeout_s)
         for service in services:
-            service.terminate()
+            service.stop()
         results.stop()
         dlq.stop()
         result.duration_s = round(time.monotonic() - started, 1)
@@ -397,7 +325,7 @@ class Run:
         while len(stream.sent_ids) < self.records * 0.75:
             time.sleep(0.1)
         stopped, sent_before = time.monotonic(), len(stream.sent_ids)
-        second.terminate()  # graceful: commit, leave the group
+        second.stop()  # graceful: commit, leave the group
         answer = _wait_first(results, stopped, self.timeout_s, _sent_from(sent_before))
         if answer is not None:
             result.recovery_s.append(round(answer - stopped, 1))

@@ -1,4 +1,4 @@
-"""``slm bench``: each task service against its model's own limit, measured in one run.
+"""``python -m bench`` (``bench.cli``): each task service against its model's own limit, measured in one run.
 
 For every task:
 
@@ -24,11 +24,8 @@ import asyncio
 import json
 import logging
 import os
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,10 +33,12 @@ import httpx
 import numpy as np
 
 from bench.peers import PEERS
+from pipelines.labelled_rows import load_rows
+from shared.settings import default_model_dir
+from slm.service_process import ServerProcess, ServiceProcess, free_port
 
-from shared.settings import REPO_ROOT, default_model_dir
-
-__all__ = ["BenchPlan", "run_bench", "stream_through_kafka"]
+__all__ = ["BenchPlan", "percentiles", "ratios", "rest_load", "results_table", "run_bench", "stream_through_kafka",
+           "tokens_per_item"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +64,7 @@ class BenchPlan:
                    limit_items=300, kafka_records=300, peers=peers)
 
 
-def _percentiles(values_ms: list[float]) -> dict:
+def percentiles(values_ms: list[float]) -> dict:
     if not values_ms:
         return {"p50": None, "p95": None, "p99": None}
     p50, p95, p99 = np.percentile(values_ms, [50, 95, 99])
@@ -74,7 +73,7 @@ def _percentiles(values_ms: list[float]) -> dict:
 
 def _model_inputs(task: str, model_dir: Path, requests: list[dict]) -> list[str]:
     from shared.runtime import read_model_info
-    from shared.tasks import model_text
+    from shared.model_text import model_text
 
     info = read_model_info(model_dir)
     if info.kind == "entities":
@@ -117,7 +116,7 @@ def measure_limit(task: str, model_dir: Path, texts: list[str], batch_sizes: lis
     return {"items_per_s": by_batch[best], "best_batch": best, "by_batch": by_batch}
 
 
-async def _rest_load(url: str, bodies: list[bytes], items_per_body: int, concurrency: int, seconds: float) -> dict:
+async def rest_load(url: str, bodies: list[bytes], items_per_body: int, concurrency: int, seconds: float) -> dict:
     """Closed-loop load: ``concurrency`` clients, each sending its next body when answered.
 
     aiohttp, with the bodies encoded beforehand: the generator shares the machine's cores with
@@ -158,7 +157,7 @@ async def _rest_load(url: str, bodies: list[bytes], items_per_body: int, concurr
         await asyncio.gather(*(worker(session, k) for k in range(concurrency)))
         elapsed = time.perf_counter() - started
     return {"concurrency": concurrency, "items_per_s": round(items / elapsed, 1), "requests": len(latencies),
-            "errors": errors, **_percentiles(latencies),
+            "errors": errors, **percentiles(latencies),
             "client_cpu": round((time.process_time() - cpu_before) / elapsed, 2)}
 
 
@@ -167,8 +166,8 @@ def measure_rest(url: str, requests: list[dict], plan: BenchPlan) -> dict:
     batches = [json.dumps({"items": [{"id": f"{i}-{k}", **r} for k, r in enumerate(requests[i:i + 16])]}).encode()
                for i in range(0, len(requests) - 16, 16)]
     return {
-        "single": [asyncio.run(_rest_load(url, singles, 1, c, plan.rest_seconds)) for c in plan.concurrencies],
-        "batch16": [asyncio.run(_rest_load(url, batches, 16, c, plan.rest_seconds)) for c in plan.concurrencies[:2]],
+        "single": [asyncio.run(rest_load(url, singles, 1, c, plan.rest_seconds)) for c in plan.concurrencies],
+        "batch16": [asyncio.run(rest_load(url, batches, 16, c, plan.rest_seconds)) for c in plan.concurrencies[:2]],
     }
 
 
@@ -211,7 +210,7 @@ def stream_through_kafka(bootstrap: str, task: str, prefix: str, requests: list[
     producer.close()
     consumer.close()
     return {"records": len(requests), "answered": len(latencies), "items_per_s": round(len(latencies) / elapsed, 1),
-            **_percentiles(latencies)}
+            **percentiles(latencies)}
 
 
 def measure_kafka(bootstrap: str, task: str, prefix: str, requests: list[dict], timeout: float = 600) -> dict:
@@ -227,43 +226,13 @@ def _rss_mb(pid: int) -> float:
     return round(sum(p.memory_info().rss for p in [root, *root.children(recursive=True)]) / 2**20, 1)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _start_server(command: list[str], env: dict, log_path: Path, ready: Callable[[], bool],
-                  timeout: float = 300) -> tuple:
-    """Start a server process; (process, seconds from start to ``ready()``)."""
-    log = open(log_path, "wb")
-    started = time.perf_counter()
-    proc = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    log.close()
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{command[:4]} exited; see {log_path}")
-        if time.perf_counter() - started > timeout:  # e.g. an app whose startup failed but whose process stays
-            _stop_server(proc)
-            raise RuntimeError(f"{command[:4]} not ready after {timeout:.0f}s; see {log_path}")
-        try:
-            if ready():
-                return proc, round(time.perf_counter() - started, 1)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-
-
-def _stop_server(proc: subprocess.Popen) -> None:
-    proc.terminate()
+def _started(server: ServerProcess, timeout: float = 300) -> ServerProcess:
+    """``server`` once it is ready (e.g. an app whose start-up failed but whose process stays is stopped)."""
     try:
-        proc.wait(90)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, 9)
-        proc.wait()
+        return server.wait_ready(timeout)
+    except BaseException:
+        server.stop()
+        raise
 
 
 def measure_torch_limit(checkpoint: Path, model_dir: Path, texts: list[str], batch_sizes: list[int]) -> dict:
@@ -288,18 +257,19 @@ def bench_peer(name: str, checkpoint: Path, model_dir: Path, rows: list[dict], p
     """One peer (bench.peers) under the same REST load as the service: cold start, REST, memory."""
     from bench.peers import peer_command
 
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/predict"
     probe = {"items": [{"id": "probe", **rows[0]}]}
-    env = {**os.environ, "BENCH_PEER_CHECKPOINT": str(checkpoint), "BENCH_PEER_MODEL_DIR": str(model_dir),
+    env = {"BENCH_PEER_CHECKPOINT": str(checkpoint), "BENCH_PEER_MODEL_DIR": str(model_dir),
            "BENCH_PEER_PORT": str(port), "OTEL_SDK_DISABLED": "true"}
-    proc, cold_start = _start_server(peer_command(name, port), env, plan.out / f"peer-{name}.log",
-                                     lambda: httpx.post(url, json=probe, timeout=5).status_code == 200)
+    peer = _started(ServerProcess(peer_command(name, port), plan.out / f"peer-{name}.log", port=port, env=env,
+                                  ready=lambda base: httpx.post(f"{base}/predict", json=probe, timeout=5).status_code == 200,
+                                  name=f"peer {name}"))
     try:
-        result = {"peer": name, "cold_start_s": cold_start, "rest": measure_rest(url, rows, plan)}
-        result["rss_mb"] = _rss_mb(proc.pid)
+        result = {"peer": name, "cold_start_s": peer.cold_start_s, "rest": measure_rest(url, rows, plan)}
+        result["rss_mb"] = _rss_mb(peer.pid)
     finally:
-        _stop_server(proc)
+        peer.stop(90)
     print(f"  peer {name}: " + ", ".join(f"c={r['concurrency']} {r['items_per_s']}/s"
                                          for r in result["rest"]["single"]), flush=True)
     return result
@@ -323,7 +293,6 @@ def ratios(result: dict, concurrency: int = 32) -> dict:
 
 def bench_task(task: str, plan: BenchPlan) -> dict:
     from shared.runtime import read_model_info
-    from slm.demo import load_rows
 
     model_dir = default_model_dir(task)
     rows, _, _ = load_rows(task, None)
@@ -349,18 +318,16 @@ def bench_task(task: str, plan: BenchPlan) -> dict:
         result["limit_fp32_torch"] = measure_torch_limit(checkpoint, model_dir, limit_texts, plan.batch_sizes[-1:])
         print(f"[{task}] limit torch {result['limit_fp32_torch']['items_per_s']} items/s", flush=True)
 
-    port, prefix = _free_port(), f"bench{uuid.uuid4().hex[:6]}."
-    env = {**os.environ, "SLM_KAFKA_BOOTSTRAP": plan.bootstrap, "SLM_KAFKA_TOPIC_PREFIX": prefix,
+    prefix = f"bench{uuid.uuid4().hex[:6]}."
+    env = {"SLM_KAFKA_BOOTSTRAP": plan.bootstrap, "SLM_KAFKA_TOPIC_PREFIX": prefix,
            "SLM_KAFKA_GROUP_ID": f"{prefix}slm-{task}", "OTEL_SDK_DISABLED": "true",
            # The response cache would answer the repeated test rows without the model; it has its
            # own benchmark (bench/cache.py).
            "SLM_CACHE_SIZE": "0"}
-    url = f"http://127.0.0.1:{port}"
-    proc, result["cold_start_s"] = _start_server(
-        [str(Path(sys.executable).with_name("slm")), "serve", task, "--port", str(port), "--model", str(model_dir)],
-        env, plan.out / f"{task}-serve.log", lambda: httpx.get(f"{url}/readyz", timeout=2).status_code == 200)
+    service = _started(ServiceProcess(task, model_dir, plan.out / f"{task}-serve.log", env=env))
+    result["cold_start_s"] = service.cold_start_s
     try:
-        result["rest"] = measure_rest(f"{url}/predict", rows, plan)
+        result["rest"] = measure_rest(f"{service.url}/predict", rows, plan)
         print(f"[{task}] REST single-item: " + ", ".join(
             f"c={r['concurrency']} {r['items_per_s']}/s p99 {r['p99']} ms" for r in result["rest"]["single"]),
             flush=True)
@@ -368,9 +335,9 @@ def bench_task(task: str, plan: BenchPlan) -> dict:
         result["kafka"] = measure_kafka(plan.bootstrap, task, prefix, stream)
         print(f"[{task}] Kafka {result['kafka']['full_speed']['items_per_s']}/s; at 50%: p99 "
               f"{result['kafka']['half_speed']['p99']} ms", flush=True)
-        result["rss_mb"] = _rss_mb(proc.pid)
+        result["rss_mb"] = _rss_mb(service.pid)
     finally:
-        _stop_server(proc)
+        service.stop(90)
     if checkpoint is not None:
         result["peers"] = {name: bench_peer(name, checkpoint, model_dir, rows, plan) for name in PEERS}
     result["ratios"] = ratios(result)
@@ -421,7 +388,8 @@ def _systems_table(r: dict, concurrencies: list[int]) -> list[str]:
     return lines
 
 
-def _table(results: list[dict], concurrencies: list[int]) -> str:
+def results_table(results: list[dict], concurrencies: list[int]) -> str:
+    """``results.md``: the summary table of every task, then each task against the limits and the peers."""
     lines = _summary_table(results)
     for r in results:
         lines += ["", *_systems_table(r, concurrencies)]
@@ -462,7 +430,7 @@ def run_bench(plan: BenchPlan) -> list[dict]:
     summary = {"quick": plan.quick, "seconds": round(time.perf_counter() - started, 1), "cpus": os.cpu_count(),
                "tasks": results}
     (plan.out / "results.json").write_text(json.dumps(summary, indent=2))
-    (plan.out / "results.md").write_text(_table(results, plan.concurrencies) + "\n")
+    (plan.out / "results.md").write_text(results_table(results, plan.concurrencies) + "\n")
     _plots(results, plan.out)
     logger.info("bench took %.0fs; results in %s", summary["seconds"], plan.out)
     return results

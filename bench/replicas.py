@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from bench.harness import stream_through_kafka
 from shared.kafka.groups import group_members
 from shared.settings import ReplicaSettings, default_model_dir
-from slm.demo import load_rows
+from pipelines.labelled_rows import load_rows
 
 logger = logging.getLogger("bench.replicas")
 

@@ -40,7 +40,7 @@ from pipelines.common.model_output import (
 )
 from shared.errors import DataError, ModelError
 from shared.runtime import ModelInfo, OnnxTextClassifier, read_model_info, write_model_info
-from shared.tasks import model_text
+from shared.model_text import model_text
 
 __all__ = ["CALIBRATION_ITEMS", "as_model_inputs", "calibration_batches", "evaluate_model", "rename_labels",
            "seen_and_unseen", "train_task"]

@@ -8,12 +8,12 @@ from pathlib import Path
 
 from pipelines.common.data import ColumnMapping
 from shared.errors import ConfigError
+from shared.settings import REPO_ROOT
 
 __all__ = ["CLASSIFICATION_TASKS", "ClassificationDataset", "EntityDataset", "TASKS", "data_dir", "dataset_for"]
 
 TASKS = ("transactions", "entities", "helpdesk", "sentiment")
 CLASSIFICATION_TASKS = ("transactions", "helpdesk", "sentiment")
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def data_dir(task: str) -> Path:

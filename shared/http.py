@@ -4,15 +4,15 @@
 - :class:`RequestGuardMiddleware`: a body that is not JSON gets 415, one over the size limit
   413 (before it is read), one that arrives too slowly 408; every client error body has one
   shape, ``{"error": str, "detail": list}``, and the OpenAPI document says so.
-- :func:`install_header_timeout`: a connection that dribbles its request head is closed.
+- :func:`shared.compat.install_header_timeout`: a connection that dribbles its request head is
+  closed (it patches uvicorn, so it lives with the other patches).
 - :class:`ClientErrorLogFilter`: a client's mistake is one WARNING line with the reason, with
   no traceback and no input text.
 """
 
 from __future__ import annotations
 
-__all__ = ["ClientErrorLogFilter", "RequestGuardMiddleware", "UnprocessableEntityMiddleware", "install_client_error_log",
-           "install_header_timeout"]
+__all__ = ["ClientErrorLogFilter", "RequestGuardMiddleware", "UnprocessableEntityMiddleware", "install_client_error_log"]
 
 import asyncio
 import json
@@ -342,75 +342,8 @@ def _client_error(exc: BaseException) -> tuple[int | None, str]:
 
 def install_client_error_log(log_inputs: bool = False) -> None:
     """Attach :class:`ClientErrorLogFilter` to the logger BentoML reports request errors on."""
-    target = logging.getLogger("bentoml._internal.server.http_app")
+    from shared.compat import BENTOML_REQUEST_ERROR_LOGGER
+
+    target = logging.getLogger(BENTOML_REQUEST_ERROR_LOGGER)
     if not any(isinstance(f, ClientErrorLogFilter) for f in target.filters):
         target.addFilter(ClientErrorLogFilter(log_inputs))
-
-
-def install_header_timeout(seconds: float) -> bool:
-    """Make uvicorn close a connection whose request head is not complete ``seconds`` after the
-    connection opened or its previous response ended (slow-header clients).
-
-    uvicorn has no header-read timeout and BentoML builds its ``uvicorn.Config`` itself, so the
-    protocol class its ``"auto"`` choice resolves to (httptools) is replaced by a subclass with
-    that timer. Must run before the server loads its config (at import of the service module).
-    Returns False where httptools is missing (h11 is left as it is).
-
-    Private API: ``uvicorn.config.HTTP_PROTOCOLS`` and ``HttpToolsProtocol``'s ``loop``,
-    ``transport``, ``client`` and ``pipeline`` attributes, as in uvicorn 0.54.0 (the lock's).
-    Under Ray Serve the proxy's own uvicorn, in another process, serves the requests: there the
-    timeout does not apply.
-    """
-    try:
-        from uvicorn.config import HTTP_PROTOCOLS
-        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-    except ImportError:
-        return False
-
-    class HeaderTimeoutProtocol(HttpToolsProtocol):
-        header_timeout_s = seconds
-
-        def connection_made(self, transport) -> None:
-            super().connection_made(transport)
-            self._arm_header_timeout()
-
-        def on_headers_complete(self) -> None:
-            self._disarm_header_timeout()
-            super().on_headers_complete()
-
-        def on_response_complete(self) -> None:
-            # A pipelined request whose head already arrived starts inside super(): no timer for it.
-            idle = not self.pipeline
-            super().on_response_complete()
-            if idle and not self.transport.is_closing():
-                self._arm_header_timeout()
-
-        def connection_lost(self, exc) -> None:
-            self._disarm_header_timeout()
-            super().connection_lost(exc)
-
-        def _arm_header_timeout(self) -> None:
-            self._disarm_header_timeout()
-            self._header_timer = self.loop.call_later(self.header_timeout_s, self._header_timed_out)
-
-        def _disarm_header_timeout(self) -> None:
-            timer = getattr(self, "_header_timer", None)
-            if timer is not None:
-                timer.cancel()
-                self._header_timer = None
-
-        def _header_timed_out(self) -> None:
-            self._header_timer = None
-            if not self.transport.is_closing():
-                logger.warning('client error status=408 reason="request head not received within %gs" client=%s',
-                               self.header_timeout_s, self.client)
-                self.transport.close()
-
-    HTTP_PROTOCOLS["auto"] = HTTP_PROTOCOLS["httptools"] = f"{__name__}:_protocol_{_key(seconds)}"
-    globals()[f"_protocol_{_key(seconds)}"] = HeaderTimeoutProtocol
-    return True
-
-
-
-def _key(seconds: float) -> str:
-    return str(seconds).replace(".", "_").replace("-", "_")

@@ -18,11 +18,11 @@ import importlib
 import logging
 import os
 
+from shared.compat import keep_replica_grpc_local
 from shared.ray_autoscaling import LAG_METRIC, KafkaLagPolicy
 from shared.settings import ReplicaSettings, service_import
 
-__all__ = ["TaskReplica", "build_app", "deployment_options", "forwarded_env", "keep_replica_grpc_local", "replica_env",
-           "task_application"]
+__all__ = ["TaskReplica", "build_app", "deployment_options", "forwarded_env", "replica_env", "task_application"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,29 +33,6 @@ FORWARDED_PREFIXES = ("SLM_", "OTEL_")
 
 def forwarded_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_PREFIXES)}
-
-
-def keep_replica_grpc_local() -> None:
-    """Bind this replica's inter-deployment gRPC server to 127.0.0.1 when the Ray node is local.
-
-    Ray Serve 2.60 replicas open that server on every interface (``[::]:0``, hard-coded in
-    ``ray.serve._private.replica``), even in a cluster whose every other listener is on
-    127.0.0.1. Callers reach a replica at its node address, so on a loopback node loopback is
-    enough; on a real cluster (KubeRay) the address is left alone. Call it in the replica's
-    constructor, which runs before the server starts.
-    """
-    import ray
-    from ray.serve._private import replica
-
-    if ray.util.get_node_ip_address() != "127.0.0.1" or getattr(replica.add_port_to_grpc_server, "_slm_local", False):
-        return
-    original = replica.add_port_to_grpc_server
-
-    def add_local_port(server, address: str):
-        return original(server, "127.0.0.1:0" if address == "[::]:0" else address)
-
-    add_local_port._slm_local = True
-    replica.add_port_to_grpc_server = add_local_port
 
 
 def replica_env(env: dict[str, str], replica_id: str | None = None) -> dict[str, str]:
@@ -91,23 +68,23 @@ class TaskReplica:
         service = getattr(importlib.import_module(module), name)
         return service.to_asgi()
 
-    def _runtime(self):
-        from shared.service_runtime import active_runtime
+    def _served(self):
+        from shared.serving import served_task
 
-        return active_runtime(self.task)
+        return served_task(self.task)
 
     def check_health(self) -> None:
         """Ray Serve restarts a replica whose consumer thread has died."""
-        runtime = self._runtime()
-        if runtime is None:
+        served = self._served()
+        if served is None:
             raise RuntimeError(f"{self.task}: the service has not started")
-        if runtime.loop is not None and not runtime.loop.running:
+        if served.loop is not None and not served.loop.running:
             raise RuntimeError(f"{self.task}: the Kafka consumer loop is not running")
 
     def record_autoscaling_stats(self) -> dict[str, float]:
         """This replica's consumer lag, for :class:`shared.ray_autoscaling.KafkaLagPolicy`."""
-        runtime = self._runtime()
-        loop = runtime.loop if runtime is not None else None
+        served = self._served()
+        loop = served.loop if served is not None else None
         return {LAG_METRIC: float(loop.lag if loop is not None else 0)}
 
 

@@ -1,55 +1,30 @@
-"""``slm``: the one command line for slm-services.
+"""``slm``: the one command line for slm-services (benchmarks have their own: ``python -m bench``).
 
 Entry points stay thin: each command parses options, calls the library and reports.
 Errors raised on purpose (:class:`shared.errors.SlmError`) print one clear line and exit 2,
-never a stack trace.
+never a stack trace (:mod:`slm.console`).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
-import time
-from functools import wraps
 from pathlib import Path
 
 import click
 
-from shared.errors import ConfigError, SlmError
+from shared.errors import ConfigError
+from slm.console import clean_errors, configure_logging, validated
 
 TASKS = ("transactions", "entities", "helpdesk", "sentiment")
-
-
-def _clean_errors(func):
-    @wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except SlmError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-        except ValueError as exc:  # argument validation in dataclasses
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-
-    return wrapper
 
 
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
 def main(verbose: bool) -> None:
     """slm-services: fine-tuned small language models as task microservices."""
-    # Our own loggers speak at INFO; third-party ones (onnxruntime's quantizer logs every
-    # tensor at INFO on the root logger) only from WARNING, unless --verbose.
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    for ours in ("slm", "shared", "pipelines", "services", "bench"):
-        logging.getLogger(ours).setLevel(logging.DEBUG if verbose else logging.INFO)
+    configure_logging(verbose)
 
 
 # --- Kafka -----------------------------------------------------------------------------
@@ -78,7 +53,7 @@ _data_dir_option = click.option("--data-dir", type=click.Path(path_type=Path), d
 
 
 @kafka.command("install")
-@_clean_errors
+@clean_errors
 def kafka_install() -> None:
     """Fetch the broker's jars from Maven Central into the cache (once)."""
     from slm import local_kafka
@@ -89,7 +64,7 @@ def kafka_install() -> None:
 @kafka.command("up")
 @_port_option
 @_data_dir_option
-@_clean_errors
+@clean_errors
 def kafka_up(port: int | None, data_dir: Path | None) -> None:
     """Fetch Kafka once, format storage, start the broker and wait until it answers."""
     from slm import local_kafka
@@ -102,7 +77,7 @@ def kafka_up(port: int | None, data_dir: Path | None) -> None:
 @kafka.command("down")
 @_port_option
 @_data_dir_option
-@_clean_errors
+@clean_errors
 def kafka_down(port: int | None, data_dir: Path | None) -> None:
     """Stop the broker cleanly."""
     from slm import local_kafka
@@ -114,7 +89,7 @@ def kafka_down(port: int | None, data_dir: Path | None) -> None:
 @kafka.command("status")
 @_port_option
 @_data_dir_option
-@_clean_errors
+@clean_errors
 def kafka_status(port: int | None, data_dir: Path | None) -> None:
     """Print the broker's state as JSON; exit 1 when it is not running."""
     from slm import local_kafka
@@ -129,12 +104,20 @@ def kafka_status(port: int | None, data_dir: Path | None) -> None:
 @click.option("--bootstrap", default=None, help="Another broker than the local one (host:port).")
 @_port_option
 @_data_dir_option
-@_clean_errors
+@clean_errors
 def kafka_groups(group: str, bootstrap: str | None, port: int | None, data_dir: Path | None) -> None:
-    """Members of consumer GROUP and their partitions, by Kafka's own consumer-groups tool."""
+    """Members of consumer GROUP and the partitions each holds, as the broker reports them."""
+    from kafka.errors import KafkaError
+
+    from shared.kafka.groups import describe_group
     from slm import local_kafka
 
-    click.echo(local_kafka.describe_group(_broker_config(port, data_dir), group, bootstrap), nl=False)
+    bootstrap = bootstrap or local_kafka.bootstrap(_broker_config(port, data_dir))
+    try:
+        described = describe_group(bootstrap, group)
+    except KafkaError as exc:
+        raise local_kafka.BrokerError(f"cannot describe group {group!r} at {bootstrap}: {exc}") from None
+    click.echo("\n".join(described.lines()))
 
 
 # --- Training and evaluation -------------------------------------------------------------
@@ -183,7 +166,7 @@ def _with_columns(func):
               help="Stop with an error when no int8 graph keeps the fp32 model's answers (default: serve fp32).")
 @click.option("--baseline", is_flag=True, help="classification: also fit and score TF-IDF + SVM (minutes).")
 @_with_columns
-@_clean_errors
+@clean_errors
 def train(task, train_file, eval_file, dev_file, out_dir, quick, epochs, batch_size, learning_rate, max_length, seed,
           dev_fraction, context_words, average_checkpoints, int8_min_agreement, require_int8, baseline, text_col,
           label_col, field_cols) -> None:
@@ -206,9 +189,9 @@ def train(task, train_file, eval_file, dev_file, out_dir, quick, epochs, batch_s
                  if v is not None}
     # Command-line values win; then --quick's small settings, or the data set's own defaults.
     if quick:
-        args = TrainingArgs.quick(**{**getattr(dataset, "quick_defaults", {}), **overrides})
+        args = validated(TrainingArgs.quick, **{**getattr(dataset, "quick_defaults", {}), **overrides})
     else:
-        args = TrainingArgs(**{**dataset.training_defaults, **overrides})
+        args = validated(TrainingArgs, **{**dataset.training_defaults, **overrides})
     custom_data = train_file is not None
     out_dir = out_dir or default_model_dir(task)
     eval_file = eval_file if (eval_file or custom_data) else dataset.test_file
@@ -285,7 +268,7 @@ def _no_columns_for_entities(text_col, label_col, field_cols) -> None:
 @click.option("--baseline-data", "baseline_train", type=click.Path(path_type=Path), default=None,
               help="Fit the TF-IDF + SVM baseline on this training file instead.")
 @_with_columns
-@_clean_errors
+@clean_errors
 def evaluate(task, model_dir, data_file, card_dir, as_json, baseline, baseline_train, text_col, label_col,
              field_cols) -> None:
     """Score a model folder on a labelled file: accuracy, macro-F1, per-class detail, a model card."""
@@ -359,7 +342,7 @@ def models() -> None:
 
 @models.command("verify")
 @click.argument("folders", nargs=-1, type=click.Path(path_type=Path))
-@_clean_errors
+@clean_errors
 def models_verify(folders: tuple[Path, ...]) -> None:
     """Check FOLDERS (default: models/<task> of each task) against their manifests, loading nothing.
 
@@ -384,7 +367,7 @@ def models_verify(folders: tuple[Path, ...]) -> None:
 
 
 @models.command("list")
-@_clean_errors
+@clean_errors
 def models_list() -> None:
     """Task, model id, served precision, headline metrics, size and integrity of each installed folder."""
     from slm.models import check_folder, headline_metrics, installed_folders
@@ -406,7 +389,7 @@ def models_list() -> None:
 
 @models.command("manifest")
 @click.argument("folder", type=click.Path(path_type=Path))
-@_clean_errors
+@clean_errors
 def models_manifest(folder: Path) -> None:
     """Rewrite FOLDER's manifest from its files as they are now (after a change you made on purpose)."""
     from shared.runtime import read_model_info, write_model_info
@@ -432,7 +415,7 @@ def models_manifest(folder: Path) -> None:
 @click.option("--max-replicas", type=click.IntRange(min=1), default=None, help="Autoscale up to (Ray Serve).")
 @click.option("--cpus-per-replica", type=float, default=None,
               help="Ray CPU request per replica; ONNX Runtime threads follow it (default 1).")
-@_clean_errors
+@clean_errors
 def serve(task: str, port: int, host: str, model_dir: Path | None, bootstrap: str | None, replicas: int | None,
           min_replicas: int | None, max_replicas: int | None, cpus_per_replica: float | None) -> None:
     """Serve TASK: REST on HOST:PORT, and the Kafka loop when a broker is given.
@@ -441,10 +424,12 @@ def serve(task: str, port: int, host: str, model_dir: Path | None, bootstrap: st
     service as Ray Serve replicas, each a member of the task's consumer group.
     """
     from shared.runtime import open_model_folder
-    from shared.settings import default_model_dir
+    from shared.settings import KafkaSettings, ServiceSettings, default_model_dir
 
     model_dir = Path(model_dir or os.environ.get("SLM_MODEL_DIR") or default_model_dir(task)).resolve()
     open_model_folder(model_dir)  # refuse here, in one line, rather than in the worker
+    validated(ServiceSettings)  # and bad SLM_* values too
+    validated(KafkaSettings)
     os.environ["SLM_MODEL_DIR"] = str(model_dir)
     if bootstrap:
         os.environ["SLM_KAFKA_BOOTSTRAP"] = bootstrap
@@ -455,7 +440,7 @@ def serve(task: str, port: int, host: str, model_dir: Path | None, bootstrap: st
         from slm.replicas import serve_replicas
 
         os.environ.update({f"SLM_RAY_{k}": str(v) for k, v in ray_options.items() if v is not None})
-        serve_replicas(task, host, port, ReplicaSettings())
+        serve_replicas(task, host, port, validated(ReplicaSettings))
         return
     from shared.settings import service_import
 
@@ -468,39 +453,10 @@ _tasks_option = click.option("--task", "tasks", type=click.Choice(TASKS), multip
 
 
 @main.command()
-@click.option("--task", "tasks", type=click.Choice(TASKS), multiple=True,
-              help="Only this task (repeat for several; default sentiment, the task with the targets).")
-@click.option("--quick", is_flag=True, help="Fewer points and shorter runs: a smoke run of a few minutes.")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Where results.json, results.md and rest.png go (default .cache/bench/<time>).")
-@click.option("--kafka", "bootstrap", default=None,
-              help="Broker to use (default: the local one, started if needed).")
-@click.option("--peers/--no-peers", default=True, show_default=True,
-              help="Also run the peers (FastAPI + pipeline, BentoML torch, Ray Serve @serve.batch) and the "
-                   "torch limit, for the classification tasks.")
-@_clean_errors
-def bench(tasks: tuple[str, ...], quick: bool, out: Path | None, bootstrap: str | None, peers: bool) -> None:
-    """Measure each task service against its model's own limit and its peers: REST, Kafka, cold start, memory."""
-    from bench.harness import BenchPlan, run_bench
-    from shared.settings import REPO_ROOT
-
-    if bootstrap is None:
-        from slm import local_kafka
-
-        cfg = local_kafka.BrokerConfig.from_env()
-        local_kafka.up(cfg)
-        bootstrap = local_kafka.bootstrap(cfg)
-    out = out or REPO_ROOT / ".cache" / "bench" / time.strftime("%Y%m%dT%H%M%S")
-    run_bench(BenchPlan.for_run(list(tasks or ("sentiment",)), out, bootstrap, quick, peers))
-    click.echo((out / "results.md").read_text())
-    click.echo(f"results: {out}")
-
-
-@main.command()
 @_tasks_option
 @click.option("--limit", type=int, default=None, help="Stream only the first N test rows of each task.")
 @click.option("--keep-running", is_flag=True, help="Leave the broker and the services running afterwards.")
-@_clean_errors
+@clean_errors
 def demo(tasks: tuple[str, ...], limit: int | None, keep_running: bool) -> None:
     """Broker and services up, stream each task's test set through Kafka, live view, summaries."""
     from slm.demo import MALFORMED, run_demo
@@ -525,7 +481,7 @@ def _echo_running(services) -> None:
 @_tasks_option
 @click.option("--port-base", type=int, default=None,
               help="REST ports base+1..base+4 in task order (default 3001-3004).")
-@_clean_errors
+@clean_errors
 def up(tasks: tuple[str, ...], port_base: int | None) -> None:
     """Start the local broker and the task services (the release models in models/); no traffic."""
     from slm import stack
@@ -536,7 +492,7 @@ def up(tasks: tuple[str, ...], port_base: int | None) -> None:
 
 
 @main.command()
-@_clean_errors
+@clean_errors
 def down() -> None:
     """Stop the services `slm up` started, then the local broker."""
     from slm import stack

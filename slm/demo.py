@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 
 from tqdm.auto import tqdm
 
-__all__ = ["DemoSummary", "load_rows", "run_demo", "stream_test_sets"]
+from pipelines.labelled_rows import load_rows
+
+__all__ = ["DemoSummary", "run_demo", "stream_test_sets"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,32 +68,6 @@ class DemoSummary:
             f"sent to review  {self.review}",
             f"dead letters    {self.dlq} (expected {len(MALFORMED)})",
         ]
-
-
-def load_rows(task: str, limit: int | None) -> tuple[list[dict], list, str]:
-    """The task's test set as request values, their gold answers, and the metric name.
-
-    Classification gold is the label; entities gold is the set of ``(type, start, end)``
-    character spans in the sentence's tokens joined by spaces (the text we send).
-    """
-    from pipelines.tasks import EntityDataset, dataset_for
-
-    dataset = dataset_for(task)
-    if isinstance(dataset, EntityDataset):
-        from pipelines.common.token_files import read_conll
-        from pipelines.token_classification import sentence_text
-
-        requests, gold = [], []
-        for sentence in read_conll(dataset.test_file)[:limit]:
-            text, starts = sentence_text(sentence.tokens)
-            requests.append({"text": text})
-            gold.append({(kind, starts[s], starts[e - 1] + len(sentence.tokens[e - 1])) for kind, s, e in sentence.spans})
-        return requests, gold, "f1"
-    from pipelines.classification import rename_labels
-    from pipelines.common.data import read_examples
-
-    examples = rename_labels(read_examples(dataset.test_file, dataset.columns), dataset.label_names)[:limit]
-    return [{"text": ex.text, "fields": ex.fields} for ex in examples], [ex.label for ex in examples], "accuracy"
 
 
 def stream_test_sets(bootstrap: str, tasks: list[str], limit: int | None, timeout: float = 900) -> list[DemoSummary]:

@@ -8,27 +8,15 @@ With ``SLM_RAY_ADDRESS`` the application goes to an existing cluster instead.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 
+from shared.compat import local_ray_init_options, use_local_ray_env
 from shared.settings import KafkaSettings, ReplicaSettings
 
-__all__ = ["requests_partitions", "serve_replicas", "start_ray", "use_local_ray_env"]
+__all__ = ["requests_partitions", "serve_replicas", "start_ray"]
 
 logger = logging.getLogger(__name__)
-
-# Set before a local cluster starts, so its processes inherit them:
-# - no usage report leaves the machine;
-# - the node address stays 127.0.0.1: Ray swaps a loopback ``_node_ip_address`` for the
-#   machine's routable address unless its multi-node mode is off, and only with a loopback
-#   node address do its gRPC servers and agents listen on 127.0.0.1 rather than everywhere;
-# - a proxy that starts slowly on a busy 2-core machine is not killed for it.
-RAY_ENV_DEFAULTS = {
-    "RAY_USAGE_STATS_ENABLED": "0",
-    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-    "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60",
-}
 
 
 def requests_partitions(task: str, kafka: KafkaSettings) -> int | None:
@@ -50,14 +38,6 @@ def requests_partitions(task: str, kafka: KafkaSettings) -> int | None:
         consumer.close()
 
 
-def use_local_ray_env() -> None:
-    """Set :data:`RAY_ENV_DEFAULTS` (where unset). Call it before Ray is first imported in the
-    process: Ray reads them at import, and a cluster started after a plain ``import ray``
-    listens on every interface."""
-    for name, value in RAY_ENV_DEFAULTS.items():
-        os.environ.setdefault(name, value)
-
-
 def start_ray(settings: ReplicaSettings, http_host: str, http_port: int) -> None:
     """Connect to ``settings.address`` or start a local cluster on 127.0.0.1; start Serve's proxy."""
     use_local_ray_env()
@@ -67,8 +47,8 @@ def start_ray(settings: ReplicaSettings, http_host: str, http_port: int) -> None
     if settings.address:
         ray.init(address=settings.address, logging_level=logging.WARNING)
     else:
-        ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=settings.dashboard,
-                 dashboard_host="127.0.0.1", logging_level=logging.WARNING)
+        ray.init(**local_ray_init_options(), include_dashboard=settings.dashboard, dashboard_host="127.0.0.1",
+                 logging_level=logging.WARNING)
     serve.start(http_options={"host": http_host, "port": http_port})
 
 

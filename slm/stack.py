@@ -11,19 +11,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-from tqdm.auto import tqdm
+from slm.service_process import ServiceProcess, stop_recorded, wait_ready
 
-from shared.errors import SlmError
-
-__all__ = ["PORTS", "RunningService", "release_model", "start_service", "stop_service", "up", "down"]
+__all__ = ["PORTS", "RunningService", "down", "release_model", "up"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,10 +37,6 @@ class RunningService:
         return f"http://127.0.0.1:{self.port}"
 
 
-def _slm() -> str:
-    return str(Path(sys.executable).with_name("slm"))
-
-
 def release_model(task: str) -> Path:
     """The task's model folder (``models/<task>``, the release model), checked against its manifest.
 
@@ -63,59 +52,6 @@ def release_model(task: str) -> Path:
                          f"model, `slm train {task}` trains one")
     open_model_folder(model_dir)
     return model_dir
-
-
-def start_service(task: str, model_dir: Path, port: int, bootstrap: str, log_path: Path,
-                  env: dict[str, str] | None = None) -> subprocess.Popen:
-    """Start ``slm serve`` for ``task`` in a session of its own; :func:`wait_ready` waits for it."""
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen([_slm(), "serve", task, "--port", str(port), "--model", str(model_dir),
-                                 "--kafka", bootstrap], stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, env={**os.environ, **(env or {})})
-    return proc
-
-
-def wait_ready(services: list[tuple[str, int, subprocess.Popen]], log_dir: Path) -> None:
-    """Wait until every service answers ``/readyz``; raise naming the one that did not."""
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    pending = list(services)
-    with tqdm(desc="starting services", total=len(services), leave=False) as bar:
-        while pending and time.monotonic() < deadline:
-            for item in list(pending):
-                task, port, proc = item
-                if proc.poll() is not None:
-                    raise SlmError(f"{task} service exited with {proc.returncode}; see {log_dir / f'{task}-service.log'}")
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                        pending.remove(item)
-                        bar.update()
-                except httpx.HTTPError:
-                    pass
-            if pending:
-                time.sleep(0.5)
-    if pending:
-        names = ", ".join(task for task, _, _ in pending)
-        raise SlmError(f"not ready within {READY_TIMEOUT_S}s: {names}; see the logs in {log_dir}")
-
-
-def stop_service(pid: int) -> None:
-    """SIGTERM the BentoML server (its workers finish, commit and exit); kill what outlives it."""
-    import psutil
-
-    try:
-        server = psutil.Process(pid)
-        if "serve" not in server.cmdline():  # a recorded pid reused by another program
-            return
-        workers = server.children(recursive=True)
-        server.send_signal(signal.SIGTERM)
-    except psutil.NoSuchProcess:
-        return
-    gone, alive = psutil.wait_procs([server], timeout=60)
-    for proc in alive:
-        proc.kill()
-    _, alive = psutil.wait_procs(workers, timeout=30)
-    for worker in alive:  # workers run in sessions of their own; never leave one behind
-        worker.kill()
 
 
 def _state_file(data_dir: Path) -> Path:
@@ -138,18 +74,17 @@ def up(tasks: list[str], *, port_base: int | None = None) -> tuple[str, list[Run
     bootstrap = local_kafka.bootstrap(cfg)
     # Four services share this machine's CPUs: one ONNX thread each unless told otherwise.
     env = {} if "SLM_ONNX_THREADS" in os.environ else {"SLM_ONNX_THREADS": "1"}
-    started: list[tuple[str, int, subprocess.Popen]] = []
+    started: list[ServiceProcess] = []
     try:
         for task in tasks:
-            log = cfg.data_dir / f"{task}-service.log"
-            started.append((task, ports[task], start_service(task, models[task], ports[task], bootstrap, log, env)))
-        wait_ready(started, cfg.data_dir)
+            started.append(ServiceProcess(task, models[task], cfg.data_dir / f"{task}-service.log", port=ports[task],
+                                          bootstrap=bootstrap, env=env))
+        wait_ready(started, READY_TIMEOUT_S, progress="starting services")
     except BaseException:
-        for _, _, proc in started:
-            stop_service(proc.pid)
+        for service in started:
+            service.stop()
         raise
-    running = [RunningService(task, port, proc.pid, str(cfg.data_dir / f"{task}-service.log"))
-               for task, port, proc in started]
+    running = [RunningService(s.task, s.port, s.pid, str(s.log_path)) for s in started]
     previous = _read_state(cfg.data_dir)
     _state_file(cfg.data_dir).write_text(json.dumps([vars(s) for s in previous + running], indent=2) + "\n")
     return bootstrap, running
@@ -170,7 +105,7 @@ def down(services: list[RunningService] | None = None, *, broker: bool = True) -
     recorded = _read_state(cfg.data_dir)
     targets = recorded if services is None else services
     for service in targets:
-        stop_service(service.pid)
+        stop_recorded(service.pid)
     remaining = [s for s in recorded if s.pid not in {t.pid for t in targets}]
     if remaining:
         _state_file(cfg.data_dir).write_text(json.dumps([vars(s) for s in remaining], indent=2) + "\n")

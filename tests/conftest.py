@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from slm.replicas import use_local_ray_env
+from shared.compat import use_local_ray_env
 from tests.support.processes import REPO_ROOT
 
 # Test modules import Ray at collection; Ray reads these then, so a test's cluster stays on 127.0.0.1.

@@ -50,7 +50,7 @@ class PeerModel:
         self.labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
 
     def text(self, item: Item) -> str:
-        from shared.tasks import model_text
+        from shared.model_text import model_text
 
         return model_text(item.text, item.fields, self.fields)
 

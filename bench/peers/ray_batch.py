@@ -11,7 +11,7 @@ import os
 import signal
 import threading
 
-from slm.replicas import use_local_ray_env
+from shared.compat import use_local_ray_env
 
 use_local_ray_env()  # before Ray is imported: a cluster on 127.0.0.1 only, no usage report
 
@@ -24,7 +24,7 @@ from bench.peers.common import Item, PeerModel, peer_port  # noqa: E402
 @serve.deployment(ray_actor_options={"num_cpus": os.cpu_count() or 1}, max_ongoing_requests=256)
 class TorchClassifier:
     def __init__(self) -> None:
-        from shared.ray_replicas import keep_replica_grpc_local
+        from shared.compat import keep_replica_grpc_local
 
         keep_replica_grpc_local()  # this machine's rule, not a speed-up: listeners on 127.0.0.1 only
         self.peer = PeerModel()

@@ -19,6 +19,8 @@ from typing import TypeVar
 
 import numpy as np
 
+from shared.settings import REPO_ROOT
+
 __all__ = ["REVIEW_TARGET_PRECISION", "REVIEW_THRESHOLD_BOUNDS", "building", "code_provenance", "data_provenance", "evaluation_card_dir",
            "file_sha256", "recorded_path", "resolve_recorded_path", "pick_review_threshold", "subsample"]
 
@@ -36,9 +38,6 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def recorded_path(path: Path) -> str:

@@ -3,20 +3,50 @@
 Run it with ``slm serve sentiment`` (or ``bentoml serve services.sentiment.service:Sentiment``).
 """
 
-import bentoml
+from typing import Annotated
 
-from shared.bento import SERVICE_OPTIONS, finish_service, prepare_process, task_service_base
-from shared.schemas import ClassificationResultV1
+import bentoml
+from bentoml.exceptions import ServiceUnavailable
+from pydantic import Field
+
+from shared.batching import Overloaded
+from shared.bento import JSON_OUTPUT, SERVICE_OPTIONS, SETTINGS
+from shared.schemas import ClassificationResultV1, TaskRequestV1
+from shared.settings import KafkaSettings
+from shared.telemetry import shutdown_telemetry
 
 TASK = "sentiment"
 EXAMPLE = [{"id": "news-1", "text": "$AAPL beats estimates and raises guidance"}]
 
-prepare_process(TASK)
+# Required (no default): a body without "items" must get 422, not a prediction of the example.
+Items = Annotated[list[TaskRequestV1], Field(min_length=1, max_length=SETTINGS.max_batch_size,
+                                             json_schema_extra={"example": EXAMPLE})]
 
 
 @bentoml.service(name=f"slm-{TASK}", **SERVICE_OPTIONS)
-class Sentiment(task_service_base(TASK, ClassificationResultV1, EXAMPLE)):
+class Sentiment:
     """REST ``POST /predict`` (one item or a batch) and the ``sentiment.requests`` consumer."""
 
+    def __init__(self) -> None:
+        from shared.serving import ServedTask
 
-finish_service(Sentiment)
+        # The model, REST micro-batching and, with SLM_KAFKA_BOOTSTRAP set, the consumer loop.
+        self.served = ServedTask(TASK, SETTINGS, KafkaSettings())
+
+    @bentoml.api(route="/predict")
+    async def predict(self, items: Items) -> Annotated[list[ClassificationResultV1], JSON_OUTPUT]:
+        """Process each item; results come back in request order. Concurrent requests share model runs."""
+        try:
+            return await self.served.submit(items)
+        except Overloaded as exc:
+            raise ServiceUnavailable(str(exc)) from None
+
+    def __is_ready__(self) -> bool:
+        """``/readyz``: the model is loaded and, with Kafka, the consumer is in its group and reaches the broker."""
+        return self.served.is_ready()
+
+    @bentoml.on_shutdown
+    def shutdown(self) -> None:
+        """SIGTERM: stop polling, finish and commit the batch in hand, close the Kafka clients, flush spans."""
+        self.served.close()
+        shutdown_telemetry()

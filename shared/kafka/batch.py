@@ -11,27 +11,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.errors import MessageError
-from shared.kafka.dlq import clean_headers, dlq_headers, dlq_value
+from shared.kafka.dlq import clean_headers, dead_letter
+from shared.kafka.error_policy import ProcessingErrorCallback, default_on_processing_error
 from shared.kafka.messages import decode_request
+from shared.kafka.outgoing import OutgoingRecord
 from shared.kafka.topics import TaskTopics
-from shared.tasks import Received, TaskProcessor
+from shared.processors import Received, TaskProcessor
 
 __all__ = ["BatchPlan", "OutgoingRecord", "plan_batch"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class OutgoingRecord:
-    """A record to produce, with the coordinates of the request it answers and, for a result,
-    that request's value (what a DLQ record carries if the result cannot be produced)."""
-
-    topic: str
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
-    source: tuple[str, int, int] = ("", -1, -1)
-    original: bytes | None = None
 
 
 @dataclass
@@ -46,11 +35,8 @@ class BatchPlan:
     dlq_max_value_bytes: int = 262_144
 
     def add_dlq(self, record: Any, error: MessageError, topics: TaskTopics) -> None:
-        value, size_headers = dlq_value(record.value, self.dlq_max_value_bytes)
-        headers = dlq_headers(record.headers, error, record.topic, record.partition, record.offset) + size_headers
-        # A record with neither key nor value cannot be produced as is: give it an empty key.
-        key = record.key if (record.key is not None or value is not None) else b""
-        self.outgoing.append(OutgoingRecord(topics.dlq, key, value, headers, _source(record)))
+        self.outgoing.append(dead_letter(topics.dlq, _source(record), error, key=record.key, value=record.value,
+                                         headers=record.headers, max_value_bytes=self.dlq_max_value_bytes))
         self.count_dlq(error.error_type)
 
     def count_dlq(self, error_type: str) -> None:
@@ -62,27 +48,33 @@ def _source(record: Any) -> tuple[str, int, int]:
     return (record.topic, record.partition, record.offset)
 
 
-def _process_isolating_failures(processor: TaskProcessor, items: list[Received]) -> list[Any]:
+def _process_isolating_failures(processor: TaskProcessor, valid: list[tuple[Any, Received]],
+                                on_error: ProcessingErrorCallback) -> list[Any]:
     """Run the batch; if it fails, run items one by one so one bad item cannot sink the rest."""
     try:
-        return processor.process(items)
+        return processor.process([item for _, item in valid])
     except Exception:
-        logger.exception('batch processing failed task=%s items=%d; retrying item by item', processor.task, len(items))
+        logger.exception('batch processing failed task=%s items=%d; retrying item by item', processor.task, len(valid))
     results: list[Any] = []
-    for item in items:
+    for record, item in valid:
         try:
             results.extend(processor.process([item]))
-        except Exception as exc:  # noqa: BLE001 - reported per item in the DLQ
+        except Exception as exc:
+            if not on_error(exc, record, logger):
+                raise
             results.append(MessageError("processing_error", f"{type(exc).__name__}: {exc}"))
     return results
 
 
 def plan_batch(records: Sequence[Any], processor: TaskProcessor, topics: TaskTopics, max_bytes: int,
-               dlq_max_value_bytes: int = 262_144) -> BatchPlan:
+               dlq_max_value_bytes: int = 262_144,
+               on_processing_error: ProcessingErrorCallback = default_on_processing_error) -> BatchPlan:
     """Validate each record, run the model on the valid ones and lay out every output record.
 
     ``records`` are kafka-python ``ConsumerRecord``-like objects (topic, partition, offset,
     key, value, headers). A DLQ record keeps at most ``dlq_max_value_bytes`` of the value.
+    A request that fails to decode for a reason other than its content, or fails in the model,
+    is dead-lettered when ``on_processing_error`` says so, else the exception propagates.
     """
     plan = BatchPlan(dlq_max_value_bytes=dlq_max_value_bytes)
     valid: list[tuple[Any, Received]] = []
@@ -92,13 +84,15 @@ def plan_batch(records: Sequence[Any], processor: TaskProcessor, topics: TaskTop
         except MessageError as error:
             plan.add_dlq(record, error, topics)
             continue
-        except Exception as exc:  # noqa: BLE001 - an unforeseen input must not stall the partition
+        except Exception as exc:
+            if not on_processing_error(exc, record, logger):
+                raise
             plan.add_dlq(record, MessageError("invalid", f"{type(exc).__name__}: {exc}"), topics)
             continue
         valid.append((record, Received.now(request, fallback_id=f"{record.topic}-{record.partition}-{record.offset}")))
     if not valid:
         return plan
-    outputs = _process_isolating_failures(processor, [item for _, item in valid])
+    outputs = _process_isolating_failures(processor, valid, on_processing_error)
     for (record, _), output in zip(valid, outputs, strict=True):
         if isinstance(output, MessageError):
             plan.add_dlq(record, output, topics)
@@ -107,7 +101,7 @@ def plan_batch(records: Sequence[Any], processor: TaskProcessor, topics: TaskTop
         headers = clean_headers(record.headers)
         plan.outgoing.append(OutgoingRecord(topics.results, record.key, value, headers, _source(record), record.value))
         plan.results += 1
-        if processor.needs_review(output):
+        if output.review:
             plan.outgoing.append(OutgoingRecord(topics.review, record.key, value, headers, _source(record),
                                                 record.value))
             plan.review += 1

@@ -1,10 +1,16 @@
-"""Headers of a dead-letter record: the original headers plus why and where it failed."""
+"""Dead-letter records: the original key, value and headers, plus why and where it failed.
+
+:func:`dead_letter` builds every DLQ record the consumer loop produces: for a request that is
+invalid or failed in the model, for a result the producer refused, and for a record the client
+could not decode.
+"""
 
 from __future__ import annotations
 
 from shared.errors import MessageError
+from shared.kafka.outgoing import OutgoingRecord
 
-__all__ = ["DLQ_HEADERS", "clean_headers", "dlq_headers", "dlq_value"]
+__all__ = ["DLQ_HEADERS", "clean_headers", "dead_letter", "dlq_headers", "dlq_value"]
 
 DLQ_HEADERS = ("error.type", "error.message", "source.topic", "source.partition", "source.offset")
 # Present when the DLQ record carries only the start of the original value.
@@ -49,3 +55,24 @@ def dlq_value(value: bytes | None, limit: int) -> tuple[bytes | None, list[tuple
     if value is None or len(value) <= limit:
         return value, []
     return value[:limit], [("original.size", str(len(value)).encode()), ("original.truncated", b"true")]
+
+
+def dead_letter(topic: str, source: tuple[str, int, int], error: MessageError, *, key: bytes | None,
+                value: bytes | None, headers: list[tuple[str, bytes | None]] | None,
+                max_value_bytes: int) -> OutgoingRecord:
+    """The DLQ record of the request at ``source``.
+
+    Args:
+        topic (`str`): the task's DLQ topic.
+        source (`tuple[str, int, int]`): topic, partition and offset of the request.
+        error (`MessageError`): why; its type and message go to ``error.type`` and ``error.message``.
+        key (`bytes | None`): the request's key.
+        value (`bytes | None`): the request's value, cut to ``max_value_bytes`` (:func:`dlq_value`);
+            None keeps only the pointer (``source.*``).
+        headers (`list | None`): the request's headers, kept ahead of the DLQ headers.
+        max_value_bytes (`int`): most bytes of ``value`` kept.
+    """
+    value, size_headers = dlq_value(value, max_value_bytes)
+    # A record with neither key nor value cannot be produced as is: give it an empty key.
+    key = key if (key is not None or value is not None) else b""
+    return OutgoingRecord(topic, key, value, dlq_headers(headers, error, *source) + size_headers, source)

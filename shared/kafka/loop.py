@@ -35,12 +35,15 @@ import time
 from opentelemetry import trace
 
 from shared.errors import MessageError, ProduceError, RebalanceStalled
-from shared.kafka.batch import OutgoingRecord, plan_batch
-from shared.kafka.dlq import dlq_headers, dlq_value
+from shared.kafka.batch import plan_batch
+from shared.kafka.dlq import dead_letter
+from shared.kafka.error_policy import (ProcessingErrorCallback, ProduceErrorCallback, default_on_processing_error,
+                                       default_on_produce_error)
+from shared.kafka.outgoing import OutgoingRecord
 from shared.kafka.poison import Undecodable, is_decode_error, locate_undecodable, salvage
 from shared.kafka.topics import TaskTopics, ensure_topics
 from shared.settings import KafkaSettings
-from shared.tasks import TaskProcessor
+from shared.processors import TaskProcessor
 from shared.telemetry import TaskInstruments, context_from_headers
 
 __all__ = ["TaskConsumerLoop"]
@@ -60,17 +63,27 @@ class TaskConsumerLoop:
     Args:
         processor (`TaskProcessor`): the task's model behind the common interface.
         settings (`KafkaSettings`): connection and loop settings; ``bootstrap`` must be set.
+        on_processing_error (`ProcessingErrorCallback`, defaults to dead-lettering the request):
+            for a request that fails in the model, or to decode for a reason other than its content.
+        on_produce_error (`ProduceErrorCallback`, defaults to dead-lettering what is refused for
+            good): for a record the producer refused; False raises :class:`ProduceError` and the
+            batch is consumed again. See :mod:`shared.kafka.error_policy`.
     """
 
     def __init__(
         self,
         processor: TaskProcessor,
         settings: KafkaSettings,
+        *,
+        on_processing_error: ProcessingErrorCallback = default_on_processing_error,
+        on_produce_error: ProduceErrorCallback = default_on_produce_error,
     ) -> None:
         if not settings.bootstrap:
             raise ValueError("KafkaSettings.bootstrap is not set (SLM_KAFKA_BOOTSTRAP)")
         self.processor = processor
         self.settings = settings
+        self.on_processing_error = on_processing_error
+        self.on_produce_error = on_produce_error
         self.topics = TaskTopics(processor.task, settings.topic_prefix)
         self.group_id = settings.group_id or self.topics.group
         self.instruments = TaskInstruments(processor.task)
@@ -82,7 +95,6 @@ class TaskConsumerLoop:
         self.lag = 0  # records behind the end of the assigned partitions, after the last poll
         self._rebalancing_since: float | None = None
         self._clock = time.monotonic
-        self.error: BaseException | None = None
         self._consumer = None
         self._finished: dict = {}  # TopicPartition -> OffsetAndMetadata of the last finished batch
         self._last_contact: float | None = None  # monotonic time the broker last answered the loop
@@ -135,8 +147,7 @@ class TaskConsumerLoop:
         while not self._stop.is_set():
             try:
                 self.run()
-            except Exception as exc:  # noqa: BLE001 - the loop must outlive broker outages
-                self.error = exc
+            except Exception:  # noqa: BLE001 - the loop must outlive broker outages
                 logger.exception('consumer loop failed task=%s; restarting in %.0fs', self.processor.task, RETRY_BACKOFF_S)
                 self._joined_group.clear()
                 self._rebalancing_since = None
@@ -419,13 +430,10 @@ class TaskConsumerLoop:
         outgoing = []
         for offset in range(found.first, found.end):
             record = salvaged.get(offset)
-            key = record.key if record is not None else None
-            value, size_headers = dlq_value(record.value if record is not None else None,
-                                            self.settings.dlq_max_value_bytes)
-            headers = dlq_headers(record.headers if record is not None else [], error, tp.topic, tp.partition,
-                                  offset) + size_headers
-            outgoing.append(OutgoingRecord(self.topics.dlq, key if key is not None or value is not None else b"",
-                                           value, headers, (tp.topic, tp.partition, offset)))
+            outgoing.append(dead_letter(self.topics.dlq, (tp.topic, tp.partition, offset), error,
+                                        key=getattr(record, "key", None), value=getattr(record, "value", None),
+                                        headers=getattr(record, "headers", None),
+                                        max_value_bytes=self.settings.dlq_max_value_bytes))
         return outgoing
 
     def _handle(self, consumer, producer, records) -> None:
@@ -442,7 +450,7 @@ class TaskConsumerLoop:
                         "messaging.batch.message_count": len(records), "messaging.consumer.group.name": self.group_id},
         ) as span:
             plan = plan_batch(records, self.processor, self.topics, self.settings.max_message_bytes,
-                              self.settings.dlq_max_value_bytes)
+                              self.settings.dlq_max_value_bytes, self.on_processing_error)
             self._produce(producer, plan.outgoing, plan)
             self._contact()
             last: dict = {}
@@ -460,15 +468,15 @@ class TaskConsumerLoop:
                     self.processor.task, len(records), plan.results, plan.review, plan.dlq,
                     ",".join(f"{k}:{v}" for k, v in sorted(plan.dlq_types.items())), latency_ms)
 
-
     def _produce(self, producer, outgoing: list[OutgoingRecord], plan=None) -> None:
         """Send every record and wait for the acknowledgements.
 
-        A record the producer refuses for good is replaced by one DLQ record per request it came
-        from: ``error.type=too_large`` when it was refused for its size, else ``unproducible``;
-        the request's value is kept, cut to ``dlq_max_value_bytes`` (a refused DLQ record keeps
-        only the pointer, ``source.*``). A request counts once in ``plan`` (results, review, DLQ).
-        A retriable failure raises :class:`ProduceError`: the batch is not committed, the clients
+        A record the producer refuses is handed to ``on_produce_error``. By default one refused for
+        good is replaced by one DLQ record per request it came from: ``error.type=too_large`` when it
+        was refused for its size, else ``unproducible``; the request's value is kept, cut to
+        ``dlq_max_value_bytes`` (a refused DLQ record keeps only the pointer, ``source.*``). A request
+        counts once in ``plan`` (results, review, DLQ). A failure the policy does not dead-letter (by
+        default a retriable one) raises :class:`ProduceError`: the batch is not committed, the clients
         are rebuilt and the batch is consumed again from the last commit (at least once).
         """
         pending = []
@@ -479,11 +487,10 @@ class TaskConsumerLoop:
             except Exception as exc:  # noqa: BLE001 - synchronous refusal of this one record
                 refused.append((out, exc))
         producer.flush()
-        for out, future in pending:
-            if future.failed():
-                if getattr(future.exception, "retriable", False):
-                    raise ProduceError(f"{out.topic}: {future.exception}")
-                refused.append((out, future.exception))
+        refused += [(out, future.exception) for out, future in pending if future.failed()]
+        for out, exc in refused:
+            if not self.on_produce_error(exc, out, logger):
+                raise ProduceError(f"{out.topic}: {exc}")
         if not refused:
             return
         dead = {out.source for out in outgoing if out.topic == self.topics.dlq}
@@ -498,11 +505,9 @@ class TaskConsumerLoop:
             error_type = "too_large" if _too_large(exc) else "unproducible"
             error = MessageError(error_type, f"could not produce to {out.topic}: {type(exc).__name__}: {exc}")
             # A refused DLQ record already holds the request's value (cut): keep only the pointer then.
-            value, size_headers = (None, []) if out.topic == self.topics.dlq else dlq_value(
-                out.original, self.settings.dlq_max_value_bytes)
-            headers = dlq_headers(out.headers, error, *out.source) + size_headers
-            key = out.key if out.key is not None else b""
-            fallbacks[out.source] = OutgoingRecord(self.topics.dlq, key, value, headers, out.source)
+            fallbacks[out.source] = dead_letter(self.topics.dlq, out.source, error, key=out.key,
+                                                value=None if out.topic == self.topics.dlq else out.original,
+                                                headers=out.headers, max_value_bytes=self.settings.dlq_max_value_bytes)
             if plan is not None and out.source not in dead:
                 plan.count_dlq(error_type)
             logger.error('unproducible record task=%s topic=%s source=%s error="%s: %s"', self.processor.task,

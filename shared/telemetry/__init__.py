@@ -1,6 +1,6 @@
 """OpenTelemetry set-up from the standard OTEL_* variables, and the services' instruments."""
 
-from shared.telemetry.setup import setup_logging, setup_telemetry, share_with_bentoml, shutdown_telemetry
+from shared.telemetry.setup import setup_logging, setup_telemetry, shutdown_telemetry
 from shared.telemetry.instruments import TaskInstruments
 from shared.telemetry.propagation import context_from_headers
 
@@ -9,6 +9,5 @@ __all__ = [
     "context_from_headers",
     "setup_logging",
     "setup_telemetry",
-    "share_with_bentoml",
     "shutdown_telemetry",
 ]

@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 
-__all__ = ["setup_logging", "setup_telemetry", "share_with_bentoml", "shutdown_telemetry"]
+__all__ = ["setup_logging", "setup_telemetry", "shutdown_telemetry"]
 
 logger = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -45,20 +45,6 @@ def setup_logging(level: int = logging.INFO) -> None:
             project_logger.addHandler(handler)
             # A root handler added later (a Ray Serve replica gets one) would print each line twice.
             project_logger.propagate = False
-
-
-def share_with_bentoml() -> None:
-    """Let BentoML's per-request server spans use our tracer provider.
-
-    BentoML builds a provider of its own from its config file (no exporter, sample rate 0
-    by default) for the ASGI middleware that opens every request's span. Handing it ours
-    gives one server span per request, exported as the OTEL_* variables say, with our spans
-    as its children. Must run before the service's app is built (at import of service.py).
-    """
-    from bentoml._internal.configuration.containers import BentoMLContainer
-    from opentelemetry import trace
-
-    BentoMLContainer.tracer_provider.set(trace.get_tracer_provider())
 
 
 def shutdown_telemetry() -> None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-from bench.harness import BenchPlan, _percentiles, _rest_load, _table, ratios, tokens_per_item
+from bench.harness import BenchPlan, percentiles, ratios, rest_load, results_table, tokens_per_item
 
 
 def test_percentiles_of_latencies():
     values = [float(v) for v in range(1, 101)]
-    assert _percentiles(values) == {"p50": 50.5, "p95": 95.05, "p99": 99.01}
-    assert _percentiles([]) == {"p50": None, "p95": None, "p99": None}
+    assert percentiles(values) == {"p50": 50.5, "p95": 95.05, "p99": 99.01}
+    assert percentiles([]) == {"p50": None, "p95": None, "p99": None}
 
 
 def test_quick_plan_is_smaller_than_the_full_one(tmp_path):
@@ -41,7 +41,7 @@ def test_ratios_to_the_limit_and_to_each_peer():
 
 
 def test_table_reports_ratios_to_the_int8_limit_and_the_peers():
-    lines = _table([RESULT], [1, 32]).splitlines()
+    lines = results_table([RESULT], [1, 32]).splitlines()
     assert lines[2] == "| sentiment | 200.0 (32) | 50.0 | 150.0 | 0.75 | 6.67 | 170.0 | 0.85 | 40.0 | 3.5 | 480.0 | 20.0 | 3400 |"
     service = next(line for line in lines if line.startswith("| slm serve"))
     assert service == "| slm serve (this service) | 50.0 | 150.0 | 6.67 | 300.0 | 3.5 | 480.0 | 0.75 | 1.00 |"
@@ -83,7 +83,7 @@ def test_rest_load_counts_items_and_errors_against_a_real_server():
         await site.start()
         port = site._server.sockets[0].getsockname()[1]
         try:
-            return await _rest_load(f"http://127.0.0.1:{port}/predict", [b'{"items": [1, 2]}'], 2, 2, 0.2)
+            return await rest_load(f"http://127.0.0.1:{port}/predict", [b'{"items": [1, 2]}'], 2, 2, 0.2)
         finally:
             await runner.cleanup()
 

@@ -21,10 +21,11 @@ import pytest
 import yaml
 from ray.serve.schema import ServeDeploySchema
 
+from shared.settings import REPO_ROOT
+
 # The development machines' checkout root, spelled in two parts so this file does not contain it.
 MACHINE_PATH = "/" + "work/"
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 CHARTS = REPO_ROOT / "charts"
 HELM = REPO_ROOT / ".cache" / "bin" / "helm"
 K8S_SCHEMAS = REPO_ROOT.parent / "shared" / "k8s-schemas"

@@ -28,8 +28,8 @@ def _loopback(ip: str) -> bool:
     return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
-def test_serve_replicas_two_group_members_by_kafkas_own_tool_and_a_graceful_stop(quick_model_dir, kafka_bootstrap,
-                                                                               tmp_path):
+def test_serve_replicas_two_group_members_by_slm_kafka_groups_and_a_graceful_stop(quick_model_dir, kafka_bootstrap,
+                                                                                  tmp_path):
     prefix = f"cli{free_port()}."
     group = f"{prefix}slm-sentiment"
     port = free_port()

@@ -18,7 +18,7 @@ import pytest
 
 from shared.kafka import TaskTopics
 from shared.settings import ReplicaSettings
-from slm.demo import load_rows
+from pipelines.labelled_rows import load_rows
 from tests.support.kafka_io import committed_total, drain, group_members, produce
 from tests.support.processes import ServiceProcess, free_port, wait_for
 

@@ -15,8 +15,8 @@ import pytest
 from shared.kafka import TaskTopics
 from shared.runtime import OnnxEntityRecognizer, OnnxTextClassifier, read_model_info
 from shared.settings import ServiceSettings
-from shared.tasks import model_text
-from slm.demo import load_rows
+from shared.model_text import model_text
+from pipelines.labelled_rows import load_rows
 from tests.support.kafka_io import committed_total, drain, produce
 from tests.support.processes import ServiceProcess, wait_for
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from shared.cache import ResultCache
 from shared.runtime.onnx_classifier import Prediction
 from shared.schemas import TaskRequestV1
-from shared.tasks import ClassificationProcessor, Received
+from shared.processors import ClassificationProcessor, Received
 
 
 class Counting:

@@ -3,7 +3,7 @@
 import numpy as np
 
 from pipelines.common.training import length_bucketed_batches
-from shared.tasks import field_value_text, model_text
+from shared.model_text import field_value_text, model_text
 
 
 def test_numbers_read_the_same_from_csv_and_json():

@@ -1,4 +1,4 @@
-"""Tests for slm.local_kafka.
+"""Tests for slm.local_kafka (the package: config, wire protocol, properties, processes, up/down).
 
 The unit tests need nothing but Python.  The ``integration`` tests start a real
 KRaft broker on 127.0.0.1:19092/19093 (non-default ports, so a developer's
@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 
 from slm import local_kafka as lk
+from slm.local_kafka.processes import pid_alive
+from slm.local_kafka.properties import server_properties
 
 TEST_PORT = 19092
 TEST_CONTROLLER_PORT = 19093
@@ -69,7 +71,7 @@ def test_server_properties(tmp_path: Path) -> None:
     cfg = lk.BrokerConfig(port=19192, data_dir=tmp_path, default_partitions=4)
     props = dict(
         line.split("=", 1)
-        for line in lk._server_properties(cfg).splitlines()
+        for line in server_properties(cfg).splitlines()
         if line and not line.startswith("#")
     )
     assert props["listeners"] == "PLAINTEXT://127.0.0.1:19192,CONTROLLER://127.0.0.1:19193"
@@ -183,5 +185,5 @@ def test_down_stops_broker(running: lk.BrokerConfig) -> None:
     assert not running.pid_file.exists()
     with pytest.raises(OSError):
         lk.api_versions("127.0.0.1", TEST_PORT, timeout=1)
-    assert pid is not None and not lk._pid_alive(pid)
+    assert pid is not None and not pid_alive(pid)
     lk.down(running)  # idempotent

@@ -22,6 +22,3 @@ class FakeProcessor:
                 scores={"bullish": score}, top=[LabelScore(label="bullish", score=score)], review=score < 0.5,
                 received_at=item.at, latency_ms=0.1))
         return results
-
-    def needs_review(self, result):
-        return result.review

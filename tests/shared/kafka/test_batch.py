@@ -89,3 +89,18 @@ def test_an_oversized_value_is_cut_for_the_dlq_and_says_how_large_it_was():
     assert headers["original.size"] == str(len(big)).encode() and headers["original.truncated"] == b"true"
     assert headers["source.offset"] == b"7"
     assert (plan.dlq, plan.dlq_types) == (1, {"too_large": 1})
+
+
+def test_a_processing_policy_that_declines_raises_and_dead_letters_nothing():
+    import pytest
+
+    seen = []
+
+    def keep_for_retry(exc, record, logger):
+        seen.append((type(exc).__name__, record.offset))
+        return False
+
+    records = [Record(_value("up", id="a"), 0), Record(_value("boom", id="b"), 1)]
+    with pytest.raises(RuntimeError, match="model exploded"):
+        plan_batch(records, FakeProcessor(), TOPICS, max_bytes=1000, on_processing_error=keep_for_retry)
+    assert seen == [("RuntimeError", 1)]

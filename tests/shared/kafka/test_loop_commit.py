@@ -177,3 +177,17 @@ def test_a_permanently_failed_send_is_dead_lettered_too():
     types = [h.get("error.type") for topic, _, h in producer.sent if topic == "sentiment.dlq"]
     assert types.count(b"unproducible") == 2
     assert consumer.commits
+
+
+def test_the_produce_policy_decides_between_dead_letter_and_retry():
+    seen = []
+
+    def retry_everything(exc, record, logger):
+        seen.append(record.topic)
+        return False
+
+    consumer, producer = FakeConsumer(), FakeProducer(fail_topic="sentiment.results", retriable=False)
+    loop = TaskConsumerLoop(FakeProcessor(), KafkaSettings(bootstrap="127.0.0.1:1"), on_produce_error=retry_everything)
+    with pytest.raises(ProduceError, match="broker said no"):
+        loop._handle(consumer, producer, _records())
+    assert seen == ["sentiment.results"] and consumer.commits == []

@@ -1,4 +1,4 @@
-from shared.service_runtime import cpu_quota, onnx_threads_for
+from shared.serving import cpu_quota, onnx_threads_for
 from shared.settings import ServiceSettings
 
 

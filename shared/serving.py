@@ -1,6 +1,7 @@
-"""What every task service holds: the model, the task processor and the Kafka loop.
+"""A task as one serving process holds it: the processor (model), the Kafka loop, REST micro-batching.
 
-The BentoML service classes in ``services/<task>/service.py`` stay thin by delegating here.
+The BentoML service classes in ``services/<task>/service.py`` declare the API and delegate here;
+a Ray Serve replica reads the same object's health and lag (:func:`served_task`).
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from collections.abc import Sequence
 
 from opentelemetry import trace
 
+from shared.batching import MicroBatcher
 from shared.kafka import TaskConsumerLoop
 from shared.schemas import TaskRequestV1
 from shared.settings import KafkaSettings, ServiceSettings, default_model_dir
-from shared.tasks import Received, TaskProcessor, load_processor
+from shared.processors import Received, TaskProcessor, load_processor
 from shared.telemetry import TaskInstruments
 
-__all__ = ["TaskRuntime", "active_runtime", "cpu_quota", "onnx_threads_for"]
+__all__ = ["ServedTask", "cpu_quota", "onnx_threads_for", "served_task"]
 
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -55,20 +57,20 @@ def onnx_threads_for(settings: ServiceSettings) -> int:
     return max(1, cpus)
 
 
-_ACTIVE: dict[str, "TaskRuntime"] = {}
+_SERVED: dict[str, "ServedTask"] = {}
 
 
-def active_runtime(task: str) -> "TaskRuntime | None":
-    """The runtime this process serves ``task`` with, once the service has started.
+def served_task(task: str) -> "ServedTask | None":
+    """What this process serves ``task`` with, once the service has started.
 
     BentoML builds the service instance inside its ASGI app; a Ray Serve replica reads the
-    runtime's health and Kafka lag through this.
+    task's health and Kafka lag through this.
     """
-    return _ACTIVE.get(task)
+    return _SERVED.get(task)
 
 
-class TaskRuntime:
-    """Load a task's model and, when Kafka is configured, run its consumer loop.
+class ServedTask:
+    """Load a task's model, batch its REST requests and, when Kafka is configured, run its consumer loop.
 
     Args:
         task (`str`): task name (``sentiment``).
@@ -85,19 +87,30 @@ class TaskRuntime:
                                                        review_threshold=settings.review_threshold,
                                                        cache_size=settings.cache_size)
         self.instruments = TaskInstruments(task)
+        # Our micro-batcher, not BentoML's adaptive batching: see shared/batching.py.
+        self.batcher = MicroBatcher(self.predict, settings.max_batch_size, max_queue_ms=settings.batch_max_latency_ms,
+                                    max_wait_ms=settings.batch_wait_ms)
         self.loop: TaskConsumerLoop | None = None
         if kafka.bootstrap:
             self.loop = TaskConsumerLoop(self.processor, kafka)
             self.loop.start()
-        _ACTIVE[task] = self
+        _SERVED[task] = self
         logger.info('service ready task=%s model=%s kafka=%s', task, self.processor.model_id, kafka.bootstrap or "off")
+
+    async def submit(self, requests: Sequence[TaskRequestV1]) -> list:
+        """Results for one REST request's items, computed with whatever other requests are queued.
+
+        Raises:
+            Overloaded: the request waited longer than ``batch_max_latency_ms`` (HTTP 503).
+        """
+        return await self.batcher.submit(requests)
 
     def predict(self, requests: Sequence[TaskRequestV1]) -> list:
         """Results for a REST batch (already validated by the API's pydantic model)."""
         started = time.perf_counter()
         with tracer.start_as_current_span(f"{self.task} predict", attributes={"slm.batch_size": len(requests)}):
             results = self.processor.process([Received.now(r) for r in requests])
-        review = sum(1 for r in results if self.processor.needs_review(r))
+        review = sum(1 for r in results if r.review)
         self.instruments.record_batch(polled=len(requests), results=len(results), review=review, dlq=0,
                                       latency_ms=(time.perf_counter() - started) * 1000, source="rest")
         return results
@@ -107,7 +120,9 @@ class TaskRuntime:
         return self.loop is None or self.loop.is_ready()
 
     def close(self) -> None:
+        """Stop polling (the batch in hand is finished and committed), then the REST batcher."""
         if self.loop is not None:
             self.loop.stop()
-        if _ACTIVE.get(self.task) is self:
-            del _ACTIVE[self.task]
+        self.batcher.close()
+        if _SERVED.get(self.task) is self:
+            del _SERVED[self.task]

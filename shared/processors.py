@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from decimal import Decimal, InvalidOperation
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Protocol
@@ -18,48 +17,14 @@ from pydantic import BaseModel
 
 from shared.cache import ResultCache
 from shared.errors import ModelError
+from shared.model_text import model_text
 from shared.runtime import OnnxEntityRecognizer, OnnxTextClassifier, open_model_folder
 from shared.schemas import ClassificationResultV1, EntitiesResultV1, EntitySpanV1, LabelScore, TaskRequestV1
 
-__all__ = ["ClassificationProcessor", "EntitiesProcessor", "Received", "load_processor", "TaskProcessor", "field_value_text", "model_text", "new_id"]
+__all__ = ["ClassificationProcessor", "EntitiesProcessor", "Received", "TaskProcessor", "load_processor", "new_id"]
 
 TOP_K = 3
 logger = logging.getLogger(__name__)
-
-
-def field_value_text(value) -> str:
-    """One field value as the encoder sees it: numbers in one canonical spelling.
-
-    A CSV holds ``"20.00"`` where a JSON request sends ``20`` or ``20.0``; all three must
-    read the same to the model, so numbers lose trailing zeros (``20``, ``35.5``).
-    """
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    text = str(value).strip()
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        return text
-    if not number.is_finite():
-        return text
-    return format(number.normalize(), "f") if number != number.to_integral_value() else str(int(number))
-
-
-def model_text(text: str, fields: dict, names: Sequence[str] | None = None) -> str:
-    """The encoder's input: the text, then ``name: value`` for each non-empty extra field.
-
-    Training (pipelines) and serving use this one function, so both see the same input.
-
-    Args:
-        text (`str`): the item's text.
-        fields (`dict`): extra fields of the item.
-        names (`Sequence[str] | None`): the fields the model was trained with, in training
-            order; others are ignored. ``None`` takes every field in ``fields`` order.
-    """
-    names = list(fields) if names is None else names
-    values = [(name, fields.get(name)) for name in names]
-    extras = " | ".join(f"{k}: {field_value_text(v)}" for k, v in values if v is not None and str(v).strip())
-    return f"{text} | {extras}" if extras else text
 
 
 def new_id() -> str:
@@ -88,9 +53,9 @@ class TaskProcessor(Protocol):
     task: str
     model_id: str
 
-    def process(self, items: Sequence[Received]) -> list[BaseModel]: ...
-
-    def needs_review(self, result: BaseModel) -> bool: ...
+    def process(self, items: Sequence[Received]) -> list[BaseModel]:
+        """One result per item, in order; each result's ``review`` says whether a person should look."""
+        ...
 
 
 class _ModelProcessor:
@@ -109,9 +74,6 @@ class _ModelProcessor:
         self.model_id = model.model_id
         self.threshold = model.info.review_threshold if review_threshold is None else review_threshold
         self.cache: ResultCache = ResultCache(cache_size, task)
-
-    def needs_review(self, result: BaseModel) -> bool:
-        return result.review
 
 
 class ClassificationProcessor(_ModelProcessor):

@@ -1,0 +1,153 @@
+"""Where and how the local broker runs: the Kafka version, ports, folders, default partitions."""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Final
+
+from shared.settings import REPO_ROOT
+from slm.local_kafka.errors import BrokerError
+
+__all__ = ["LOCALHOST", "POM", "BrokerConfig", "bootstrap", "kafka_version"]
+
+#: The only interface the broker binds to and the only address probed.
+LOCALHOST: Final = "127.0.0.1"
+#: The Maven project that names the broker's jars and pins the Kafka version.
+POM: Final = Path(__file__).resolve().with_name("kafka-pom.xml")
+_POM_NS: Final = {"m": "http://maven.apache.org/POM/4.0.0"}
+
+
+@lru_cache(maxsize=1)
+def kafka_version() -> str:
+    """Return the Kafka version pinned in ``kafka-pom.xml``."""
+    try:
+        root = ET.parse(POM).getroot()
+    except (OSError, ET.ParseError) as exc:
+        raise BrokerError(f"cannot read {POM}: {exc}") from exc
+    version = root.findtext("m:properties/m:kafka.version", namespaces=_POM_NS)
+    if not version or not version.strip():
+        raise BrokerError(f"{POM} has no <kafka.version> property")
+    return version.strip()
+
+
+def _default_cache_dir() -> Path:
+    """Return ``$SLM_CACHE_DIR`` or ``<repo>/.cache``."""
+    env = os.environ.get("SLM_CACHE_DIR")
+    return Path(env).expanduser() if env else REPO_ROOT / ".cache"
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    """Where and how the local broker runs.
+
+    Attributes:
+        host: Listener address; always ``127.0.0.1``.
+        port: PLAINTEXT (client) listener port.
+        controller_port: KRaft controller listener port; ``None`` (the
+            default) means ``port + 1``, so the default is 9093.
+        cache_dir: Shared cache; the jars live in
+            ``<cache_dir>/kafka-<version>/libs``.  Defaults to
+            ``$SLM_CACHE_DIR`` or ``<repo>/.cache``.
+        data_dir: Broker state (config, pid file, log, Kafka log dirs);
+            ``None`` (the default) means ``<cache_dir>/kafka-data-<port>``.
+        default_partitions: ``num.partitions`` for auto-created topics.
+    """
+
+    host: str = LOCALHOST
+    port: int = 9092
+    controller_port: int = None  # type: ignore[assignment]  # resolved in __post_init__
+    cache_dir: Path = field(default_factory=_default_cache_dir)
+    data_dir: Path = None  # type: ignore[assignment]  # resolved in __post_init__
+    default_partitions: int = 3
+
+    def __post_init__(self) -> None:
+        """Resolve derived defaults and validate the values."""
+        if self.host != LOCALHOST:
+            raise BrokerError(f"the local broker only binds to {LOCALHOST}, not {self.host!r}")
+        if self.controller_port is None:
+            object.__setattr__(self, "controller_port", self.port + 1)
+        object.__setattr__(self, "cache_dir", Path(self.cache_dir).expanduser().absolute())
+        if self.data_dir is None:
+            object.__setattr__(self, "data_dir", self.cache_dir / f"kafka-data-{self.port}")
+        else:
+            object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser().absolute())
+        for name in ("port", "controller_port"):
+            value = getattr(self, name)
+            if not 0 < value < 65536:
+                raise BrokerError(f"{name} must be in 1..65535, got {value}")
+        if self.port == self.controller_port:
+            raise BrokerError(f"port and controller_port must differ (both {self.port})")
+        if self.default_partitions < 1:
+            raise BrokerError(f"default_partitions must be >= 1, got {self.default_partitions}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> BrokerConfig:
+        """Build a config from environment variables.
+
+        Reads ``SLM_KAFKA_PORT``, ``SLM_KAFKA_CONTROLLER_PORT`` (optional,
+        default port + 1), ``SLM_KAFKA_DATA_DIR``, ``SLM_CACHE_DIR`` and
+        ``SLM_KAFKA_PARTITIONS``; unset or empty variables keep the defaults.
+        """
+        env = os.environ if environ is None else environ
+        kwargs: dict[str, Any] = {}
+        for var, key in (
+            ("SLM_KAFKA_PORT", "port"),
+            ("SLM_KAFKA_CONTROLLER_PORT", "controller_port"),
+            ("SLM_KAFKA_PARTITIONS", "default_partitions"),
+        ):
+            raw = env.get(var, "").strip()
+            if raw:
+                try:
+                    kwargs[key] = int(raw)
+                except ValueError:
+                    raise BrokerError(f"{var} must be an integer, got {raw!r}") from None
+        for var, key in (("SLM_CACHE_DIR", "cache_dir"), ("SLM_KAFKA_DATA_DIR", "data_dir")):
+            raw = env.get(var, "").strip()
+            if raw:
+                kwargs[key] = Path(raw)
+        return cls(**kwargs)
+
+    @property
+    def libs_dir(self) -> Path:
+        """Directory holding the broker jars."""
+        return self.cache_dir / f"kafka-{kafka_version()}" / "libs"
+
+    @property
+    def log_file(self) -> Path:
+        """Broker log (log4j output plus the JVM's stdout/stderr)."""
+        return self.data_dir / "broker.log"
+
+    @property
+    def pid_file(self) -> Path:
+        """File holding the broker's process id while it runs."""
+        return self.data_dir / "broker.pid"
+
+    @property
+    def properties_file(self) -> Path:
+        """Generated ``server.properties``."""
+        return self.data_dir / "server.properties"
+
+    @property
+    def log4j_file(self) -> Path:
+        """Generated log4j2 configuration."""
+        return self.data_dir / "log4j2.properties"
+
+    @property
+    def log_dirs(self) -> Path:
+        """Kafka ``log.dirs`` (topic data and KRaft metadata)."""
+        return self.data_dir / "logs"
+
+    @property
+    def lock_file(self) -> Path:
+        """Serialises ``up`` and ``down`` of this broker across processes."""
+        return self.data_dir / ".slm-kafka.lock"
+
+
+def bootstrap(cfg: BrokerConfig) -> str:
+    """Return the ``bootstrap.servers`` string for *cfg*, e.g. ``127.0.0.1:9092``."""
+    return f"{cfg.host}:{cfg.port}"
