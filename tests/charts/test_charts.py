@@ -23,8 +23,8 @@ from ray.serve.schema import ServeDeploySchema
 
 from shared.settings import REPO_ROOT
 
-# The development machines' checkout root, spelled in two parts so this file does not contain it.
-MACHINE_PATH = "/" + "work/"
+# This checkout's own path: a rendered manifest must not name the machine it was rendered on.
+MACHINE_PATH = str(REPO_ROOT)
 
 CHARTS = REPO_ROOT / "charts"
 HELM = REPO_ROOT / ".cache" / "bin" / "helm"
