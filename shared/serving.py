@@ -19,7 +19,8 @@ from shared.batching import MicroBatcher
 from shared.kafka import TaskConsumerLoop
 from shared.schemas import TaskRequestV1
 from shared.settings import KafkaSettings, ServiceSettings, default_model_dir
-from shared.processors import Received, TaskProcessor, load_processor
+from shared.processors import Received, TaskProcessor
+from shared.task_kinds import load_processor
 from shared.telemetry import TaskInstruments
 
 __all__ = ["ServedTask", "cpu_quota", "onnx_threads_for", "served_task"]

@@ -15,9 +15,8 @@ from pathlib import Path
 import click
 
 from shared.errors import ConfigError
+from shared.task_kinds import TASKS
 from slm.console import clean_errors, configure_logging, validated
-
-TASKS = ("transactions", "entities", "helpdesk", "sentiment")
 
 
 @click.group()
@@ -122,14 +121,6 @@ def kafka_groups(group: str, bootstrap: str | None, port: int | None, data_dir: 
 
 # --- Training and evaluation -------------------------------------------------------------
 
-def _columns(text_col: str | None, label_col: str | None, field_cols: str | None, default=None):
-    from pipelines.common.data import ColumnMapping
-
-    base = default or ColumnMapping()
-    fields = tuple(c.strip() for c in field_cols.split(",") if c.strip()) if field_cols else base.fields
-    return ColumnMapping(text=text_col or base.text, label=label_col or base.label, fields=fields)
-
-
 _column_options = [
     click.option("--text-col", default=None, help="Column holding the text."),
     click.option("--label-col", default=None, help="Column holding the label."),
@@ -177,8 +168,12 @@ def train(task, train_file, eval_file, dev_file, out_dir, quick, epochs, batch_s
     int8 where it keeps the fp32 model's answers on dev, else the best int8 that does, else fp32.
     """
     from pipelines.common.args import TrainingArgs
-    from pipelines.tasks import EntityDataset, dataset_for
+    from pipelines.common.data import ColumnChoice
+    from pipelines.kinds import recipe_class
+    from pipelines.recipe import train_model
+    from pipelines.tasks import dataset_for
     from shared.settings import default_model_dir
+    from shared.task_kinds import kind_of_task
 
     dataset = dataset_for(task)
     overrides = {k: v for k, v in dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
@@ -189,72 +184,30 @@ def train(task, train_file, eval_file, dev_file, out_dir, quick, epochs, batch_s
                  if v is not None}
     # Command-line values win; then --quick's small settings, or the data set's own defaults.
     if quick:
-        args = validated(TrainingArgs.quick, **{**getattr(dataset, "quick_defaults", {}), **overrides})
+        args = validated(TrainingArgs.quick, **{**dataset.quick_defaults, **overrides})
     else:
         args = validated(TrainingArgs, **{**dataset.training_defaults, **overrides})
     custom_data = train_file is not None
+    recipe = recipe_class(kind_of_task(task)).for_training(ColumnChoice(text_col, label_col, field_cols),
+                                                           baseline=baseline, dataset=None if custom_data else dataset)
     out_dir = out_dir or default_model_dir(task)
     eval_file = eval_file if (eval_file or custom_data) else dataset.test_file
-    if isinstance(dataset, EntityDataset):
-        from pipelines.token_classification import train_entities
-
-        _no_columns_for_entities(text_col, label_col, field_cols)
-        if baseline:
-            raise ConfigError("--baseline is for the classification tasks")
-        info = train_entities(task, train_file or dataset.train_file, out_dir, args, eval_file=eval_file,
-                              dev_file=dev_file)
-        click.echo(f"saved {info.model_id} to {out_dir}")
-        for split in ("dev", "test"):
-            if split in info.metrics:
-                m = info.metrics[split]
-                click.echo(f"{split}: {info.precision} entity F1={m['served']['f1']:.4f} "
-                           f"(P={m['served']['precision']:.4f} R={m['served']['recall']:.4f}) | "
-                           f"fp32 F1={m['fp32']['f1']:.4f}")
-        _echo_served(info)
-        return
-
-    from pipelines.classification import train_task
-
-    info = train_task(
-        task,
-        train_file or dataset.train_file,
-        out_dir,
-        _columns(text_col, label_col, field_cols, None if custom_data else dataset.columns),
-        args,
-        eval_file=eval_file,
-        dev_file=dev_file,
-        label_names={} if custom_data else dataset.label_names,
-    )
-    report = info.metrics.get("test", info.metrics["dev"])
-    split = "test" if "test" in info.metrics else "dev"
-    click.echo(
-        f"saved {info.model_id} to {out_dir}\n"
-        f"{split}: {info.precision} accuracy={report['served']['accuracy']:.4f} "
-        f"macro_f1={report['served']['macro_f1']:.4f} | "
-        f"fp32 accuracy={report['fp32']['accuracy']:.4f} macro_f1={report['fp32']['macro_f1']:.4f}"
-    )
-    if "test" in info.metrics:
-        test = info.metrics["test"]
-        click.echo(f"test: {info.precision} top-3 accuracy={test['served']['top3_accuracy']:.4f}")
-        if "baseline" in test:
-            click.echo(f"test: baseline TF-IDF+SVM accuracy={test['baseline']['accuracy']:.4f} "
-                       f"macro_f1={test['baseline']['macro_f1']:.4f}")
-    _echo_served(info)
-
-
-def _echo_served(info) -> None:
-    """Which graph the folder serves and how closely it keeps the fp32 model's answers."""
-    click.echo(f"served graph: {info.precision} | agreement with fp32 (dev)="
-               f"{info.metrics['dev']['agreement_with_fp32']:.4f} | review threshold={info.review_threshold}")
+    trained = train_model(recipe, task, train_file or dataset.train_file, out_dir, args, eval_file=eval_file,
+                          dev_file=dev_file)
+    info, metrics = trained.info, trained.metrics
+    click.echo(f"saved {info.model_id} to {out_dir}")
+    for split, scores in metrics.splits():
+        click.echo(f"{split}: {info.precision} {scores.served.summary()} | fp32 {scores.fp32.brief()}")
+    if metrics.test and metrics.test.served.top3_accuracy is not None:
+        click.echo(f"test: {info.precision} top-3 accuracy={metrics.test.served.top3_accuracy:.4f}")
+    if metrics.test and metrics.test.baseline:
+        click.echo(f"test: baseline TF-IDF+SVM {metrics.test.baseline.summary()}")
+    # Which graph the folder serves and how closely it keeps the fp32 model's answers.
+    click.echo(f"served graph: {info.precision} | agreement with fp32 (dev)={metrics.dev.agreement_with_fp32:.4f} | "
+               f"review threshold={info.review_threshold}")
     if info.precision == "fp32":
         click.echo("note: no int8 graph kept the fp32 model's answers, so this model is served in fp32 "
                    "(see card/card.md; --require-int8 makes this an error)")
-
-
-def _no_columns_for_entities(text_col, label_col, field_cols) -> None:
-    if text_col or label_col or field_cols:
-        raise ConfigError("entities reads CoNLL files (token first, tag last); --text-col, --label-col and "
-                          "--field-cols are for the classification tasks")
 
 
 @main.command()
@@ -272,65 +225,40 @@ def _no_columns_for_entities(text_col, label_col, field_cols) -> None:
 def evaluate(task, model_dir, data_file, card_dir, as_json, baseline, baseline_train, text_col, label_col,
              field_cols) -> None:
     """Score a model folder on a labelled file: accuracy, macro-F1, per-class detail, a model card."""
-    from pipelines.classification import evaluate_model
+    from pipelines.common.data import ColumnChoice
+    from pipelines.kinds import recipe_class
+    from pipelines.recipe import evaluate_model
     from pipelines.tasks import dataset_for
     from shared.runtime import open_model_folder
     from shared.settings import default_model_dir
+    from shared.task_kinds import kind_named
 
     if model_dir is None:
         if task is None:
             raise ConfigError("give a TASK or --model DIR")
         model_dir = default_model_dir(task)
     info = open_model_folder(model_dir)
-    task = task or info.task
-    if data_file is None:
-        data_file = dataset_for(task).test_file
-    if info.kind == "entities":
-        from pipelines.token_classification import evaluate_entities
-
-        _no_columns_for_entities(text_col, label_col, field_cols)
-        if baseline or baseline_train is not None:
-            raise ConfigError("--baseline is for the classification tasks")
-        metrics = evaluate_entities(model_dir, data_file, card_dir=card_dir)
-        if as_json:
-            click.echo(json.dumps(metrics))
-            return
-        click.echo(f"model {metrics['model']} on {data_file} ({metrics['n']} sentences)")
-        click.echo(f"entity F1 {metrics['f1']:.4f}  precision {metrics['precision']:.4f}  "
-                   f"recall {metrics['recall']:.4f}")
-        _echo_per_label("type", metrics["per_type"], metrics["card"])
-        return
-    columns = _columns(text_col, label_col, field_cols) if (text_col or label_col or field_cols) else None
-    if baseline and baseline_train is None:
-        from pipelines.common.model_output import resolve_recorded_path
-
-        baseline_train = resolve_recorded_path(info.training.get("data", {}).get("train", {}).get("file", ""))
-        if not baseline_train.is_file():
-            raise ConfigError(f"the model's training file {str(baseline_train)!r} is not here; give --baseline-data FILE")
-    metrics = evaluate_model(model_dir, data_file, columns=columns, card_dir=card_dir,
-                             baseline_train_file=baseline_train)
+    data_file = data_file or dataset_for(task or info.task).test_file
+    recipe = recipe_class(kind_named(info.kind, model_dir)).for_evaluation(
+        info, ColumnChoice(text_col, label_col, field_cols), baseline=baseline, baseline_train=baseline_train)
+    evaluation = evaluate_model(recipe, model_dir, data_file, card_dir=card_dir)
     if as_json:
-        click.echo(json.dumps(metrics))
+        click.echo(json.dumps(evaluation.to_dict()))
         return
-    click.echo(f"model {metrics['model']} on {data_file} ({metrics['n']} items)")
-    click.echo(f"accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  "
-               f"top-3 accuracy {metrics['top3_accuracy']:.4f}")
-    if "baseline" in metrics:
-        click.echo(f"baseline TF-IDF+SVM: accuracy {metrics['baseline']['accuracy']:.4f}  "
-                   f"macro-F1 {metrics['baseline']['macro_f1']:.4f}")
-    for name, part in metrics.get("by_seen_text", {}).items():
-        baseline_part = f"  baseline accuracy {part['baseline_accuracy']:.4f}" if "baseline_accuracy" in part else ""
-        click.echo(f"text {name} in training ({part['n']} items, {part['share']:.1%}): accuracy {part['accuracy']:.4f}  "
-                   f"macro-F1 {part['macro_f1']:.4f}  top-3 {part['top3_accuracy']:.4f}{baseline_part}")
-    _echo_per_label("label", metrics["per_label"], metrics["card"])
-
-
-def _echo_per_label(heading: str, rows: dict, card: str) -> None:
-    """The per-label (or per-type) P/R/F1 table and where the model card went."""
-    click.echo(f"{heading:<24}{'precision':>10}{'recall':>10}{'F1':>10}{'support':>10}")
-    for name, m in rows.items():
-        click.echo(f"{name:<24}{m['precision']:>10.4f}{m['recall']:>10.4f}{m['f1']:>10.4f}{m['support']:>10}")
-    click.echo(f"model card: {card}")
+    scores = evaluation.scores
+    click.echo(f"model {evaluation.model_id} on {data_file} ({scores.n} {scores.unit})")
+    click.echo(scores.evaluation_line())
+    if evaluation.baseline:
+        click.echo(f"baseline TF-IDF+SVM: accuracy {evaluation.baseline.accuracy:.4f}  "
+                   f"macro-F1 {evaluation.baseline.macro_f1:.4f}")
+    for name, part in evaluation.by_seen_text.items():
+        baseline_part = "" if part.baseline_accuracy is None else f"  baseline accuracy {part.baseline_accuracy:.4f}"
+        click.echo(f"text {name} in training ({part.n} items, {part.share:.1%}): accuracy {part.accuracy:.4f}  "
+                   f"macro-F1 {part.macro_f1:.4f}  top-3 {part.top3_accuracy:.4f}{baseline_part}")
+    click.echo(f"{scores.per_class_heading:<24}{'precision':>10}{'recall':>10}{'F1':>10}{'support':>10}")
+    for name, m in scores.per_class.items():
+        click.echo(f"{name:<24}{m.precision:>10.4f}{m.recall:>10.4f}{m.f1:>10.4f}{m.support:>10}")
+    click.echo(f"model card: {evaluation.card}")
 
 
 # --- Model folders -----------------------------------------------------------------------

@@ -9,11 +9,9 @@ from shared.errors import SlmError
 from shared.runtime.manifest import folder_problems
 from shared.runtime.model_folder import INFO_FILE, ModelInfo, read_model_info
 from shared.settings import default_model_dir
+from shared.task_kinds import TASKS, kind_named
 
 __all__ = ["FolderReport", "check_folder", "headline_metrics", "installed_folders"]
-
-TASKS = ("transactions", "entities", "helpdesk", "sentiment")
-
 
 @dataclass(frozen=True)
 class FolderReport:
@@ -52,10 +50,10 @@ def check_folder(folder: Path) -> FolderReport:
 
 def headline_metrics(info: ModelInfo) -> str:
     """The served graph's main test metrics (dev when the folder has none on a test set)."""
+    from pipelines.kinds import recipe_class
+
     split = "test" if "test" in info.metrics else "dev"
     served = info.metrics.get(split, {}).get("served") or info.metrics.get(split, {}).get("int8")
     if not served:
         return "no metrics"
-    if info.kind == "entities":
-        return f"{split} F1 {served['f1']:.4f}"
-    return f"{split} accuracy {served['accuracy']:.4f}, macro-F1 {served['macro_f1']:.4f}"
+    return f"{split} {recipe_class(kind_named(info.kind, info.model_id)).scores.from_dict(served).listing()}"

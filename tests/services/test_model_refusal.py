@@ -58,7 +58,7 @@ def test_ray_application_refuses_a_truncated_model_before_any_replica(quick_mode
 
 
 def test_the_processor_refuses_an_extra_file(quick_model_dir, tmp_path):
-    from shared.processors import load_processor
+    from shared.task_kinds import load_processor
 
     model = tmp_path / "model"
     shutil.copytree(quick_model_dir, model)
