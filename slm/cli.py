@@ -23,7 +23,10 @@ from slm.console import clean_errors, configure_logging, validated
 @click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
 def main(verbose: bool) -> None:
     """slm-services: fine-tuned small language models as task microservices."""
+    from shared.settings import warn_unknown_settings
+
     configure_logging(verbose)
+    warn_unknown_settings()  # a misspelt SLM_* name would otherwise be ignored without a word
 
 
 # --- Kafka -----------------------------------------------------------------------------
@@ -352,28 +355,28 @@ def serve(task: str, port: int, host: str, model_dir: Path | None, bootstrap: st
     service as Ray Serve replicas, each a member of the task's consumer group.
     """
     from shared.runtime import open_model_folder
-    from shared.settings import KafkaSettings, ServiceSettings, default_model_dir
+    from shared.settings import ServingSettings
 
-    model_dir = Path(model_dir or os.environ.get("SLM_MODEL_DIR") or default_model_dir(task)).resolve()
+    # The settings, validated once (a bad SLM_* value is one line), the options in place of theirs.
+    settings = validated(ServingSettings.from_env, kafka={"bootstrap": bootstrap} if bootstrap else {})
+    model_dir = Path(model_dir or settings.model_dir(task)).resolve()
     open_model_folder(model_dir)  # refuse here, in one line, rather than in the worker
-    validated(ServiceSettings)  # and bad SLM_* values too
-    validated(KafkaSettings)
-    os.environ["SLM_MODEL_DIR"] = str(model_dir)
-    if bootstrap:
-        os.environ["SLM_KAFKA_BOOTSTRAP"] = bootstrap
-    ray_options = {"NUM_REPLICAS": replicas, "MIN_REPLICAS": min_replicas, "MAX_REPLICAS": max_replicas,
-                   "CPUS_PER_REPLICA": cpus_per_replica}
+    settings = settings.replace(service={"model_dir": model_dir})
+    ray_options = {"num_replicas": replicas, "min_replicas": min_replicas, "max_replicas": max_replicas,
+                   "cpus_per_replica": cpus_per_replica}
     if any(v is not None for v in ray_options.values()):
         from shared.settings import ReplicaSettings
         from slm.replicas import serve_replicas
 
-        os.environ.update({f"SLM_RAY_{k}": str(v) for k, v in ray_options.items() if v is not None})
-        serve_replicas(task, host, port, validated(ReplicaSettings))
+        replica_settings = validated(ReplicaSettings, **{k: v for k, v in ray_options.items() if v is not None})
+        serve_replicas(task, host, port, settings, replica_settings)
         return
     from shared.settings import service_import
 
-    bentoml_cli = Path(sys.executable).with_name("bentoml")
-    os.execv(str(bentoml_cli), [str(bentoml_cli), "serve", service_import(task), "--host", host, "--port", str(port)])
+    # The BentoML server is another process: it reads the settings from the environment they give it.
+    bentoml_cli = str(Path(sys.executable).with_name("bentoml"))
+    os.execve(bentoml_cli, [bentoml_cli, "serve", service_import(task), "--host", host, "--port", str(port)],
+              settings.environment())
 
 
 _tasks_option = click.option("--task", "tasks", type=click.Choice(TASKS), multiple=True,
@@ -389,7 +392,8 @@ def demo(tasks: tuple[str, ...], limit: int | None, keep_running: bool) -> None:
     """Broker and services up, stream each task's test set through Kafka, live view, summaries."""
     from slm.demo import MALFORMED, run_demo
 
-    summaries, services = run_demo(list(tasks or TASKS), limit=limit, keep_running=keep_running)
+    broker, serving = _stack_settings()
+    summaries, services = run_demo(list(tasks or TASKS), broker, serving, limit=limit, keep_running=keep_running)
     for summary in summaries:
         click.echo("\n".join(["", f"== {summary.task} ==", *summary.lines()]))
     if keep_running:
@@ -397,6 +401,14 @@ def demo(tasks: tuple[str, ...], limit: int | None, keep_running: bool) -> None:
         click.echo("stop them with: slm down")
     if any(s.results < s.sent or s.dlq < len(MALFORMED) for s in summaries):
         raise SystemExit(1)
+
+
+def _stack_settings():
+    """The local broker's settings and the services' (``slm up``, ``slm demo``), each validated once."""
+    from shared.settings import ServingSettings
+    from slm.local_kafka import BrokerConfig
+
+    return BrokerConfig.from_env(), validated(ServingSettings.from_env)
 
 
 def _echo_running(services) -> None:
@@ -414,7 +426,7 @@ def up(tasks: tuple[str, ...], port_base: int | None) -> None:
     """Start the local broker and the task services (the release models in models/); no traffic."""
     from slm import stack
 
-    _, services = stack.up(list(tasks or TASKS), port_base=port_base)
+    _, services = stack.up(list(tasks or TASKS), *_stack_settings(), port_base=port_base)
     _echo_running(services)
     click.echo("stop them with: slm down")
 
@@ -424,8 +436,9 @@ def up(tasks: tuple[str, ...], port_base: int | None) -> None:
 def down() -> None:
     """Stop the services `slm up` started, then the local broker."""
     from slm import stack
+    from slm.local_kafka import BrokerConfig
 
-    stopped = stack.down()
+    stopped = stack.down(BrokerConfig.from_env())
     click.echo(f"stopped: {', '.join(stopped) or 'no services'}; broker down")
 
 

@@ -143,11 +143,15 @@ def stream_test_sets(bootstrap: str, tasks: list[str], limit: int | None, timeou
     return list(summaries.values())
 
 
-def run_demo(tasks: list[str], *, limit: int | None, keep_running: bool):
-    """Broker and services up (the release models), stream, summarise, clean up."""
+def run_demo(tasks: list[str], broker, serving, *, limit: int | None, keep_running: bool):
+    """Broker and services up (the release models), stream, summarise, clean up.
+
+    ``broker`` (:class:`slm.local_kafka.BrokerConfig`) and ``serving``
+    (:class:`shared.settings.ServingSettings`): as :func:`slm.stack.up` takes them.
+    """
     from slm import stack
 
-    bootstrap, services = stack.up(tasks)
+    bootstrap, services = stack.up(tasks, broker, serving)
     try:
         summaries = stream_test_sets(bootstrap, tasks, limit)
     except BaseException:
@@ -155,5 +159,5 @@ def run_demo(tasks: list[str], *, limit: int | None, keep_running: bool):
         raise
     finally:
         if not keep_running:
-            stack.down(services)
+            stack.down(broker, services)
     return summaries, services

@@ -8,7 +8,7 @@ from pathlib import Path
 from shared.errors import SlmError
 from shared.runtime.manifest import folder_problems
 from shared.runtime.model_folder import INFO_FILE, ModelInfo, read_model_info
-from shared.settings import default_model_dir
+from shared.settings import WorkspaceSettings, default_model_dir
 from shared.task_kinds import TASKS, kind_named
 
 __all__ = ["FolderReport", "check_folder", "headline_metrics", "installed_folders"]
@@ -35,7 +35,8 @@ class FolderReport:
 
 def installed_folders() -> list[Path]:
     """``models/<task>`` of each task that has one (or under ``SLM_MODELS_DIR``)."""
-    return [default_model_dir(task) for task in TASKS if default_model_dir(task).is_dir()]
+    workspace = WorkspaceSettings()
+    return [folder for folder in (default_model_dir(task, workspace) for task in TASKS) if folder.is_dir()]
 
 
 def check_folder(folder: Path) -> FolderReport:
