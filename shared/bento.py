@@ -41,6 +41,7 @@ def serving_settings() -> ServingSettings:
         _settings = ServingSettings.from_env()
     return _settings
 
+
 # Stated, not inferred: for a list output BentoML 1.4 otherwise finds the media type by building
 # the output's JSON schema again for every response (40% of the event loop's time at
 # concurrency 32 in a py-spy profile).

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shared.errors import ConfigError, ModelError
+from shared.model_text import model_text
 
 __all__ = ["CLASSIFICATION", "ENTITIES", "KINDS", "TASKS", "TASK_KINDS", "TaskKind", "kind_named", "kind_of_task",
            "load_processor"]
@@ -74,11 +75,7 @@ class TaskKind:
 
     def model_text(self, text: str, fields: dict, field_names) -> str:
         """What the model reads for a request's ``text`` and ``fields`` (``field_names``: the model's)."""
-        if not self.reads_fields:
-            return text
-        from shared.model_text import model_text
-
-        return model_text(text, fields, field_names)
+        return model_text(text, fields, field_names) if self.reads_fields else text
 
 
 CLASSIFICATION = TaskKind(name="classification", runtime="shared.runtime:OnnxTextClassifier",
