@@ -13,7 +13,8 @@ import time
 
 from shared.schemas import TaskRequestV1
 from shared.settings import default_model_dir
-from shared.processors import Received, load_processor
+from shared.processors import Received
+from shared.task_kinds import load_processor
 from pipelines.labelled_rows import load_rows
 
 

@@ -71,15 +71,13 @@ def percentiles(values_ms: list[float]) -> dict:
     return {"p50": round(float(p50), 2), "p95": round(float(p95), 2), "p99": round(float(p99), 2)}
 
 
-def _model_inputs(task: str, model_dir: Path, requests: list[dict]) -> list[str]:
+def _model_inputs(model_dir: Path, requests: list[dict]) -> list[str]:
     from shared.runtime import read_model_info
-    from shared.model_text import model_text
+    from shared.task_kinds import kind_named
 
     info = read_model_info(model_dir)
-    if info.kind == "entities":
-        return [r["text"] for r in requests]
-    fields = info.columns.get("fields", [])
-    return [model_text(r["text"], r.get("fields", {}), fields) for r in requests]
+    kind, fields = kind_named(info.kind, model_dir), info.columns.get("fields", [])
+    return [kind.model_text(r["text"], r.get("fields", {}), fields) for r in requests]
 
 
 def tokens_per_item(model_dir: Path, texts: list[str]) -> float:
@@ -94,19 +92,16 @@ def tokens_per_item(model_dir: Path, texts: list[str]) -> float:
 
 def measure_limit(task: str, model_dir: Path, texts: list[str], batch_sizes: list[int], onnx_file: str) -> dict:
     """Items/s of the model alone, one thread per core the machine has, by batch size."""
-    from shared.runtime import OnnxEntityRecognizer, OnnxTextClassifier, read_model_info
+    from shared.runtime import read_model_info
+    from shared.task_kinds import kind_named
 
-    kind = read_model_info(model_dir).kind
+    kind = kind_named(read_model_info(model_dir).kind, model_dir)
     by_batch = {}
     # Runs of a fixed size, and runs of up to 64 items within 512 padded tokens: the service's
     # default, and the best on long-tailed texts (helpdesk).
     for batch, tokens in [(batch, None) for batch in batch_sizes] + [(64, 512)]:
-        if kind == "entities":
-            model = OnnxEntityRecognizer(model_dir, max_batch_size=batch, onnx_file=onnx_file, max_batch_tokens=tokens)
-            run = model.predict
-        else:
-            model = OnnxTextClassifier(model_dir, max_batch_size=batch, onnx_file=onnx_file, max_batch_tokens=tokens)
-            run = model.predict_proba
+        model = kind.load_model(model_dir, max_batch_size=batch, onnx_file=onnx_file, max_batch_tokens=tokens)
+        run = getattr(model, "predict_proba", model.predict)  # a classifier's probabilities, no result objects
         run(texts[:batch])  # warm-up
         started = time.perf_counter()
         for start in range(0, len(texts), batch * 8):  # several batches per call, as a stream arrives
@@ -293,10 +288,11 @@ def ratios(result: dict, concurrency: int = 32) -> dict:
 
 def bench_task(task: str, plan: BenchPlan) -> dict:
     from shared.runtime import read_model_info
+    from shared.task_kinds import CLASSIFICATION, kind_named
 
     model_dir = default_model_dir(task)
     rows, _, _ = load_rows(task, None)
-    texts = _model_inputs(task, model_dir, rows)
+    texts = _model_inputs(model_dir, rows)
     limit_texts = (texts * (plan.limit_items // len(texts) + 1))[:plan.limit_items]
     result: dict = {"task": task, "model_dir": str(model_dir), "tokens_per_item": tokens_per_item(model_dir, texts)}
     result["limit_int8"] = measure_limit(task, model_dir, limit_texts, plan.batch_sizes, "model.onnx")
@@ -311,7 +307,7 @@ def bench_task(task: str, plan: BenchPlan) -> dict:
               f"limits and the peers are skipped; `make train-{task}` writes it", flush=True)
     # The peers and the torch limit need a sequence classifier in torch: not the entity tagger.
     checkpoint = None
-    if plan.peers and has_fp32 and read_model_info(model_dir).kind == "classification":
+    if plan.peers and has_fp32 and kind_named(read_model_info(model_dir).kind, model_dir) is CLASSIFICATION:
         from bench.torch_checkpoint import torch_checkpoint
 
         checkpoint = torch_checkpoint(model_dir, texts)

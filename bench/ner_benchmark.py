@@ -22,7 +22,8 @@ from pathlib import Path
 
 from pipelines.common.args import TrainingArgs
 from bench.entity_decoding import compare_decoders
-from pipelines.token_classification import train_entities
+from pipelines.recipe import train_model
+from pipelines.token_classification import EntityRecipe
 from shared.settings import REPO_ROOT
 
 BERT_BASE_F1 = 0.924
@@ -48,18 +49,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     training = TrainingArgs(epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size,
                             max_length=args.max_length, average_checkpoints=args.average_checkpoints)
-    info = train_entities("entities", files["train"], args.out, training, eval_file=files["test"],
+    trained = train_model(EntityRecipe(), "entities", files["train"], args.out, training, eval_file=files["test"],
                           dev_file=files["valid"], model_name="conll2003-minilm-l6")
-    test = info.metrics["test"]
+    info, test = trained.info, trained.metrics.test
     report = {
         "benchmark": "CoNLL-2003 English test, entity-level micro F1 (seqeval rules)",
         "served": info.precision,
-        "served_metrics": {k: round(test["served"][k], 4) for k in ("f1", "precision", "recall")},
-        "fp32": {k: round(test["fp32"][k], 4) for k in ("f1", "precision", "recall")},
-        "per_type_served_f1": {k: round(v["f1"], 4) for k, v in test["served"]["per_type"].items()},
+        "served_metrics": {k: round(getattr(test.served, k), 4) for k in ("f1", "precision", "recall")},
+        "fp32": {k: round(getattr(test.fp32, k), 4) for k in ("f1", "precision", "recall")},
+        "per_type_served_f1": {k: round(v.f1, 4) for k, v in test.served.per_type.items()},
         "decoders": compare_decoders(args.out, files["test"]),
         "bert_base_f1": BERT_BASE_F1,
-        "ratio_served_to_bert_base": round(test["served"]["f1"] / BERT_BASE_F1, 4),
+        "ratio_served_to_bert_base": round(test.served.f1 / BERT_BASE_F1, 4),
         "train_seconds": info.training["train_seconds"],
         "best_epoch": info.training["best_epoch"],
         "model": str(args.out),

@@ -5,7 +5,8 @@ whether an item's scores depend on the other items in its run.
 
 Needs each folder's fp32 graph (``make train-<task>`` writes it; release folders leave it out)
 and the training file its card names (for static calibration when the folder serves another
-precision). Both int8 graphs are made from the same fp32 graph; the test file is the card's.
+precision). Both int8 graphs are made from the same fp32 graph, calibrated on the training's own
+calibration items (:mod:`pipelines.recipe`); the test file is the card's, as the training scored it.
 """
 
 from __future__ import annotations
@@ -15,96 +16,39 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from pipelines.common.args import TrainingArgs
 from pipelines.common.export import FP32_FILE
 from pipelines.common.model_output import resolve_recorded_path, subsample
 from pipelines.common.quantize import prepare_for_quantization, quantize_dynamic_int8, quantize_static_int8
+from pipelines.kinds import recipe_class
+from pipelines.recipe import read_training_data
 from shared.runtime import read_model_info
+from shared.task_kinds import kind_named
 
 __all__ = ["compare_quantizations"]
 
 BATCH = 32
-
-
-def _classification_case(model_dir: Path, info) -> tuple[list, Callable, Callable]:
-    """(calibration batches, predictor factory, agreement) for a classifier folder."""
-    from pipelines.classification import CALIBRATION_ITEMS, as_model_inputs, calibration_batches, rename_labels
-    from pipelines.common.data import ColumnMapping, read_examples, split_dev
-    from shared.runtime import OnnxTextClassifier
-
-    args = info.training.get("args", {})
-    columns = ColumnMapping.from_dict(info.columns)
-    names = info.training.get("label_names", {})
-    data = info.training["data"]
-    train = rename_labels(read_examples(resolve_recorded_path(data["train"]["file"]), columns), names)
-    if data["dev"].get("carved_from") == "train":
-        train, _ = split_dev(train, args.get("dev_fraction", 0.1), args.get("seed", 42))
-    test = as_model_inputs(rename_labels(read_examples(resolve_recorded_path(data["test"]["file"]), columns), names))
-    fp32 = OnnxTextClassifier(model_dir, onnx_file=FP32_FILE)
-    calibration = calibration_batches(fp32, subsample(as_model_inputs(train), CALIBRATION_ITEMS, args.get("seed", 42)))
-    texts = [ex.text for ex in test]
-    gold = np.array([ex.label for ex in test])
-
-    def run(graph: str):
-        model = OnnxTextClassifier(model_dir, onnx_file=graph, max_batch_size=BATCH)
-        return lambda: model.predict_proba(texts), lambda: model.predict_proba(texts[:200]), \
-            lambda: np.concatenate([model.predict_proba([t]) for t in texts[:200]])
-
-    def quality(probs, reference) -> dict:
-        labels = np.array(fp32.labels)
-        predicted, expected = labels[probs.argmax(1)], labels[reference.argmax(1)]
-        return {"agreement_with_fp32": round(float(np.mean(predicted == expected)), 4),
-                "test_accuracy": round(float(np.mean(predicted == gold)), 4)}
-
-    return calibration, run, quality
-
-
-def _entities_case(model_dir: Path, info) -> tuple[list, Callable, Callable]:
-    """(calibration batches, predictor factory, agreement) for an entities folder."""
-    from pipelines.common.metrics import entity_metrics
-    from pipelines.common.token_files import read_conll
-    from pipelines.token_classification import (CALIBRATION_SENTENCES, calibration_batches, predicted_spans,
-                                                split_dev_sentences)
-    from shared.runtime import OnnxEntityRecognizer
-
-    args = info.training.get("args", {})
-    data = info.training["data"]
-    context = args.get("context_words", 0)
-    train = read_conll(resolve_recorded_path(data["train"]["file"]), context)
-    if data["dev"].get("carved_from") == "train":
-        train, _ = split_dev_sentences(train, args.get("dev_fraction", 0.1), args.get("seed", 42))
-    test = read_conll(resolve_recorded_path(data["test"]["file"]), context)
-    fp32 = OnnxEntityRecognizer(model_dir, onnx_file=FP32_FILE)
-    calibration = calibration_batches(fp32, subsample(train, CALIBRATION_SENTENCES, args.get("seed", 42)))
-    gold = [list(s.spans) for s in test]
-
-    def run(graph: str):
-        model = OnnxEntityRecognizer(model_dir, onnx_file=graph, max_batch_size=BATCH)
-
-        def scores(sentences):
-            return np.concatenate([p.ravel() for p in model.tagger.token_probs(
-                [" ".join(s.tokens) for s in sentences], [model.tagger.encode(" ".join(s.tokens)) for s in sentences],
-                model.run_logits, BATCH)])
-
-        return (lambda: predicted_spans(model.tagger, test, model.run_logits, BATCH)[0],
-                lambda: scores(test[:100]), lambda: np.concatenate([scores([s]) for s in test[:100]]))
-
-    def quality(spans, reference) -> dict:
-        return {"agreement_with_fp32": round(entity_metrics(reference, spans)["f1"], 4),
-                "test_f1": round(entity_metrics(gold, spans)["f1"], 4)}
-
-    return calibration, run, quality
+SCORED_ALONE = 100  # test items scored one by one and in one run, to see whether a run changes an item's scores
 
 
 def compare_quantizations(model_dir: Path) -> dict:
     """fp32, static int8 and dynamic int8 of one folder, side by side."""
     info = read_model_info(model_dir, graph=FP32_FILE)
-    case = _entities_case if info.kind == "entities" else _classification_case
-    calibration, run, quality = case(model_dir, info)
+    recipe = recipe_class(kind_named(info.kind, model_dir)).for_model(info)
+    args = TrainingArgs.from_dict(info.training.get("args", {}))
+    files = info.training["data"]
+    # The training's own splits and calibration items (the dev file is read only where dev was not carved).
+    data = read_training_data(recipe, resolve_recorded_path(files["train"]["file"]), args,
+                              dev_file=None if files["dev"].get("carved_from") == "train"
+                              else resolve_recorded_path(files["dev"]["file"]),
+                              eval_file=resolve_recorded_path(files["test"]["file"]))
+    fp32 = recipe.kind.load_model(model_dir, onnx_file=FP32_FILE, info=info)
+    calibration = recipe.calibration_batches(fp32, subsample(data.train, recipe.calibration_items, args.seed))
+    metric = recipe.kind.quality_metric
     report: dict = {"model": info.model_id, "served": info.precision}
     with tempfile.TemporaryDirectory(prefix="slm-bench-quant-") as tmp:
         prepared = prepare_for_quantization(model_dir / FP32_FILE, Path(tmp) / "prepared.onnx")
@@ -115,14 +59,19 @@ def compare_quantizations(model_dir: Path) -> dict:
                   "int8-dynamic": str(quantize_dynamic_int8(model_dir / FP32_FILE, Path(tmp) / "dynamic.onnx"))}
         reference = None
         for name, graph in graphs.items():
-            full, batched, alone = run(graph)
-            full()  # warm-up: session start, first allocations
+            model = recipe.kind.load_model(model_dir, onnx_file=graph, max_batch_size=BATCH, info=info)
+            recipe.predict(model, data.test, name)  # warm-up: session start, first allocations
             started = time.perf_counter()
-            outputs = full()
+            outputs = recipe.predict(model, data.test, name)
             seconds = time.perf_counter() - started
             reference = outputs if reference is None else reference
-            batch_scores, alone_scores = batched(), alone()
-            report[name] = {**quality(outputs, reference), "items_per_s": round(len(outputs) / seconds, 1),
+            sample = data.test[:SCORED_ALONE]
+            batch_scores = recipe.item_scores(model, sample)
+            alone_scores = np.concatenate([recipe.item_scores(model, [item]) for item in sample])
+            test = recipe.test_scores(data.test, outputs, model.labels)
+            report[name] = {"agreement_with_fp32": round(recipe.agreement(reference, outputs), 4),
+                            f"test_{metric}": round(getattr(test, metric), 4),
+                            "items_per_s": round(len(data.test) / seconds, 1),
                             "size_mb": round((model_dir / graph).stat().st_size / 1e6, 1),
                             # 0 when an item's scores do not depend on what else is in its run
                             "max_score_change_alone_vs_batched": float(np.abs(batch_scores - alone_scores).max())}

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from bench.harness import stream_through_kafka
 from shared.kafka.groups import group_members
-from shared.settings import ReplicaSettings, default_model_dir
+from shared.settings import ReplicaSettings, ServingSettings, default_model_dir
 from pipelines.labelled_rows import load_rows
 
 logger = logging.getLogger("bench.replicas")
@@ -47,11 +47,12 @@ def run(config: Config, task: str, bootstrap: str, model_dir: str, texts: list[s
 
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     group = f"{prefix}slm-{task}"
-    env = {"SLM_MODEL_DIR": model_dir, "SLM_KAFKA_BOOTSTRAP": bootstrap, "SLM_KAFKA_TOPIC_PREFIX": prefix,
-           "SLM_KAFKA_GROUP_ID": group, "SLM_KAFKA_PARTITIONS": "4", "OTEL_SDK_DISABLED": "true",
-           "SLM_CACHE_SIZE": "0"}  # the warm-up's texts come back in the measured stream
+    serving = ServingSettings.from_env(
+        service={"model_dir": model_dir, "cache_size": 0},  # the warm-up's texts come back in the measured stream
+        kafka={"bootstrap": bootstrap, "topic_prefix": prefix, "group_id": group, "partitions": 4})
     settings = ReplicaSettings(num_replicas=config.replicas, cpus_per_replica=config.cpus)
-    serve.run(task_application(task, env, settings, partitions=4), name=task, route_prefix="/")
+    serve.run(task_application(task, serving, settings, partitions=4, process_env={"OTEL_SDK_DISABLED": "true"}),
+              name=task, route_prefix="/")
     deadline = time.monotonic() + 120
     while sum(1 for held in group_members(bootstrap, group).values() if held) != config.replicas:
         if time.monotonic() > deadline:

@@ -1,55 +1,49 @@
-"""Train, export and evaluate a sequence-classification task end to end.
+"""Sequence classification as a kind of the recipe (:mod:`pipelines.recipe`): transactions, helpdesk, sentiment.
 
-``train_task`` is what ``slm train <task>`` runs: read and split the data, fine-tune,
-export to ONNX int8, check int8 against fp32, pick the review threshold on dev, evaluate
-on the test file and write the model folder with its card.
+The kind's data reader is a CSV or JSONL file with a text, a label and optional extra fields,
+which are folded into the text the encoder reads; its head is mean pooling and a linear layer
+(:mod:`pipelines.common.classifier_training`); its metrics are accuracy, macro-F1, per-label
+detail and top-3 accuracy; its decoder is the label of the highest probability.
 """
 
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from pipelines.common.args import TrainingArgs
-from pipelines.common.base_model import BASE_MODEL_NAME
-from pipelines.common.card import write_card
-from pipelines.common.classifier_training import train_classifier
-from pipelines.common.data import ColumnMapping, Example, read_examples, split_dev
-from pipelines.common.export import FP32_FILE, cpu_quantization_preset, export_fp32
 from pipelines.common.baseline import BASELINE_NAME, tfidf_svm_baseline, tfidf_svm_predictions
+from pipelines.common.classifier_training import train_classifier
+from pipelines.common.data import ColumnChoice, ColumnMapping, Example, read_examples
 from pipelines.common.metrics import agreement, classification_metrics, top_k_accuracy
-from pipelines.common.quantize import choose_served_graph
-from pipelines.common.model_output import (
-    REVIEW_THRESHOLD_BOUNDS,
-    building,
-    code_provenance,
-    data_provenance,
-    file_sha256,
-    pick_review_threshold,
-    evaluation_card_dir,
-    recorded_path,
-    resolve_recorded_path,
-    subsample,
-)
-from shared.errors import DataError, ModelError
-from shared.runtime import ModelInfo, OnnxTextClassifier, read_model_info, write_model_info
+from pipelines.common.model_output import file_sha256, recorded_path, resolve_recorded_path
+from pipelines.common.scores import ClassificationScores, Evaluation, SeenTextScores
+from pipelines.common.training import TrainedModel
+from pipelines.recipe import TrainingData
+from pipelines.tasks import TaskDataset
+from shared.errors import ConfigError, DataError
 from shared.model_text import model_text
+from shared.runtime import ModelInfo, OnnxTextClassifier
+from shared.task_kinds import CLASSIFICATION
 
-__all__ = ["CALIBRATION_ITEMS", "as_model_inputs", "calibration_batches", "evaluate_model", "rename_labels",
-           "seen_and_unseen", "train_task"]
+__all__ = ["CALIBRATION_ITEMS", "ClassificationRecipe", "as_model_inputs", "calibration_batches", "rename_labels",
+           "seen_and_unseen"]
 
 logger = logging.getLogger(__name__)
 
 # Training items whose activation ranges calibrate static int8, fed in runs of this size.
 CALIBRATION_ITEMS = 512
 CALIBRATION_BATCH = 16
+
+
+def _label_of(example: Example) -> str:
+    return example.label
+
 
 def rename_labels(examples: list[Example], label_names: dict[str, str]) -> list[Example]:
     if not label_names:
@@ -71,175 +65,25 @@ def _predict_probs(model: OnnxTextClassifier, examples: Sequence[Example], desc:
     return np.concatenate(chunks) if chunks else np.zeros((0, len(model.labels)), dtype=np.float32)
 
 
-def _predict_labels(model: OnnxTextClassifier, examples: Sequence[Example], desc: str = "predict") -> list[str]:
-    return [model.labels[i] for i in _predict_probs(model, examples, desc).argmax(axis=1)]
-
-
-def train_task(
-    task: str,
-    train_file: Path,
-    out_dir: Path,
-    columns: ColumnMapping,
-    args: TrainingArgs,
-    *,
-    eval_file: Path | None = None,
-    dev_file: Path | None = None,
-    label_names: dict[str, str] | None = None,
-    model_name: str | None = None,
-) -> ModelInfo:
-    """Fine-tune, export and evaluate; returns the :class:`ModelInfo` written to ``out_dir``."""
-    label_names = label_names or {}
-    started = time.perf_counter()
-    train = rename_labels(read_examples(train_file, columns), label_names)
-    if dev_file is not None:
-        dev = rename_labels(read_examples(dev_file, columns), label_names)
-    else:
-        train, dev = split_dev(train, args.dev_fraction, args.seed)
-    if not dev:
-        raise DataError(f"{train_file}: too few rows to carve out a dev split; pass a dev file")
-    test = rename_labels(read_examples(eval_file, columns), label_names) if eval_file else []
-    train = subsample(train, args.max_train_examples, args.seed)
-    dev = subsample(dev, args.max_dev_examples, args.seed)
-    test = subsample(test, args.max_test_examples, args.seed)
-    # Label order: the task's known names first (stable across retrains), then any others sorted.
-    seen = {ex.label for ex in train}
-    labels = [name for name in label_names.values() if name in seen] + sorted(seen - set(label_names.values()))
-    if len(labels) < 2:
-        raise DataError(f"{train_file}: training data has {len(labels)} label(s) ({labels}); need at least 2")
-    splits = Splits(
-        train=as_model_inputs(train),
-        dev=[ex for ex in as_model_inputs(dev) if ex.label in seen],
-        test=as_model_inputs(test),
-        labels=labels,
-        raw_train=train,
-        raw_test=test,
-    )
-    logger.info('task=%s train=%d dev=%d test=%d labels=%d', task, len(splits.train), len(splits.dev),
-                len(splits.test), len(labels))
-    provenance = {
-        "base_model": BASE_MODEL_NAME,
-        "code": code_provenance(),
-        "args": args.to_dict(),
-        "label_names": label_names,
-        "data": data_provenance(train_file, len(splits.train), dev_file, len(splits.dev), eval_file),
-    }
-    info = ModelInfo(task=task, name=model_name or f"{task}-minilm-l6",
-                     version=datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ"), labels=labels,
-                     review_threshold=REVIEW_THRESHOLD_BOUNDS[0], max_length=args.max_length,
-                     columns=columns.to_dict(), training=provenance)
-
-    with building(out_dir) as build_dir:
-        _build_model(build_dir, info, splits, args)
-        info.training["total_seconds"] = round(time.perf_counter() - started, 1)
-        write_model_info(build_dir, info)
-    return info
-
-
-@dataclass(frozen=True)
-class Splits:
-    """Model inputs (text with fields folded in) of each split, and the label set."""
-
-    train: list[Example]
-    dev: list[Example]
-    test: list[Example]
-    labels: list[str]
-    raw_train: list[Example]  # text without fields, for the TF-IDF baseline
-    raw_test: list[Example]
-
-
-def _build_model(out_dir: Path, info: ModelInfo, splits: Splits, args: TrainingArgs) -> None:
-    """Fine-tune, export, choose the served graph, pick the threshold and evaluate, into ``out_dir``.
-
-    Fills ``info`` (precision, threshold, metrics, training details) and writes the card.
-    """
-    with tempfile.TemporaryDirectory(prefix="slm-train-") as tmp:
-        trained = train_classifier(splits.train, splits.dev, splits.labels, args, Path(tmp) / "checkpoint")
-        export_fp32(trained.checkpoint_dir, out_dir)
-    info.training.update({
-        "best_epoch": trained.best_epoch,
-        "history": trained.history,
-        "train_seconds": round(trained.train_seconds, 1),
-    })
-    _quantize(out_dir, info, splits, args)
-    _evaluate_and_describe(out_dir, info, splits, args)
-
-
 def calibration_batches(model: OnnxTextClassifier, examples: Sequence[Example]) -> list[dict[str, np.ndarray]]:
     """Input batches of ``examples`` (model inputs, fields folded in) as the service feeds them."""
     encodings = model.tokenizer.encode_batch([ex.text for ex in examples])
     return [model.feeds(encodings[i : i + CALIBRATION_BATCH]) for i in range(0, len(encodings), CALIBRATION_BATCH)]
 
 
-def _quantize(out_dir: Path, info: ModelInfo, splits: Splits, args: TrainingArgs) -> None:
-    """``model.onnx``: static int8 calibrated on training items, or the next rung that keeps the
-    fp32 model's answers on dev (:func:`pipelines.common.quantize.choose_served_graph`)."""
-    # The runtime reads slm_model.json: a provisional one for loading the candidate graphs.
-    write_model_info(out_dir, info)
-    fp32 = OnnxTextClassifier(out_dir, onnx_file=FP32_FILE)
-    dev_fp32 = _predict_probs(fp32, splits.dev, "dev fp32").argmax(axis=1)
-    calibration_items = subsample(splits.train, CALIBRATION_ITEMS, args.seed)
-
-    def agrees(graph: Path) -> float:
-        candidate = OnnxTextClassifier(out_dir, onnx_file=str(graph))
-        return agreement(list(_predict_probs(candidate, splits.dev, "dev int8").argmax(axis=1)), list(dev_fp32))
-
-    served = choose_served_graph(out_dir, calibration_batches(fp32, calibration_items), agrees, args.int8_min_agreement,
-                                 require_int8=args.require_int8)
-    info.precision = served.precision
-    info.training["quantization"] = {**served.to_dict(), "calibration_items": len(calibration_items),
-                                     "dynamic_preset": cpu_quantization_preset()}
-
-
-def _evaluate_and_describe(out_dir: Path, info: ModelInfo, splits: Splits, args: TrainingArgs) -> None:
-    """Review threshold on dev, metrics of the served and the fp32 graph, the card."""
-    labels, dev_in, test_in = splits.labels, splits.dev, splits.test
-    write_model_info(out_dir, info)
-    served = OnnxTextClassifier(out_dir)
-    fp32 = OnnxTextClassifier(out_dir, onnx_file=FP32_FILE)
-    dev_gold = [ex.label for ex in dev_in]
-    dev_probs = _predict_probs(served, dev_in, f"dev {info.precision}")
-    dev_served = [labels[i] for i in dev_probs.argmax(axis=1)]
-    dev_fp32 = _predict_labels(fp32, dev_in, "dev fp32")
-    info.review_threshold = pick_review_threshold(dev_probs.max(axis=1), np.array(dev_gold) == np.array(dev_served))
-    info.metrics = {
-        "dev": {
-            "served": classification_metrics(dev_gold, dev_served, labels),
-            "fp32": classification_metrics(dev_gold, dev_fp32, labels),
-            "agreement_with_fp32": agreement(dev_served, dev_fp32),
-        }
-    }
-    if test_in:
-        info.metrics["test"] = {
-            "served": _test_metrics(served, test_in, f"test {info.precision}"),
-            "fp32": _test_metrics(fp32, test_in, "test fp32"),
-        }
-        if args.baseline:
-            logger.info("fitting the TF-IDF + LinearSVC baseline on %d rows (minutes with many labels)",
-                        len(splits.raw_train))
-            info.metrics["test"]["baseline"] = tfidf_svm_baseline(splits.raw_train, splits.raw_test, labels)
-    headline = info.metrics.get("test", info.metrics["dev"])["served"]
-    write_card(out_dir / "card", title=f"{info.name} {info.version} ({info.precision})", metrics=headline,
-               details={"model": info.model_id, "precision": info.precision, "labels": info.labels,
-                        "review_threshold": info.review_threshold, **info.training})
-
-
-def _test_metrics(model: OnnxTextClassifier, examples: Sequence[Example], desc: str) -> dict:
-    """Accuracy, macro-F1, per-label detail and top-3 accuracy of ``model`` on labelled ``examples``."""
-    return _metrics_of_probs([ex.label for ex in examples], _predict_probs(model, examples, desc), model.labels)
-
-
-def _metrics_of_probs(gold: Sequence[str], probs: np.ndarray, model_labels: Sequence[str]) -> dict:
-    """Metrics of predicted probabilities; labels only the test file has still count (as misses),
-    so the score is not flattered."""
+def _scores_of_probs(gold: Sequence[str], probs: np.ndarray, model_labels: Sequence[str]) -> ClassificationScores:
+    """Scores of predicted probabilities, top-3 accuracy included; labels only the test file has still
+    count (as misses), so the score is not flattered."""
     predicted = [model_labels[i] for i in probs.argmax(axis=1)]
     metrics = classification_metrics(gold, predicted, list(model_labels) + sorted(set(gold) - set(model_labels)))
-    metrics["top3_accuracy"] = top_k_accuracy(gold, probs, model_labels, k=3)
-    return metrics
+    top3 = top_k_accuracy(gold, probs, model_labels, k=3)
+    return replace(ClassificationScores.from_dict(metrics), top3_accuracy=top3)
 
 
 def seen_and_unseen(raw_test: Sequence[Example], raw_train: Sequence[Example], gold: Sequence[str],
-                    probs: np.ndarray, model_labels: Sequence[str], baseline: Sequence[str] | None = None) -> dict:
-    """Metrics on the test rows whose text (without fields) occurs in the training file, and on the rest.
+                    probs: np.ndarray, model_labels: Sequence[str],
+                    baseline: Sequence[str] | None = None) -> dict[str, SeenTextScores]:
+    """Scores on the test rows whose text (without fields) occurs in the training file, and on the rest.
 
     For transactions this is merchants seen and unseen in training: a seen merchant is mostly a
     lookup of how it was coded before, an unseen one needs the model to generalise.
@@ -251,59 +95,159 @@ def seen_and_unseen(raw_test: Sequence[Example], raw_train: Sequence[Example], g
         if not mask.any():
             continue
         rows = np.flatnonzero(mask)
-        part = _metrics_of_probs([gold[i] for i in rows], probs[rows], model_labels)
-        report[name] = {"n": int(len(rows)), "share": round(float(mask.mean()), 4), "accuracy": part["accuracy"],
-                        "macro_f1": part["macro_f1"], "top3_accuracy": part["top3_accuracy"]}
-        if baseline is not None:
-            report[name]["baseline_accuracy"] = float(np.mean([baseline[i] == gold[i] for i in rows]))
+        part = _scores_of_probs([gold[i] for i in rows], probs[rows], model_labels)
+        report[name] = SeenTextScores(
+            n=int(len(rows)), share=round(float(mask.mean()), 4), accuracy=part.accuracy, macro_f1=part.macro_f1,
+            top3_accuracy=part.top3_accuracy,
+            baseline_accuracy=None if baseline is None else float(np.mean([baseline[i] == gold[i] for i in rows])))
     return report
 
 
-def evaluate_model(
-    model_dir: Path,
-    data_file: Path,
-    *,
-    columns: ColumnMapping | None = None,
-    label_names: dict[str, str] | None = None,
-    card_dir: Path | None = None,
-    baseline_train_file: Path | None = None,
-) -> dict:
-    """Metrics of the int8 model on ``data_file``; writes a card with a confusion matrix.
+@dataclass(frozen=True)
+class ClassificationRecipe:
+    """Sequence classification's part of the recipe.
 
-    With ``baseline_train_file``, a TF-IDF + SVM baseline is fitted on that file and scored
-    on the same rows, and its metrics are returned under ``baseline``.
+    Args:
+        column_choice (`ColumnChoice`, defaults to none named): columns named on the command line.
+        base_columns (`ColumnMapping`, defaults to the default mapping): the data set's columns, which
+            the named ones replace.
+        label_names (`dict[str, str]`, defaults to `{}`): raw label -> the name results carry.
+        baseline_train (`Path | None`): ``slm evaluate``: fit TF-IDF + SVM on this training file too.
     """
-    info = read_model_info(model_dir)
-    if columns is None:
-        columns = ColumnMapping.from_dict(info.columns) if info.columns else ColumnMapping()
-    if label_names is None:
-        label_names = info.training.get("label_names", {})
-    raw = rename_labels(read_examples(data_file, columns), label_names)
-    examples = as_model_inputs(raw)
-    model = OnnxTextClassifier(model_dir)
-    gold = [ex.label for ex in examples]
-    probs = _predict_probs(model, examples, f"evaluate {Path(data_file).name}")
-    metrics = _metrics_of_probs(gold, probs, model.labels)
-    unknown = sorted(set(gold) - set(info.labels))
-    baseline = train = None
-    if baseline_train_file is not None:
-        train = rename_labels(read_examples(baseline_train_file, columns), label_names)
-        started = time.perf_counter()
-        baseline = tfidf_svm_predictions(train, raw)
-        metrics["baseline"] = {**classification_metrics(gold, baseline, list(info.labels) + unknown),
-                               "model": BASELINE_NAME, "seconds": round(time.perf_counter() - started, 1)}
-        metrics["baseline"].pop("confusion_matrix")
-    train_file = resolve_recorded_path(info.training.get("data", {}).get("train", {}).get("file", ""))
-    if train is None and train_file.is_file():
-        train = rename_labels(read_examples(train_file, columns), label_names)
-    if train is not None:
-        metrics["by_seen_text"] = seen_and_unseen(raw, train, gold, probs, model.labels, baseline)
-    metrics["model"] = info.model_id
-    metrics["data"] = {"file": recorded_path(data_file), "sha256": file_sha256(data_file)}
-    if unknown:
-        metrics["labels_unknown_to_model"] = unknown
-    card_dir = card_dir or evaluation_card_dir(info, data_file)
-    write_card(card_dir, title=f"{info.model_id} on {Path(data_file).name}", metrics=metrics,
-               details={"model": info.model_id, "data": metrics["data"]})
-    metrics["card"] = str(card_dir / "card.md")
-    return metrics
+
+    column_choice: ColumnChoice = field(default_factory=ColumnChoice)
+    base_columns: ColumnMapping = field(default_factory=ColumnMapping)
+    label_names: dict[str, str] = field(default_factory=dict)
+    baseline_train: Path | None = None
+
+    kind = CLASSIFICATION
+    scores = ClassificationScores
+    stratify = staticmethod(_label_of)
+    calibration_items = CALIBRATION_ITEMS
+    calibration_record = "calibration_items"
+    unit = "rows"
+    min_items_to_split = 0
+
+    @classmethod
+    def for_training(cls, columns: ColumnChoice, *, baseline: bool,
+                     dataset: TaskDataset | None) -> ClassificationRecipe:
+        """Training on ``dataset``'s files (its columns and label names, the named columns in place
+        of its own), or with ``dataset=None`` on a customer's file. ``baseline`` is in the training args."""
+        if dataset is None:
+            return cls(columns)
+        return cls(columns, dataset.columns, dict(dataset.label_names))
+
+    @classmethod
+    def for_evaluation(cls, info: ModelInfo, columns: ColumnChoice, *, baseline: bool,
+                       baseline_train: Path | None) -> ClassificationRecipe:
+        """``slm evaluate`` of ``info``'s model; ``baseline`` fits TF-IDF + SVM on ``baseline_train``, or
+        on the model's own training file, which must then be here."""
+        if baseline and baseline_train is None:
+            baseline_train = _training_file(info)
+            if not baseline_train.is_file():
+                raise ConfigError(f"the model's training file {str(baseline_train)!r} is not here; "
+                                  "give --baseline-data FILE")
+        # Columns named on the command line replace the defaults; else the model's own are read.
+        model = cls.for_model(info)
+        base = ColumnMapping() if columns.given else model.base_columns
+        return cls(columns, base, model.label_names, baseline_train)
+
+    @classmethod
+    def for_model(cls, info: ModelInfo) -> ClassificationRecipe:
+        """The recipe that reads files as ``info``'s model was trained on them (its columns and label names)."""
+        return cls(ColumnChoice(), ColumnMapping.from_dict(info.columns) if info.columns else ColumnMapping(),
+                   info.training.get("label_names", {}))
+
+    @staticmethod
+    def request_rows(dataset: TaskDataset, limit: int | None) -> tuple[list[dict], list[str]]:
+        examples = rename_labels(read_examples(dataset.test_file, dataset.columns), dataset.label_names)[:limit]
+        return [{"text": ex.text, "fields": ex.fields} for ex in examples], [ex.label for ex in examples]
+
+    @property
+    def column_mapping(self) -> ColumnMapping:
+        return self.column_choice.over(self.base_columns)
+
+    @property
+    def columns(self) -> dict:
+        return self.column_mapping.to_dict()
+
+    def read(self, path: Path, args: TrainingArgs | None = None) -> list[Example]:
+        return rename_labels(read_examples(path, self.column_mapping), self.label_names)
+
+    def prepare(self, train: list[Example], dev: list[Example], test: list[Example],
+                files: Sequence[Path | None]) -> TrainingData:
+        # Label order: the task's known names first (stable across retrains), then any others sorted.
+        seen = {ex.label for ex in train}
+        names = self.label_names.values()
+        labels = [name for name in names if name in seen] + sorted(seen - set(names))
+        if len(labels) < 2:
+            raise DataError(f"{files[0]}: training data has {len(labels)} label(s) ({labels}); need at least 2")
+        return TrainingData(labels=labels, train=as_model_inputs(train),
+                            dev=[ex for ex in as_model_inputs(dev) if ex.label in seen], test=as_model_inputs(test),
+                            as_read=(train, test), record={"label_names": self.label_names})
+
+    def fine_tune(self, data: TrainingData, args: TrainingArgs, checkpoint_dir: Path) -> TrainedModel:
+        return train_classifier(data.train, data.dev, data.labels, args, checkpoint_dir)
+
+    def predict(self, model: OnnxTextClassifier, items: Sequence[Example], desc: str) -> np.ndarray:
+        return _predict_probs(model, items, desc)
+
+    def agreement(self, reference: np.ndarray, candidate: np.ndarray) -> float:
+        return agreement(list(candidate.argmax(axis=1)), list(reference.argmax(axis=1)))
+
+    def calibration_batches(self, model: OnnxTextClassifier, items: Sequence[Example]) -> list[dict[str, np.ndarray]]:
+        return calibration_batches(model, items)
+
+    def review_evidence(self, items: Sequence[Example], probs: np.ndarray,
+                        labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        predicted = [labels[i] for i in probs.argmax(axis=1)]
+        return probs.max(axis=1), np.array([ex.label for ex in items]) == np.array(predicted)
+
+    def dev_scores(self, items: Sequence[Example], probs: np.ndarray, labels: Sequence[str]) -> ClassificationScores:
+        predicted = [labels[i] for i in probs.argmax(axis=1)]
+        return ClassificationScores.from_dict(classification_metrics([ex.label for ex in items], predicted, labels))
+
+    def test_scores(self, items: Sequence[Example], probs: np.ndarray,
+                    model_labels: Sequence[str]) -> ClassificationScores:
+        return _scores_of_probs([ex.label for ex in items], probs, model_labels)
+
+    def item_scores(self, model: OnnxTextClassifier, items: Sequence[Example]) -> np.ndarray:
+        return model.predict_proba([ex.text for ex in items])
+
+    def baseline(self, data: TrainingData, args: TrainingArgs) -> ClassificationScores | None:
+        if not args.baseline:
+            return None
+        train, test = data.as_read
+        logger.info("fitting the TF-IDF + LinearSVC baseline on %d rows (minutes with many labels)", len(train))
+        return ClassificationScores.from_dict(tfidf_svm_baseline(train, test, data.labels))
+
+    def evaluate(self, model_dir: Path, info: ModelInfo, data_file: Path) -> Evaluation:
+        """Scores of the served graph on ``data_file``, by text seen and unseen in training, and the
+        TF-IDF + SVM baseline when :attr:`baseline_train` is given."""
+        raw = self.read(data_file)
+        model = OnnxTextClassifier(model_dir, info=info)
+        gold = [ex.label for ex in raw]
+        probs = _predict_probs(model, as_model_inputs(raw), f"evaluate {data_file.name}")
+        unknown = sorted(set(gold) - set(info.labels))
+        baseline = baseline_scores = train = None
+        if self.baseline_train is not None:
+            train = self.read(self.baseline_train)
+            started = time.perf_counter()
+            baseline = tfidf_svm_predictions(train, raw)
+            metrics = classification_metrics(gold, baseline, list(info.labels) + unknown)
+            metrics.pop("confusion_matrix")
+            baseline_scores = ClassificationScores.from_dict(
+                {**metrics, "model": BASELINE_NAME, "seconds": round(time.perf_counter() - started, 1)})
+        train_file = _training_file(info)
+        if train is None and train_file.is_file():
+            train = self.read(train_file)
+        return Evaluation(
+            model_id=info.model_id, data={"file": recorded_path(data_file), "sha256": file_sha256(data_file)},
+            scores=_scores_of_probs(gold, probs, model.labels), baseline=baseline_scores,
+            by_seen_text=seen_and_unseen(raw, train, gold, probs, model.labels, baseline) if train is not None else {},
+            unknown=unknown)
+
+
+def _training_file(info: ModelInfo) -> Path:
+    """The file a model's record says it was trained on, on this machine."""
+    return resolve_recorded_path(info.training.get("data", {}).get("train", {}).get("file", ""))

@@ -15,21 +15,10 @@ def load_rows(task: str, limit: int | None) -> tuple[list[dict], list, str]:
     Classification gold is the label; entities gold is the set of ``(type, start, end)``
     character spans in the sentence's tokens joined by spaces (the text we send).
     """
-    from pipelines.tasks import EntityDataset, dataset_for
+    from pipelines.kinds import recipe_class
+    from pipelines.tasks import dataset_for
+    from shared.task_kinds import kind_of_task
 
-    dataset = dataset_for(task)
-    if isinstance(dataset, EntityDataset):
-        from pipelines.common.token_files import read_conll
-        from pipelines.token_classification import sentence_text
-
-        requests, gold = [], []
-        for sentence in read_conll(dataset.test_file)[:limit]:
-            text, starts = sentence_text(sentence.tokens)
-            requests.append({"text": text})
-            gold.append({(kind, starts[s], starts[e - 1] + len(sentence.tokens[e - 1])) for kind, s, e in sentence.spans})
-        return requests, gold, "f1"
-    from pipelines.classification import rename_labels
-    from pipelines.common.data import read_examples
-
-    examples = rename_labels(read_examples(dataset.test_file, dataset.columns), dataset.label_names)[:limit]
-    return [{"text": ex.text, "fields": ex.fields} for ex in examples], [ex.label for ex in examples], "accuracy"
+    kind = kind_of_task(task)
+    requests, gold = recipe_class(kind).request_rows(dataset_for(task), limit)
+    return requests, gold, kind.quality_metric

@@ -1,45 +1,40 @@
-"""Train, export and evaluate the entities task (token classification) end to end.
+"""Entity extraction (token classification) as a kind of the recipe (:mod:`pipelines.recipe`).
 
-``train_entities`` is what ``slm train entities`` runs: read the CoNLL files (any tag set,
-IO or IOB2), fine-tune the encoder on IOB2 tags over the same windows the service uses,
-export ONNX int8, check int8 against fp32, pick the review threshold on dev, evaluate on
-the test file and write the model folder with its card.
-
-Scores are entity-level micro P/R/F1 over exact spans (seqeval's default). Predictions
-go through the serving path: the sentence's tokens joined by spaces are the text, and
-the character spans the service returns are mapped back to token spans.
+The kind's data reader is a CoNLL file (any tag set, IO or IOB2); its head tags every subword
+with IOB2 tags over the same windows the service uses (:class:`pipelines.common.modeling.CasedTokenClassifier`);
+its metrics are entity-level micro P/R/F1 over exact spans (seqeval's default); its decoder is
+the service's: the sentence's tokens joined by spaces are the text, and the character spans the
+service returns are mapped back to token spans.
 """
 
 from __future__ import annotations
 
 import bisect
 import logging
-import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 from pipelines.common.args import TrainingArgs
-from pipelines.common.base_model import BASE_MODEL_NAME, base_model_path, force_offline
-from pipelines.common.card import write_card
-from pipelines.common.token_files import Sentence, read_conll, tag_scheme
-from pipelines.common.export import FP32_FILE, cpu_quantization_preset, export_fp32
+from pipelines.common.base_model import base_model_path, force_offline
+from pipelines.common.data import ColumnChoice, open_text
 from pipelines.common.metrics import entity_metrics
-from pipelines.common.quantize import choose_served_graph
-from pipelines.common.model_output import (building, code_provenance, data_provenance, evaluation_card_dir,
-                                           pick_review_threshold, recorded_path, subsample)
+from pipelines.common.model_output import file_sha256, recorded_path
+from pipelines.common.scores import EntityScores, Evaluation
+from pipelines.common.token_files import Sentence, read_conll, tag_scheme
 from pipelines.common.training import TrainedModel, fine_tune, seed_everything
-from shared.errors import DataError, ModelError
-from shared.runtime import Entity, ModelInfo, OnnxEntityRecognizer, read_model_info, write_model_info
+from pipelines.recipe import TrainingData
+from shared.errors import ConfigError, DataError
+from shared.runtime import Entity, ModelInfo, OnnxEntityRecognizer
 from shared.runtime.onnx_token_classifier import EntityTagger, RunLogits
 from shared.runtime.tagging import OUTSIDE, Span, iob2_tags, token_shapes
+from shared.task_kinds import ENTITIES
 
-__all__ = ["CALIBRATION_SENTENCES", "calibration_batches", "entity_labels", "evaluate_entities", "predicted_spans",
-           "sentence_text", "split_dev_sentences", "train_entities", "window_examples"]
+__all__ = ["CALIBRATION_SENTENCES", "EntityRecipe", "calibration_batches", "entity_labels", "predicted_spans",
+           "sentence_text", "window_examples"]
 
 logger = logging.getLogger(__name__)
 IGNORE = -100  # label of [CLS]/[SEP]: no loss
@@ -178,64 +173,8 @@ def train_tagger(train: Sequence[Sentence], dev: Sequence[Sentence], labels: Seq
                      metric="dev_f1")
 
 
-def split_dev_sentences(sentences: list[Sentence], fraction: float, seed: int) -> tuple[list[Sentence], list[Sentence]]:
-    shuffled = sentences[:]
-    random.Random(seed).shuffle(shuffled)
-    n_dev = max(1, int(round(len(shuffled) * fraction)))
-    return shuffled[n_dev:], shuffled[:n_dev]
-
-
-def train_entities(
-    task: str,
-    train_file: Path,
-    out_dir: Path,
-    args: TrainingArgs,
-    *,
-    eval_file: Path | None = None,
-    dev_file: Path | None = None,
-    model_name: str | None = None,
-) -> ModelInfo:
-    """Fine-tune, export and evaluate; returns the :class:`ModelInfo` written to ``out_dir``."""
-    started = time.perf_counter()
-    train = read_conll(train_file, args.context_words)
-    if dev_file is not None:
-        dev = read_conll(dev_file, args.context_words)
-    else:
-        if len(train) < 10:
-            raise DataError(f"{train_file}: {len(train)} sentences are too few to carve out a dev split; "
-                            "pass a dev file")
-        train, dev = split_dev_sentences(train, args.dev_fraction, args.seed)
-    test = read_conll(eval_file, args.context_words) if eval_file else []
-    train = subsample(train, args.max_train_examples, args.seed)
-    dev = subsample(dev, args.max_dev_examples, args.seed)
-    test = subsample(test, args.max_test_examples, args.seed)
-    types = set().union(*(s.types for s in train))
-    if not types:
-        raise DataError(f"{train_file}: no entities in the training data (every tag is O)")
-    labels = entity_labels(types)
-    logger.info("task=%s train=%d dev=%d test=%d types=%s", task, len(train), len(dev), len(test), sorted(types))
-    provenance = {
-        "base_model": BASE_MODEL_NAME,
-        "code": code_provenance(),
-        "args": args.to_dict(),
-        "entity_types": sorted(types),
-        "tag_scheme_in_files": _file_schemes(train_file, eval_file, dev_file),
-        "data": data_provenance(train_file, len(train), dev_file, len(dev), eval_file),
-    }
-    info = ModelInfo(task=task, name=model_name or f"{task}-minilm-l6",
-                     version=datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ"), labels=labels,
-                     review_threshold=0.5, max_length=args.max_length, training=provenance, kind="entities")
-    with building(out_dir) as build_dir:
-        _build_model(build_dir, info, train, dev, test, args)
-        info.training["total_seconds"] = round(time.perf_counter() - started, 1)
-        write_model_info(build_dir, info)
-    return info
-
-
 def _file_schemes(*paths: Path | None) -> dict[str, str]:
     """IO or IOB2, per input file (as read from its raw tags)."""
-    from pipelines.common.data import open_text
-
     schemes = {}
     for path in paths:
         if path is None:
@@ -244,22 +183,6 @@ def _file_schemes(*paths: Path | None) -> dict[str, str]:
             tags = {line.split()[-1] for line in handle if line.split() and not line.startswith("-DOCSTART-")}
         schemes[Path(path).name] = tag_scheme(tags)
     return schemes
-
-
-def _build_model(out_dir: Path, info: ModelInfo, train: list[Sentence], dev: list[Sentence], test: list[Sentence],
-                 args: TrainingArgs) -> None:
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="slm-train-") as tmp:
-        trained = train_tagger(train, dev, info.labels, args, Path(tmp) / "checkpoint")
-        export_fp32(trained.checkpoint_dir, out_dir, onnx_task="token-classification")
-    info.training.update({
-        "best_epoch": trained.best_epoch,
-        "history": trained.history,
-        "train_seconds": round(trained.train_seconds, 1),
-    })
-    _quantize(out_dir, info, train, dev, args)
-    _evaluate_and_describe(out_dir, info, dev, test)
 
 
 def calibration_batches(model: OnnxEntityRecognizer, sentences: Sequence[Sentence]) -> list[dict[str, np.ndarray]]:
@@ -277,25 +200,6 @@ def calibration_batches(model: OnnxEntityRecognizer, sentences: Sequence[Sentenc
             for i in range(0, len(ids), CALIBRATION_BATCH)]
 
 
-def _quantize(out_dir: Path, info: ModelInfo, train: list[Sentence], dev: list[Sentence], args: TrainingArgs) -> None:
-    """``model.onnx``: static int8 calibrated on training windows, or the next rung that keeps
-    the fp32 model's entities on dev (:func:`pipelines.common.quantize.choose_served_graph`)."""
-    write_model_info(out_dir, info)  # the runtime reads it: a provisional one for the candidates
-    fp32 = OnnxEntityRecognizer(out_dir, onnx_file=FP32_FILE)
-    dev_fp32, _ = predicted_spans(fp32.tagger, dev, fp32.run_logits)
-    calibration_sentences = subsample(train, CALIBRATION_SENTENCES, args.seed)
-
-    def agrees(graph: Path) -> float:
-        candidate = OnnxEntityRecognizer(out_dir, onnx_file=str(graph))
-        return _entity_agreement(dev_fp32, predicted_spans(candidate.tagger, dev, candidate.run_logits)[0])
-
-    served = choose_served_graph(out_dir, calibration_batches(fp32, calibration_sentences), agrees,
-                                 args.int8_min_agreement, require_int8=args.require_int8)
-    info.precision = served.precision
-    info.training["quantization"] = {**served.to_dict(), "calibration_sentences": len(calibration_sentences),
-                                     "dynamic_preset": cpu_quantization_preset()}
-
-
 def _entity_agreement(reference: list[list[Span]], candidate: list[list[Span]]) -> float:
     """Entity F1 of ``candidate`` taking ``reference`` as gold: 1.0 when both find the same entities."""
     if not any(reference) and not any(candidate):
@@ -303,54 +207,109 @@ def _entity_agreement(reference: list[list[Span]], candidate: list[list[Span]]) 
     return entity_metrics(reference, candidate)["f1"]
 
 
-def _evaluate_and_describe(out_dir: Path, info: ModelInfo, dev: list[Sentence], test: list[Sentence]) -> None:
-    """Review threshold on dev entities, metrics of the served and the fp32 graph, the card."""
-    write_model_info(out_dir, info)
-    served = OnnxEntityRecognizer(out_dir)
-    fp32 = OnnxEntityRecognizer(out_dir, onnx_file=FP32_FILE)
-    gold_dev = [list(s.spans) for s in dev]
-    dev_served, dev_entities = predicted_spans(served.tagger, dev, served.run_logits)
-    dev_fp32, _ = predicted_spans(fp32.tagger, dev, fp32.run_logits)
-    scores, correct = [], []
-    for gold, spans, entities in zip(gold_dev, dev_served, dev_entities):
-        for span, entity in zip(spans, entities):
-            scores.append(entity.score)
-            correct.append(span in gold)
-    info.review_threshold = pick_review_threshold(np.array(scores), np.array(correct, dtype=bool))
-    info.metrics = {"dev": {"served": entity_metrics(gold_dev, dev_served), "fp32": entity_metrics(gold_dev, dev_fp32),
-                            "agreement_with_fp32": _entity_agreement(dev_fp32, dev_served)}}
-    if test:
-        gold_test = [list(s.spans) for s in test]
-        info.metrics["test"] = {
-            "served": entity_metrics(gold_test, predicted_spans(served.tagger, test, served.run_logits)[0]),
-            "fp32": entity_metrics(gold_test, predicted_spans(fp32.tagger, test, fp32.run_logits)[0]),
-        }
-    headline = info.metrics.get("test", info.metrics["dev"])["served"]
-    write_card(out_dir / "card", title=f"{info.name} {info.version} ({info.precision})", metrics=headline,
-               details={"model": info.model_id, "precision": info.precision, "labels": info.labels,
-                        "review_threshold": info.review_threshold, **info.training})
+@dataclass(frozen=True)
+class EntityRecipe:
+    """Entity extraction's part of the recipe: CoNLL sentences in, entity spans out."""
 
+    kind = ENTITIES
+    scores = EntityScores
+    stratify = None  # sentences have no one label: the dev split is a plain seeded shuffle
+    calibration_items = CALIBRATION_SENTENCES
+    calibration_record = "calibration_sentences"
+    unit = "sentences"
+    min_items_to_split = 10
 
-def evaluate_entities(model_dir: Path, data_file: Path, *, card_dir: Path | None = None) -> dict:
-    """Entity-level micro P/R/F1 of the int8 model on a CoNLL file; writes a card."""
-    from pipelines.common.model_output import file_sha256
+    @classmethod
+    def for_training(cls, columns: ColumnChoice, *, baseline: bool, dataset=None) -> EntityRecipe:
+        return cls._without_classification_options(columns, baseline)
 
-    info = read_model_info(model_dir)
-    if info.kind != "entities":
-        raise ModelError(f"{model_dir} holds a {info.kind} model, not an entities model")
-    sentences = read_conll(data_file, info.training.get("args", {}).get("context_words", 0))
-    model = OnnxEntityRecognizer(model_dir)
-    started = time.perf_counter()
-    spans, _ = predicted_spans(model.tagger, sentences, model.run_logits)
-    metrics = entity_metrics([list(s.spans) for s in sentences], spans)
-    metrics["seconds"] = round(time.perf_counter() - started, 1)
-    unknown = sorted(set().union(*(s.types for s in sentences)) - set(info.training.get("entity_types", [])))
-    if unknown:
-        metrics["types_unknown_to_model"] = unknown
-    metrics["model"] = info.model_id
-    metrics["data"] = {"file": recorded_path(data_file), "sha256": file_sha256(Path(data_file))}
-    card_dir = card_dir or evaluation_card_dir(info, data_file)
-    write_card(card_dir, title=f"{info.model_id} on {Path(data_file).name}", metrics=metrics,
-               details={"model": info.model_id, "data": metrics["data"]})
-    metrics["card"] = str(card_dir / "card.md")
-    return metrics
+    @classmethod
+    def for_evaluation(cls, info: ModelInfo, columns: ColumnChoice, *, baseline: bool,
+                       baseline_train: Path | None) -> EntityRecipe:
+        return cls._without_classification_options(columns, baseline or baseline_train is not None)
+
+    @classmethod
+    def for_model(cls, info: ModelInfo) -> EntityRecipe:
+        return cls()
+
+    @classmethod
+    def _without_classification_options(cls, columns: ColumnChoice, baseline: bool) -> EntityRecipe:
+        if columns.given:
+            raise ConfigError("entities reads CoNLL files (token first, tag last); --text-col, --label-col and "
+                              "--field-cols are for the classification tasks")
+        if baseline:
+            raise ConfigError("--baseline is for the classification tasks")
+        return cls()
+
+    @staticmethod
+    def request_rows(dataset, limit: int | None) -> tuple[list[dict], list[set[tuple[str, int, int]]]]:
+        requests, gold = [], []
+        for sentence in read_conll(dataset.test_file)[:limit]:
+            text, starts = sentence_text(sentence.tokens)
+            requests.append({"text": text})
+            tokens = sentence.tokens
+            gold.append({(kind, starts[s], starts[e - 1] + len(tokens[e - 1])) for kind, s, e in sentence.spans})
+        return requests, gold
+
+    @property
+    def columns(self) -> dict:
+        return {}
+
+    def read(self, path: Path, args: TrainingArgs) -> list[Sentence]:
+        return read_conll(path, args.context_words)
+
+    def prepare(self, train: list[Sentence], dev: list[Sentence], test: list[Sentence],
+                files: Sequence[Path | None]) -> TrainingData:
+        types = set().union(*(s.types for s in train))
+        if not types:
+            raise DataError(f"{files[0]}: no entities in the training data (every tag is O)")
+        return TrainingData(labels=entity_labels(types), train=train, dev=dev, test=test, as_read=(train, test),
+                            record={"entity_types": sorted(types), "tag_scheme_in_files": _file_schemes(*files)})
+
+    def fine_tune(self, data: TrainingData, args: TrainingArgs, checkpoint_dir: Path) -> TrainedModel:
+        return train_tagger(data.train, data.dev, data.labels, args, checkpoint_dir)
+
+    def predict(self, model: OnnxEntityRecognizer, items: Sequence[Sentence],
+                desc: str) -> tuple[list[list[Span]], list[list[Entity]]]:
+        return predicted_spans(model.tagger, items, model.run_logits)
+
+    def agreement(self, reference, candidate) -> float:
+        return _entity_agreement(reference[0], candidate[0])
+
+    def calibration_batches(self, model: OnnxEntityRecognizer,
+                            items: Sequence[Sentence]) -> list[dict[str, np.ndarray]]:
+        return calibration_batches(model, items)
+
+    def review_evidence(self, items: Sequence[Sentence], predictions,
+                        labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        scores, correct = [], []
+        for sentence, spans, entities in zip(items, *predictions):
+            for span, entity in zip(spans, entities):
+                scores.append(entity.score)
+                correct.append(span in sentence.spans)
+        return np.array(scores), np.array(correct, dtype=bool)
+
+    def dev_scores(self, items: Sequence[Sentence], predictions, labels: Sequence[str]) -> EntityScores:
+        return EntityScores.from_dict(entity_metrics([list(s.spans) for s in items], predictions[0]))
+
+    test_scores = dev_scores
+
+    def item_scores(self, model: OnnxEntityRecognizer, items: Sequence[Sentence]) -> np.ndarray:
+        texts = [" ".join(s.tokens) for s in items]
+        probs = model.tagger.token_probs(texts, [model.tagger.encode(t) for t in texts], model.run_logits,
+                                         model.max_batch_size)
+        return np.concatenate([p.ravel() for p in probs])
+
+    def baseline(self, data: TrainingData, args: TrainingArgs) -> None:
+        return None
+
+    def evaluate(self, model_dir: Path, info: ModelInfo, data_file: Path) -> Evaluation:
+        sentences = read_conll(data_file, info.training.get("args", {}).get("context_words", 0))
+        model = OnnxEntityRecognizer(model_dir, info=info)
+        started = time.perf_counter()
+        spans, _ = predicted_spans(model.tagger, sentences, model.run_logits)
+        scores = EntityScores.from_dict(entity_metrics([list(s.spans) for s in sentences], spans))
+        unknown = sorted(set().union(*(s.types for s in sentences)) - set(info.training.get("entity_types", [])))
+        return Evaluation(model_id=info.model_id,
+                          data={"file": recorded_path(data_file), "sha256": file_sha256(data_file)},
+                          scores=scores, seconds=round(time.perf_counter() - started, 1), unknown=unknown)

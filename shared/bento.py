@@ -1,7 +1,8 @@
 """What the four BentoML task services share besides their API: options and process start-up.
 
 Each ``services/<task>/service.py`` declares its own API (``POST /predict``, readiness, shutdown)
-and passes :data:`SERVICE_OPTIONS` to ``@bentoml.service``. Those options make the service a
+with the process's settings (:func:`serving_settings`) and passes :data:`SERVICE_OPTIONS` to
+``@bentoml.service``. Those options make the service a
 :class:`TaskBentoService`, which adds the HTTP guards to the service and sets up the process
 (logging, telemetry, the request-head timeout) when the server builds the app, not when the
 module is imported: importing a service module changes nothing outside it.
@@ -14,14 +15,33 @@ from bentoml.validators import ContentType
 
 from shared.compat import install_header_timeout, share_tracer_provider
 from shared.http import RequestGuardMiddleware, UnprocessableEntityMiddleware, install_client_error_log
-from shared.settings import ServiceSettings
+from shared.settings import ServingSettings, warn_unknown_settings
 from shared.telemetry import setup_logging, setup_telemetry
 
-__all__ = ["JSON_OUTPUT", "SERVICE_OPTIONS", "SETTINGS", "TaskBentoService"]
+__all__ = ["JSON_OUTPUT", "SERVICE_OPTIONS", "TaskBentoService", "serving_settings", "use_settings"]
 
 logger = logging.getLogger(__name__)
 
-SETTINGS = ServiceSettings()
+_settings: ServingSettings | None = None
+
+
+def use_settings(settings: ServingSettings) -> None:
+    """Serve this process with ``settings`` instead of reading them from its environment: what a Ray
+    replica does with the settings bound to it. Call it before the service module is imported."""
+    global _settings
+    _settings = settings
+
+
+def serving_settings() -> ServingSettings:
+    """This process's settings: those :func:`use_settings` gave, else read from the environment once
+    (``bentoml serve``, a process of its own), with a warning for each unknown ``SLM_*`` name."""
+    global _settings
+    if _settings is None:
+        warn_unknown_settings()
+        _settings = ServingSettings.from_env()
+    return _settings
+
+
 # Stated, not inferred: for a list output BentoML 1.4 otherwise finds the media type by building
 # the output's JSON schema again for every response (40% of the event loop's time at
 # concurrency 32 in a py-spy profile).
@@ -37,10 +57,11 @@ class TaskBentoService(bentoml.Service):
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
+        settings = serving_settings().service
         self.add_asgi_middleware(UnprocessableEntityMiddleware)
         self.add_asgi_middleware(RequestGuardMiddleware, api_routes=frozenset(api.route for api in self.apis.values()),
-                                 max_body_bytes=SETTINGS.max_body_bytes,
-                                 body_read_timeout_s=SETTINGS.body_read_timeout_s)
+                                 max_body_bytes=settings.max_body_bytes,
+                                 body_read_timeout_s=settings.body_read_timeout_s)
 
     def to_asgi(self, is_main: bool = True):
         """Set up this process, then build the app (``bentoml serve``'s worker, a Ray Serve replica)."""
@@ -57,10 +78,11 @@ def prepare_process(service_name: str) -> None:
     """
     from opentelemetry import trace
 
+    settings = serving_settings().service
     setup_logging()
-    if not install_header_timeout(SETTINGS.header_read_timeout_s):
+    if not install_header_timeout(settings.header_read_timeout_s):
         logger.warning("httptools is missing: slow request heads are not timed out")
-    install_client_error_log(SETTINGS.log_inputs)
+    install_client_error_log(settings.log_inputs)
     setup_telemetry(service_name)
     share_tracer_provider(trace.get_tracer_provider())
 

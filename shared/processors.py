@@ -1,12 +1,12 @@
 """The small interface behind which each task's logic sits.
 
 A :class:`TaskProcessor` turns validated requests into result models. The REST API and
-the Kafka loop both call it, so the two paths give identical answers.
+the Kafka loop both call it, so the two paths give identical answers. Which processor serves
+a model folder is the task-kind registry's to say (:func:`shared.task_kinds.load_processor`).
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,15 +16,13 @@ from typing import Protocol
 from pydantic import BaseModel
 
 from shared.cache import ResultCache
-from shared.errors import ModelError
 from shared.model_text import model_text
-from shared.runtime import OnnxEntityRecognizer, OnnxTextClassifier, open_model_folder
+from shared.runtime import OnnxTextClassifier
 from shared.schemas import ClassificationResultV1, EntitiesResultV1, EntitySpanV1, LabelScore, TaskRequestV1
 
-__all__ = ["ClassificationProcessor", "EntitiesProcessor", "Received", "TaskProcessor", "load_processor", "new_id"]
+__all__ = ["ClassificationProcessor", "EntitiesProcessor", "Received", "TaskProcessor", "new_id"]
 
 TOP_K = 3
-logger = logging.getLogger(__name__)
 
 
 def new_id() -> str:
@@ -133,28 +131,3 @@ class EntitiesProcessor(_ModelProcessor):
             )
             for item, entities in zip(items, found)
         ]
-
-
-def load_processor(task: str, model_dir, *, intra_op_threads: int = 0, max_batch_size: int = 64,
-                   max_batch_tokens: int | None = None, review_threshold: float | None = None,
-                   cache_size: int = 0) -> TaskProcessor:
-    """The processor that fits the model folder's kind (classification or entities).
-
-    ``max_batch_size`` and ``max_batch_tokens`` bound one ONNX Runtime run (texts, or the entity
-    tagger's windows). The folder's files are checked against its manifest first: a changed,
-    truncated, missing or extra file refuses the whole folder, and nothing is loaded.
-    """
-    info = open_model_folder(model_dir)
-    if info.task != task:
-        # A customer model trained for another task still serves, but say so: results name this task.
-        logger.warning("model folder %s was trained as task %r, served as %r",
-                                            model_dir, info.task, task)
-    if info.kind == "entities":
-        model = OnnxEntityRecognizer(model_dir, intra_op_threads=intra_op_threads, max_batch_size=max_batch_size,
-                                     max_batch_tokens=max_batch_tokens)
-        return EntitiesProcessor(task, model, review_threshold, cache_size)
-    if info.kind == "classification":
-        model = OnnxTextClassifier(model_dir, intra_op_threads=intra_op_threads, max_batch_size=max_batch_size,
-                                   max_batch_tokens=max_batch_tokens)
-        return ClassificationProcessor(task, model, review_threshold, cache_size)
-    raise ModelError(f"{model_dir}: unknown model kind {info.kind!r} (expected classification or entities)")

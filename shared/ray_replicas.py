@@ -9,43 +9,39 @@ its batch and leaves the group (BentoML's shutdown hook, run by Ray's graceful s
 
 Two ways in: ``slm serve <task> --replicas N`` (a local cluster, :mod:`slm.replicas`), and
 a Serve config file or KubeRay ``RayService`` naming ``shared.ray_replicas:build_app`` with
-``args: {task: <task>}``. Not ``bentoml.ray``: it is legacy-only and broken with current Ray.
+``args: {task: <task>}`` (:class:`AppArgs`). Either way the settings are read and validated once,
+where the application is built, and bound to the deployment: each replica gets the
+:class:`shared.settings.ServingSettings` object, not an environment to read them from. Not
+``bentoml.ray``: it is legacy-only and broken with current Ray.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: Ray reads build_app's annotation to validate its args.
 
 import importlib
 import logging
 import os
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.compat import keep_replica_grpc_local
 from shared.ray_autoscaling import LAG_METRIC, KafkaLagPolicy
-from shared.settings import ReplicaSettings, service_import
+from shared.settings import ReplicaSettings, ServingSettings, service_import, warn_unknown_settings
+from shared.task_kinds import TASKS
 
-__all__ = ["TaskReplica", "build_app", "deployment_options", "forwarded_env", "replica_env", "task_application"]
+__all__ = ["AppArgs", "TaskReplica", "build_app", "deployment_options", "task_application", "telemetry_env"]
 
 logger = logging.getLogger(__name__)
 
-# Settings the replicas read from their environment: Ray workers are started by the raylet
-# and do not inherit the environment of the process that deploys the application.
-FORWARDED_PREFIXES = ("SLM_", "OTEL_")
+# OpenTelemetry reads its configuration (OTEL_*) from the environment of the process it runs in:
+# the replicas' processes get it through Ray's runtime environment.
+TELEMETRY_PREFIX = "OTEL_"
 
 
-def forwarded_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_PREFIXES)}
-
-
-def replica_env(env: dict[str, str], replica_id: str | None = None) -> dict[str, str]:
-    """The service's settings for one replica: a static group member id (the pod name) gets the
-    replica's id appended, since every replica of a pod runs a consumer of its own."""
-    instance = env.get("SLM_KAFKA_GROUP_INSTANCE_ID")
-    if not instance:
-        return env
-    if replica_id is None:
-        from ray import serve
-
-        replica_id = serve.get_replica_context().replica_id.unique_id
-    return {**env, "SLM_KAFKA_GROUP_INSTANCE_ID": f"{instance}-{replica_id}"[:249]}
+def telemetry_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The ``OTEL_*`` variables of ``environ`` (default: this process's environment)."""
+    environ = os.environ if environ is None else environ
+    return {k: v for k, v in environ.items() if k.startswith(TELEMETRY_PREFIX)}
 
 
 class TaskReplica:
@@ -54,12 +50,16 @@ class TaskReplica:
     Args:
         task (`str`): task name.
         service (`str`): ``module:Class`` of the BentoML service.
-        env (`dict[str, str]`): settings for the service (``SLM_*``), set before it is imported.
+        settings (`ServingSettings`): the service's settings, given to it before its module is imported.
     """
 
-    def __init__(self, task: str, service: str, env: dict[str, str]) -> None:
-        os.environ.update(replica_env(env))
+    def __init__(self, task: str, service: str, settings: ServingSettings) -> None:
+        from ray import serve
+
+        from shared.bento import use_settings
+
         keep_replica_grpc_local()
+        use_settings(settings.for_replica(serve.get_replica_context().replica_id.unique_id))
         self.task = task
         self.service = service
 
@@ -113,40 +113,65 @@ def deployment_options(settings: ReplicaSettings, partitions: int | None) -> dic
     return options
 
 
-def task_application(task: str, env: dict[str, str], settings: ReplicaSettings, partitions: int | None = None):
+def task_application(task: str, settings: ServingSettings, replicas: ReplicaSettings, partitions: int | None = None,
+                     process_env: Mapping[str, str] | None = None):
     """The Serve application for ``serve.run``: one deployment, ``slm-<task>``, ingress at ``/``.
 
     Args:
         task (`str`): task name.
-        env (`dict[str, str]`): the service's settings (``SLM_*``) for the replicas.
-        settings (`ReplicaSettings`): replica count or autoscaling bounds, resources.
+        settings (`ServingSettings`): the service's settings, bound to every replica.
+        replicas (`ReplicaSettings`): replica count or autoscaling bounds, resources.
         partitions (`int | None`): partitions of the requests topic, for the autoscaling policy.
+        process_env (`Mapping[str, str] | None`): environment of the replica processes for the libraries
+            configured by it (OpenTelemetry); defaults to this process's ``OTEL_*``.
     """
     from ray import serve
 
     from shared.runtime import open_model_folder
-    from shared.settings import default_model_dir
 
     # Refuse a changed or incomplete model folder here, once, before any replica starts.
-    open_model_folder(env.get("SLM_MODEL_DIR") or default_model_dir(task))
-    env = {**env, "SLM_ONNX_THREADS": str(settings.onnx_threads)}
-    deployment = serve.deployment(serve.ingress()(TaskReplica), name=f"slm-{task}",
-                                  **deployment_options(settings, partitions))
-    high = settings.max_replicas if settings.autoscaling else settings.num_replicas
+    model_dir = settings.model_dir(task)
+    open_model_folder(model_dir)
+    settings = settings.replace(service={"model_dir": model_dir, "onnx_threads": replicas.onnx_threads})
+    options = deployment_options(replicas, partitions)
+    env = telemetry_env() if process_env is None else dict(process_env)
+    if env:
+        options["ray_actor_options"]["runtime_env"] = {"env_vars": env}
+    deployment = serve.deployment(serve.ingress()(TaskReplica), name=f"slm-{task}", **options)
+    high = replicas.max_replicas if replicas.autoscaling else replicas.num_replicas
     if partitions is not None and high is not None and high > partitions:
         logger.warning('task=%s up to %d replicas for %d partitions: replicas beyond %d get no partition '
                        'and serve REST only', task, high, partitions, partitions)
-    return deployment.bind(task, service_import(task), env)
+    return deployment.bind(task, service_import(task), settings)
 
 
-def build_app(args: dict):
-    """Application builder for Serve config files (KubeRay ``serveConfigV2``).
+class AppArgs(BaseModel):
+    """``args`` of the application in a Serve config file (KubeRay ``serveConfigV2``).
 
-    ``args``: ``task`` (required) and ``partitions`` (optional). Settings come from the
-    environment (``SLM_*``, ``SLM_RAY_*``); the config's deployment options override the code's.
+    Args:
+        task (`str`): the task to serve.
+        partitions (`int | None`): partitions of its requests topic, for the autoscaling policy.
     """
-    task = args.get("task")
-    if not task:
-        raise ValueError("build_app needs args.task (transactions, entities, helpdesk or sentiment)")
-    partitions = args.get("partitions")
-    return task_application(task, forwarded_env(), ReplicaSettings(), int(partitions) if partitions else None)
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    task: str
+    partitions: int | None = Field(default=None, ge=1)
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, task: str) -> str:
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+        return task
+
+
+def build_app(args: AppArgs):
+    """Application builder for Serve config files: Ray validates ``args`` into :class:`AppArgs`.
+
+    The settings (``SLM_*``, ``SLM_RAY_*``) are read from this process's environment once, here; the
+    config's deployment options override the code's.
+    """
+    args = AppArgs.model_validate(args)
+    warn_unknown_settings()
+    return task_application(args.task, ServingSettings.from_env(), ReplicaSettings(), args.partitions)

@@ -18,8 +18,9 @@ from opentelemetry import trace
 from shared.batching import MicroBatcher
 from shared.kafka import TaskConsumerLoop
 from shared.schemas import TaskRequestV1
-from shared.settings import KafkaSettings, ServiceSettings, default_model_dir
-from shared.processors import Received, TaskProcessor, load_processor
+from shared.settings import ServiceSettings, ServingSettings
+from shared.processors import Received, TaskProcessor
+from shared.task_kinds import load_processor
 from shared.telemetry import TaskInstruments
 
 __all__ = ["ServedTask", "cpu_quota", "onnx_threads_for", "served_task"]
@@ -74,13 +75,14 @@ class ServedTask:
 
     Args:
         task (`str`): task name (``sentiment``).
-        settings (`ServiceSettings`): service settings (model folder, batching, threads).
-        kafka (`KafkaSettings`): Kafka settings; the loop starts only if ``bootstrap`` is set.
+        serving (`ServingSettings`): the service's settings (model folder, batching, threads) and
+            Kafka's; the loop starts only if ``serving.kafka.bootstrap`` is set.
     """
 
-    def __init__(self, task: str, settings: ServiceSettings, kafka: KafkaSettings) -> None:
+    def __init__(self, task: str, serving: ServingSettings) -> None:
         self.task = task
-        model_dir = settings.model_dir or default_model_dir(task)
+        settings, kafka = serving.service, serving.kafka
+        model_dir = serving.model_dir(task)
         self.processor: TaskProcessor = load_processor(task, model_dir, intra_op_threads=onnx_threads_for(settings),
                                                        max_batch_size=settings.onnx_batch_size,
                                                        max_batch_tokens=settings.onnx_batch_tokens or None,

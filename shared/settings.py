@@ -1,27 +1,96 @@
-"""Settings, one frozen pydantic-settings class per concern, read from environment variables once."""
+"""Settings: one frozen pydantic-settings class per concern, and the one place ``SLM_*`` names are defined.
+
+Each entry point (a CLI command, a BentoML service process, a Ray application builder) reads the
+settings it needs once, validated, and passes the objects down. A serving process's settings
+travel together as :class:`ServingSettings`: a Ray replica gets them bound to its deployment, and
+a child process (``slm serve`` started by ``slm up``, ``bentoml serve`` exec'd by ``slm serve``)
+gets the environment :func:`child_environment` renders from them. An ``SLM_*`` name in the
+environment that no settings class defines is reported with the closest known name
+(:func:`warn_unknown_settings`): a misspelt setting is otherwise silently ignored.
+"""
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["KafkaSettings", "ReplicaSettings", "ServiceSettings", "REPO_ROOT", "default_model_dir", "service_import"]
+__all__ = ["ImageSettings", "KafkaSettings", "LocalBrokerSettings", "REPO_ROOT", "ReplicaSettings", "SETTINGS_CLASSES",
+           "ServiceSettings", "ServingSettings", "WorkspaceSettings", "child_environment", "default_model_dir",
+           "invalid_setting", "known_setting_names", "service_import", "settings_env", "unknown_settings",
+           "warn_unknown_settings"]
+
+logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def default_model_dir(task: str) -> Path:
-    """Where ``slm train <task>`` writes and ``slm serve <task>`` reads by default:
-    ``models/<task>`` in the repository, or under ``SLM_MODELS_DIR`` when that is set."""
-    return Path(os.environ.get("SLM_MODELS_DIR") or REPO_ROOT / "models") / task
+class WorkspaceSettings(BaseSettings):
+    """Where this checkout keeps its models and caches (env prefix ``SLM_``).
+
+    Args:
+        models_dir (`Path`, defaults to ``models/`` in the repository): ``<models_dir>/<task>`` is where
+            ``slm train <task>`` writes and ``slm serve <task>`` reads by default.
+        cache_dir (`Path`, defaults to ``.cache/`` in the repository): downloads kept between runs
+            (the local broker's jars, its data folders).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SLM_", frozen=True, extra="ignore")
+
+    models_dir: Path = REPO_ROOT / "models"
+    cache_dir: Path = REPO_ROOT / ".cache"
+
+
+def default_model_dir(task: str, workspace: WorkspaceSettings | None = None) -> Path:
+    """``<models_dir>/<task>``: where ``slm train <task>`` writes and ``slm serve <task>`` reads by default
+    (``workspace``: the caller's settings; read from the environment when not given)."""
+    return (workspace or WorkspaceSettings()).models_dir / task
 
 
 def service_import(task: str) -> str:
     """The BentoML service of ``task`` as ``module:Class`` (``services.helpdesk.service:Helpdesk``)."""
     return f"services.{task}.service:{task.title()}"
+
+
+class LocalBrokerSettings(BaseSettings):
+    """The local development broker that ``slm kafka up`` runs (env prefix ``SLM_KAFKA_``).
+
+    Its default partition count is :attr:`KafkaSettings.partitions` (``SLM_KAFKA_PARTITIONS``), and its
+    cache folder :attr:`WorkspaceSettings.cache_dir`.
+
+    Args:
+        port (`int`, defaults to `9092`): the client listener's port.
+        controller_port (`int | None`): the KRaft controller's port; defaults to ``port + 1``.
+        data_dir (`Path | None`): the broker's state; defaults to ``<cache_dir>/kafka-data-<port>``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SLM_KAFKA_", frozen=True, extra="ignore")
+
+    port: int = 9092
+    controller_port: int | None = None
+    data_dir: Path | None = None
+
+
+class ImageSettings(BaseSettings):
+    """Names read outside Python, by the container image and the chart's model fetcher (env prefix ``SLM_``).
+
+    Declared here so that every ``SLM_*`` name the chart renders has one owner.
+
+    Args:
+        task (`str | None`): the task the image serves; its command runs ``slm serve "$SLM_TASK"``.
+        model_url (`str | None`): where the chart's init container fetches the model folder from
+            (``model.initContainer.url``); its command reads it.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SLM_", frozen=True, extra="ignore")
+
+    task: str | None = None
+    model_url: str | None = None
 
 
 class KafkaSettings(BaseSettings):
@@ -195,3 +264,132 @@ class ReplicaSettings(BaseSettings):
     def onnx_threads(self) -> int:
         """Intra-op threads per replica: its CPU request, so replicas never oversubscribe cores."""
         return max(1, int(self.cpus_per_replica))
+
+
+#: Every settings class: together they define every ``SLM_*`` name.
+SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (ServiceSettings, KafkaSettings, ReplicaSettings, WorkspaceSettings,
+                                                    LocalBrokerSettings, ImageSettings)
+#: Names of the test suite's own variables (``SLM_TEST_KAFKA_BOOTSTRAP``...), no settings of the services.
+TEST_PREFIX = "SLM_TEST_"
+
+
+def _env_names(cls: type[BaseSettings]) -> dict[str, str]:
+    """Field name -> environment variable name of a settings class."""
+    prefix = cls.model_config.get("env_prefix", "")
+    return {name: f"{prefix}{name}".upper() for name in cls.model_fields}
+
+
+def known_setting_names() -> set[str]:
+    """Every ``SLM_*`` name a settings class reads."""
+    return {env for cls in SETTINGS_CLASSES for env in _env_names(cls).values()}
+
+
+def unknown_settings(environ: Mapping[str, str] | None = None) -> dict[str, str | None]:
+    """``SLM_*`` names in ``environ`` (default: this process's) that no settings class reads, each with
+    the closest known name (``None`` when none is close)."""
+    environ = os.environ if environ is None else environ
+    known = sorted(known_setting_names())
+    return {name: next(iter(difflib.get_close_matches(name, known, n=1, cutoff=0.6)), None)
+            for name in sorted(environ) if name.startswith("SLM_") and not name.startswith(TEST_PREFIX)
+            and name not in known}
+
+
+def warn_unknown_settings(environ: Mapping[str, str] | None = None) -> dict[str, str | None]:
+    """Log one warning per unknown ``SLM_*`` name in ``environ``, naming the closest known one."""
+    unknown = unknown_settings(environ)
+    for name, closest in unknown.items():
+        hint = f"; did you mean {closest}?" if closest else ""
+        logger.warning("unknown setting %s is ignored%s", name, hint)
+    return unknown
+
+
+def invalid_setting(exc: ValidationError) -> str:
+    """The first problem of a settings class's ``exc``, by its variable: ``SLM_KAFKA_PORT: Input should be ...
+    (got 'ninety')``."""
+    error = exc.errors()[0]
+    names = next((_env_names(cls) for cls in SETTINGS_CLASSES if cls.__name__ == exc.title), {})
+    field_name = str(error["loc"][0]) if error["loc"] else ""
+    return f"{names.get(field_name, field_name)}: {error['msg']} (got {error.get('input')!r})"
+
+
+def _env_value(value) -> str:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def settings_env(*settings: BaseSettings) -> dict[str, str]:
+    """The environment variables that give a child process ``settings``: each value that was set (by the
+    environment or explicitly), by its ``SLM_*`` name; a value of ``None`` is left out (the default)."""
+    env = {}
+    for part in settings:
+        names = _env_names(type(part))
+        for name in sorted(part.model_fields_set):
+            value = getattr(part, name)
+            if value is not None:
+                env[names[name]] = _env_value(value)
+    return env
+
+
+def child_environment(*settings: BaseSettings, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The whole environment of a child process that reads ``settings``: ``base`` (default: this process's)
+    without any of the settings' own names, then the settings rendered by :func:`settings_env`."""
+    base = os.environ if base is None else base
+    own = {env for part in settings for env in _env_names(type(part)).values()}
+    return {**{k: v for k, v in base.items() if k not in own}, **settings_env(*settings)}
+
+
+def _updated(settings: BaseSettings, **changes) -> BaseSettings:
+    """A validated copy of ``settings`` with ``changes`` (every field given: the environment is not read again)."""
+    cls = type(settings)
+    return cls(**{**{name: getattr(settings, name) for name in cls.model_fields}, **changes})
+
+
+class ServingSettings(BaseModel):
+    """Everything one serving process of a task reads: the service's settings and Kafka's.
+
+    Built once by the entry point (``slm serve``, the BentoML service process, the Ray application
+    builder), validated there, and handed on: to Ray replicas bound to their deployment, to a child
+    process as its environment (:meth:`environment`).
+
+    Args:
+        service (`ServiceSettings`): model folder, batching, threads, HTTP limits.
+        kafka (`KafkaSettings`): the broker and the consumer loop; the loop is off without ``bootstrap``.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    service: ServiceSettings
+    kafka: KafkaSettings
+
+    @classmethod
+    def from_env(cls, service: Mapping | None = None, kafka: Mapping | None = None) -> ServingSettings:
+        """Read from this process's environment, with ``service`` and ``kafka`` values in place of it.
+
+        Raises:
+            pydantic.ValidationError: titled by the settings class whose value is wrong.
+        """
+        return cls(service=ServiceSettings(**(service or {})), kafka=KafkaSettings(**(kafka or {})))
+
+    def model_dir(self, task: str) -> Path:
+        """The folder to serve ``task`` from: the setting, else ``<models_dir>/<task>``."""
+        return self.service.model_dir or default_model_dir(task)
+
+    def replace(self, *, service: Mapping | None = None, kafka: Mapping | None = None) -> ServingSettings:
+        """A validated copy with ``service`` and ``kafka`` values changed."""
+        return ServingSettings(service=_updated(self.service, **(service or {})),
+                               kafka=_updated(self.kafka, **(kafka or {})))
+
+    def for_replica(self, replica_id: str) -> ServingSettings:
+        """One Ray replica's settings: a static group member id (the pod name) gets the replica's id
+        appended, since every replica of a pod runs a consumer of its own."""
+        instance = self.kafka.group_instance_id
+        if not instance:
+            return self
+        return self.replace(kafka={"group_instance_id": f"{instance}-{replica_id}"[:249]})
+
+    def environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment of a child process serving with these settings (:func:`child_environment`)."""
+        return child_environment(self.service, self.kafka, base=base)

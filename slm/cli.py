@@ -15,16 +15,18 @@ from pathlib import Path
 import click
 
 from shared.errors import ConfigError
+from shared.task_kinds import TASKS
 from slm.console import clean_errors, configure_logging, validated
-
-TASKS = ("transactions", "entities", "helpdesk", "sentiment")
 
 
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
 def main(verbose: bool) -> None:
     """slm-services: fine-tuned small language models as task microservices."""
+    from shared.settings import warn_unknown_settings
+
     configure_logging(verbose)
+    warn_unknown_settings()  # a misspelt SLM_* name would otherwise be ignored without a word
 
 
 # --- Kafka -----------------------------------------------------------------------------
@@ -122,14 +124,6 @@ def kafka_groups(group: str, bootstrap: str | None, port: int | None, data_dir: 
 
 # --- Training and evaluation -------------------------------------------------------------
 
-def _columns(text_col: str | None, label_col: str | None, field_cols: str | None, default=None):
-    from pipelines.common.data import ColumnMapping
-
-    base = default or ColumnMapping()
-    fields = tuple(c.strip() for c in field_cols.split(",") if c.strip()) if field_cols else base.fields
-    return ColumnMapping(text=text_col or base.text, label=label_col or base.label, fields=fields)
-
-
 _column_options = [
     click.option("--text-col", default=None, help="Column holding the text."),
     click.option("--label-col", default=None, help="Column holding the label."),
@@ -177,8 +171,12 @@ def train(task, train_file, eval_file, dev_file, out_dir, quick, epochs, batch_s
     int8 where it keeps the fp32 model's answers on dev, else the best int8 that does, else fp32.
     """
     from pipelines.common.args import TrainingArgs
-    from pipelines.tasks import EntityDataset, dataset_for
+    from pipelines.common.data import ColumnChoice
+    from pipelines.kinds import recipe_class
+    from pipelines.recipe import train_model
+    from pipelines.tasks import dataset_for
     from shared.settings import default_model_dir
+    from shared.task_kinds import kind_of_task
 
     dataset = dataset_for(task)
     overrides = {k: v for k, v in dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
@@ -189,72 +187,30 @@ def train(task, train_file, eval_file, dev_file, out_dir, quick, epochs, batch_s
                  if v is not None}
     # Command-line values win; then --quick's small settings, or the data set's own defaults.
     if quick:
-        args = validated(TrainingArgs.quick, **{**getattr(dataset, "quick_defaults", {}), **overrides})
+        args = validated(TrainingArgs.quick, **{**dataset.quick_defaults, **overrides})
     else:
         args = validated(TrainingArgs, **{**dataset.training_defaults, **overrides})
     custom_data = train_file is not None
+    recipe = recipe_class(kind_of_task(task)).for_training(ColumnChoice(text_col, label_col, field_cols),
+                                                           baseline=baseline, dataset=None if custom_data else dataset)
     out_dir = out_dir or default_model_dir(task)
     eval_file = eval_file if (eval_file or custom_data) else dataset.test_file
-    if isinstance(dataset, EntityDataset):
-        from pipelines.token_classification import train_entities
-
-        _no_columns_for_entities(text_col, label_col, field_cols)
-        if baseline:
-            raise ConfigError("--baseline is for the classification tasks")
-        info = train_entities(task, train_file or dataset.train_file, out_dir, args, eval_file=eval_file,
-                              dev_file=dev_file)
-        click.echo(f"saved {info.model_id} to {out_dir}")
-        for split in ("dev", "test"):
-            if split in info.metrics:
-                m = info.metrics[split]
-                click.echo(f"{split}: {info.precision} entity F1={m['served']['f1']:.4f} "
-                           f"(P={m['served']['precision']:.4f} R={m['served']['recall']:.4f}) | "
-                           f"fp32 F1={m['fp32']['f1']:.4f}")
-        _echo_served(info)
-        return
-
-    from pipelines.classification import train_task
-
-    info = train_task(
-        task,
-        train_file or dataset.train_file,
-        out_dir,
-        _columns(text_col, label_col, field_cols, None if custom_data else dataset.columns),
-        args,
-        eval_file=eval_file,
-        dev_file=dev_file,
-        label_names={} if custom_data else dataset.label_names,
-    )
-    report = info.metrics.get("test", info.metrics["dev"])
-    split = "test" if "test" in info.metrics else "dev"
-    click.echo(
-        f"saved {info.model_id} to {out_dir}\n"
-        f"{split}: {info.precision} accuracy={report['served']['accuracy']:.4f} "
-        f"macro_f1={report['served']['macro_f1']:.4f} | "
-        f"fp32 accuracy={report['fp32']['accuracy']:.4f} macro_f1={report['fp32']['macro_f1']:.4f}"
-    )
-    if "test" in info.metrics:
-        test = info.metrics["test"]
-        click.echo(f"test: {info.precision} top-3 accuracy={test['served']['top3_accuracy']:.4f}")
-        if "baseline" in test:
-            click.echo(f"test: baseline TF-IDF+SVM accuracy={test['baseline']['accuracy']:.4f} "
-                       f"macro_f1={test['baseline']['macro_f1']:.4f}")
-    _echo_served(info)
-
-
-def _echo_served(info) -> None:
-    """Which graph the folder serves and how closely it keeps the fp32 model's answers."""
-    click.echo(f"served graph: {info.precision} | agreement with fp32 (dev)="
-               f"{info.metrics['dev']['agreement_with_fp32']:.4f} | review threshold={info.review_threshold}")
+    trained = train_model(recipe, task, train_file or dataset.train_file, out_dir, args, eval_file=eval_file,
+                          dev_file=dev_file)
+    info, metrics = trained.info, trained.metrics
+    click.echo(f"saved {info.model_id} to {out_dir}")
+    for split, scores in metrics.splits():
+        click.echo(f"{split}: {info.precision} {scores.served.summary()} | fp32 {scores.fp32.brief()}")
+    if metrics.test and metrics.test.served.top3_accuracy is not None:
+        click.echo(f"test: {info.precision} top-3 accuracy={metrics.test.served.top3_accuracy:.4f}")
+    if metrics.test and metrics.test.baseline:
+        click.echo(f"test: baseline TF-IDF+SVM {metrics.test.baseline.summary()}")
+    # Which graph the folder serves and how closely it keeps the fp32 model's answers.
+    click.echo(f"served graph: {info.precision} | agreement with fp32 (dev)={metrics.dev.agreement_with_fp32:.4f} | "
+               f"review threshold={info.review_threshold}")
     if info.precision == "fp32":
         click.echo("note: no int8 graph kept the fp32 model's answers, so this model is served in fp32 "
                    "(see card/card.md; --require-int8 makes this an error)")
-
-
-def _no_columns_for_entities(text_col, label_col, field_cols) -> None:
-    if text_col or label_col or field_cols:
-        raise ConfigError("entities reads CoNLL files (token first, tag last); --text-col, --label-col and "
-                          "--field-cols are for the classification tasks")
 
 
 @main.command()
@@ -272,65 +228,40 @@ def _no_columns_for_entities(text_col, label_col, field_cols) -> None:
 def evaluate(task, model_dir, data_file, card_dir, as_json, baseline, baseline_train, text_col, label_col,
              field_cols) -> None:
     """Score a model folder on a labelled file: accuracy, macro-F1, per-class detail, a model card."""
-    from pipelines.classification import evaluate_model
+    from pipelines.common.data import ColumnChoice
+    from pipelines.kinds import recipe_class
+    from pipelines.recipe import evaluate_model
     from pipelines.tasks import dataset_for
     from shared.runtime import open_model_folder
     from shared.settings import default_model_dir
+    from shared.task_kinds import kind_named
 
     if model_dir is None:
         if task is None:
             raise ConfigError("give a TASK or --model DIR")
         model_dir = default_model_dir(task)
     info = open_model_folder(model_dir)
-    task = task or info.task
-    if data_file is None:
-        data_file = dataset_for(task).test_file
-    if info.kind == "entities":
-        from pipelines.token_classification import evaluate_entities
-
-        _no_columns_for_entities(text_col, label_col, field_cols)
-        if baseline or baseline_train is not None:
-            raise ConfigError("--baseline is for the classification tasks")
-        metrics = evaluate_entities(model_dir, data_file, card_dir=card_dir)
-        if as_json:
-            click.echo(json.dumps(metrics))
-            return
-        click.echo(f"model {metrics['model']} on {data_file} ({metrics['n']} sentences)")
-        click.echo(f"entity F1 {metrics['f1']:.4f}  precision {metrics['precision']:.4f}  "
-                   f"recall {metrics['recall']:.4f}")
-        _echo_per_label("type", metrics["per_type"], metrics["card"])
-        return
-    columns = _columns(text_col, label_col, field_cols) if (text_col or label_col or field_cols) else None
-    if baseline and baseline_train is None:
-        from pipelines.common.model_output import resolve_recorded_path
-
-        baseline_train = resolve_recorded_path(info.training.get("data", {}).get("train", {}).get("file", ""))
-        if not baseline_train.is_file():
-            raise ConfigError(f"the model's training file {str(baseline_train)!r} is not here; give --baseline-data FILE")
-    metrics = evaluate_model(model_dir, data_file, columns=columns, card_dir=card_dir,
-                             baseline_train_file=baseline_train)
+    data_file = data_file or dataset_for(task or info.task).test_file
+    recipe = recipe_class(kind_named(info.kind, model_dir)).for_evaluation(
+        info, ColumnChoice(text_col, label_col, field_cols), baseline=baseline, baseline_train=baseline_train)
+    evaluation = evaluate_model(recipe, model_dir, data_file, card_dir=card_dir)
     if as_json:
-        click.echo(json.dumps(metrics))
+        click.echo(json.dumps(evaluation.to_dict()))
         return
-    click.echo(f"model {metrics['model']} on {data_file} ({metrics['n']} items)")
-    click.echo(f"accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  "
-               f"top-3 accuracy {metrics['top3_accuracy']:.4f}")
-    if "baseline" in metrics:
-        click.echo(f"baseline TF-IDF+SVM: accuracy {metrics['baseline']['accuracy']:.4f}  "
-                   f"macro-F1 {metrics['baseline']['macro_f1']:.4f}")
-    for name, part in metrics.get("by_seen_text", {}).items():
-        baseline_part = f"  baseline accuracy {part['baseline_accuracy']:.4f}" if "baseline_accuracy" in part else ""
-        click.echo(f"text {name} in training ({part['n']} items, {part['share']:.1%}): accuracy {part['accuracy']:.4f}  "
-                   f"macro-F1 {part['macro_f1']:.4f}  top-3 {part['top3_accuracy']:.4f}{baseline_part}")
-    _echo_per_label("label", metrics["per_label"], metrics["card"])
-
-
-def _echo_per_label(heading: str, rows: dict, card: str) -> None:
-    """The per-label (or per-type) P/R/F1 table and where the model card went."""
-    click.echo(f"{heading:<24}{'precision':>10}{'recall':>10}{'F1':>10}{'support':>10}")
-    for name, m in rows.items():
-        click.echo(f"{name:<24}{m['precision']:>10.4f}{m['recall']:>10.4f}{m['f1']:>10.4f}{m['support']:>10}")
-    click.echo(f"model card: {card}")
+    scores = evaluation.scores
+    click.echo(f"model {evaluation.model_id} on {data_file} ({scores.n} {scores.unit})")
+    click.echo(scores.evaluation_line())
+    if evaluation.baseline:
+        click.echo(f"baseline TF-IDF+SVM: accuracy {evaluation.baseline.accuracy:.4f}  "
+                   f"macro-F1 {evaluation.baseline.macro_f1:.4f}")
+    for name, part in evaluation.by_seen_text.items():
+        baseline_part = "" if part.baseline_accuracy is None else f"  baseline accuracy {part.baseline_accuracy:.4f}"
+        click.echo(f"text {name} in training ({part.n} items, {part.share:.1%}): accuracy {part.accuracy:.4f}  "
+                   f"macro-F1 {part.macro_f1:.4f}  top-3 {part.top3_accuracy:.4f}{baseline_part}")
+    click.echo(f"{scores.per_class_heading:<24}{'precision':>10}{'recall':>10}{'F1':>10}{'support':>10}")
+    for name, m in scores.per_class.items():
+        click.echo(f"{name:<24}{m.precision:>10.4f}{m.recall:>10.4f}{m.f1:>10.4f}{m.support:>10}")
+    click.echo(f"model card: {evaluation.card}")
 
 
 # --- Model folders -----------------------------------------------------------------------
@@ -424,28 +355,28 @@ def serve(task: str, port: int, host: str, model_dir: Path | None, bootstrap: st
     service as Ray Serve replicas, each a member of the task's consumer group.
     """
     from shared.runtime import open_model_folder
-    from shared.settings import KafkaSettings, ServiceSettings, default_model_dir
+    from shared.settings import ServingSettings
 
-    model_dir = Path(model_dir or os.environ.get("SLM_MODEL_DIR") or default_model_dir(task)).resolve()
+    # The settings, validated once (a bad SLM_* value is one line), the options in place of theirs.
+    settings = validated(ServingSettings.from_env, kafka={"bootstrap": bootstrap} if bootstrap else {})
+    model_dir = Path(model_dir or settings.model_dir(task)).resolve()
     open_model_folder(model_dir)  # refuse here, in one line, rather than in the worker
-    validated(ServiceSettings)  # and bad SLM_* values too
-    validated(KafkaSettings)
-    os.environ["SLM_MODEL_DIR"] = str(model_dir)
-    if bootstrap:
-        os.environ["SLM_KAFKA_BOOTSTRAP"] = bootstrap
-    ray_options = {"NUM_REPLICAS": replicas, "MIN_REPLICAS": min_replicas, "MAX_REPLICAS": max_replicas,
-                   "CPUS_PER_REPLICA": cpus_per_replica}
+    settings = settings.replace(service={"model_dir": model_dir})
+    ray_options = {"num_replicas": replicas, "min_replicas": min_replicas, "max_replicas": max_replicas,
+                   "cpus_per_replica": cpus_per_replica}
     if any(v is not None for v in ray_options.values()):
         from shared.settings import ReplicaSettings
         from slm.replicas import serve_replicas
 
-        os.environ.update({f"SLM_RAY_{k}": str(v) for k, v in ray_options.items() if v is not None})
-        serve_replicas(task, host, port, validated(ReplicaSettings))
+        replica_settings = validated(ReplicaSettings, **{k: v for k, v in ray_options.items() if v is not None})
+        serve_replicas(task, host, port, settings, replica_settings)
         return
     from shared.settings import service_import
 
-    bentoml_cli = Path(sys.executable).with_name("bentoml")
-    os.execv(str(bentoml_cli), [str(bentoml_cli), "serve", service_import(task), "--host", host, "--port", str(port)])
+    # The BentoML server is another process: it reads the settings from the environment they give it.
+    bentoml_cli = str(Path(sys.executable).with_name("bentoml"))
+    os.execve(bentoml_cli, [bentoml_cli, "serve", service_import(task), "--host", host, "--port", str(port)],
+              settings.environment())
 
 
 _tasks_option = click.option("--task", "tasks", type=click.Choice(TASKS), multiple=True,
@@ -461,7 +392,8 @@ def demo(tasks: tuple[str, ...], limit: int | None, keep_running: bool) -> None:
     """Broker and services up, stream each task's test set through Kafka, live view, summaries."""
     from slm.demo import MALFORMED, run_demo
 
-    summaries, services = run_demo(list(tasks or TASKS), limit=limit, keep_running=keep_running)
+    broker, serving = _stack_settings()
+    summaries, services = run_demo(list(tasks or TASKS), broker, serving, limit=limit, keep_running=keep_running)
     for summary in summaries:
         click.echo("\n".join(["", f"== {summary.task} ==", *summary.lines()]))
     if keep_running:
@@ -469,6 +401,14 @@ def demo(tasks: tuple[str, ...], limit: int | None, keep_running: bool) -> None:
         click.echo("stop them with: slm down")
     if any(s.results < s.sent or s.dlq < len(MALFORMED) for s in summaries):
         raise SystemExit(1)
+
+
+def _stack_settings():
+    """The local broker's settings and the services' (``slm up``, ``slm demo``), each validated once."""
+    from shared.settings import ServingSettings
+    from slm.local_kafka import BrokerConfig
+
+    return BrokerConfig.from_env(), validated(ServingSettings.from_env)
 
 
 def _echo_running(services) -> None:
@@ -486,7 +426,7 @@ def up(tasks: tuple[str, ...], port_base: int | None) -> None:
     """Start the local broker and the task services (the release models in models/); no traffic."""
     from slm import stack
 
-    _, services = stack.up(list(tasks or TASKS), port_base=port_base)
+    _, services = stack.up(list(tasks or TASKS), *_stack_settings(), port_base=port_base)
     _echo_running(services)
     click.echo("stop them with: slm down")
 
@@ -496,8 +436,9 @@ def up(tasks: tuple[str, ...], port_base: int | None) -> None:
 def down() -> None:
     """Stop the services `slm up` started, then the local broker."""
     from slm import stack
+    from slm.local_kafka import BrokerConfig
 
-    stopped = stack.down()
+    stopped = stack.down(BrokerConfig.from_env())
     click.echo(f"stopped: {', '.join(stopped) or 'no services'}; broker down")
 
 

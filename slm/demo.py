@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from tqdm.auto import tqdm
 
 from pipelines.labelled_rows import load_rows
+from shared.task_kinds import kind_of_task
 
 __all__ = ["DemoSummary", "run_demo", "stream_test_sets"]
 
@@ -35,31 +36,28 @@ class DemoSummary:
     review: int = 0
     dlq: int = 0
     seconds: float = 0.0
-    metric: str = "accuracy"
-    # classification: [correct]; entities: [true positives, predicted, gold]
+    # right, predicted, gold: items for classification, entities for entities
     counts: list[int] = field(default_factory=lambda: [0, 0, 0])
 
     @property
+    def metric(self) -> str:
+        return kind_of_task(self.task).quality_metric
+
+    @property
     def quality(self) -> float:
-        if self.metric == "accuracy":
-            return self.counts[0] / self.results if self.results else 0.0
-        tp, predicted, gold = self.counts
-        return 2 * tp / (predicted + gold) if predicted + gold else 0.0
+        """Accuracy (one prediction and one gold answer per item), or entity F1."""
+        right, predicted, gold = self.counts
+        return 2 * right / (predicted + gold) if predicted + gold else 0.0
 
     def add(self, result: dict, gold) -> None:
         self.results += 1
         self.review += bool(result["review"])
-        if self.metric == "accuracy":
-            self.counts[0] += result["label"] == gold
-            return
-        found = {(e["type"], e["start"], e["end"]) for e in result["entities"]}
-        self.counts[0] += len(found & gold)
-        self.counts[1] += len(found)
-        self.counts[2] += len(gold)
+        for i, count in enumerate(kind_of_task(self.task).result_counts(result, gold)):
+            self.counts[i] += count
 
     def lines(self) -> list[str]:
         rate = self.results / max(self.seconds, 1e-9)
-        name = "entity F1" if self.metric == "f1" else "accuracy"
+        name = {"f1": "entity F1"}.get(self.metric, self.metric)
         return [
             f"task            {self.task}",
             f"requests sent   {self.sent} (+{len(MALFORMED)} malformed)",
@@ -83,8 +81,8 @@ def stream_test_sets(bootstrap: str, tasks: list[str], limit: int | None, timeou
     summaries: dict[str, DemoSummary] = {}
     outgoing = []
     for task in tasks:
-        requests, gold, metric = load_rows(task, limit)
-        summaries[task] = DemoSummary(task, len(requests), metric=metric)
+        requests, gold, _ = load_rows(task, limit)
+        summaries[task] = DemoSummary(task, len(requests))
         for i, (value, answer) in enumerate(zip(requests, gold)):
             key = f"demo-{run}-{task}-{i}"
             golds[key] = (task, answer)
@@ -133,9 +131,8 @@ def stream_test_sets(bootstrap: str, tasks: list[str], limit: int | None, timeou
                     bars[task].update()
             elapsed = time.perf_counter() - started
             for task, summary in summaries.items():
-                name = "f1" if summary.metric == "f1" else "accuracy"
                 rate = summary.results / (summary.seconds or elapsed)  # frozen once the task is done
-                bars[task].set_postfix({"msg_s": f"{rate:.0f}", name: f"{summary.quality:.3f}",
+                bars[task].set_postfix({"msg_s": f"{rate:.0f}", summary.metric: f"{summary.quality:.3f}",
                                         "review": summary.review, "dlq": summary.dlq})
     finally:
         for bar in bars.values():
@@ -146,11 +143,15 @@ def stream_test_sets(bootstrap: str, tasks: list[str], limit: int | None, timeou
     return list(summaries.values())
 
 
-def run_demo(tasks: list[str], *, limit: int | None, keep_running: bool):
-    """Broker and services up (the release models), stream, summarise, clean up."""
+def run_demo(tasks: list[str], broker, serving, *, limit: int | None, keep_running: bool):
+    """Broker and services up (the release models), stream, summarise, clean up.
+
+    ``broker`` (:class:`slm.local_kafka.BrokerConfig`) and ``serving``
+    (:class:`shared.settings.ServingSettings`): as :func:`slm.stack.up` takes them.
+    """
     from slm import stack
 
-    bootstrap, services = stack.up(tasks)
+    bootstrap, services = stack.up(tasks, broker, serving)
     try:
         summaries = stream_test_sets(bootstrap, tasks, limit)
     except BaseException:
@@ -158,5 +159,5 @@ def run_demo(tasks: list[str], *, limit: int | None, keep_running: bool):
         raise
     finally:
         if not keep_running:
-            stack.down(services)
+            stack.down(broker, services)
     return summaries, services

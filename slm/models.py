@@ -8,12 +8,10 @@ from pathlib import Path
 from shared.errors import SlmError
 from shared.runtime.manifest import folder_problems
 from shared.runtime.model_folder import INFO_FILE, ModelInfo, read_model_info
-from shared.settings import default_model_dir
+from shared.settings import WorkspaceSettings, default_model_dir
+from shared.task_kinds import TASKS, kind_named
 
 __all__ = ["FolderReport", "check_folder", "headline_metrics", "installed_folders"]
-
-TASKS = ("transactions", "entities", "helpdesk", "sentiment")
-
 
 @dataclass(frozen=True)
 class FolderReport:
@@ -37,7 +35,8 @@ class FolderReport:
 
 def installed_folders() -> list[Path]:
     """``models/<task>`` of each task that has one (or under ``SLM_MODELS_DIR``)."""
-    return [default_model_dir(task) for task in TASKS if default_model_dir(task).is_dir()]
+    workspace = WorkspaceSettings()
+    return [folder for folder in (default_model_dir(task, workspace) for task in TASKS) if folder.is_dir()]
 
 
 def check_folder(folder: Path) -> FolderReport:
@@ -52,10 +51,10 @@ def check_folder(folder: Path) -> FolderReport:
 
 def headline_metrics(info: ModelInfo) -> str:
     """The served graph's main test metrics (dev when the folder has none on a test set)."""
+    from pipelines.kinds import recipe_class
+
     split = "test" if "test" in info.metrics else "dev"
     served = info.metrics.get(split, {}).get("served") or info.metrics.get(split, {}).get("int8")
     if not served:
         return "no metrics"
-    if info.kind == "entities":
-        return f"{split} F1 {served['f1']:.4f}"
-    return f"{split} accuracy {served['accuracy']:.4f}, macro-F1 {served['macro_f1']:.4f}"
+    return f"{split} {recipe_class(kind_named(info.kind, info.model_id)).scores.from_dict(served).listing()}"

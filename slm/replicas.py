@@ -12,7 +12,7 @@ import signal
 import threading
 
 from shared.compat import local_ray_init_options, use_local_ray_env
-from shared.settings import KafkaSettings, ReplicaSettings
+from shared.settings import KafkaSettings, ReplicaSettings, ServingSettings
 
 __all__ = ["requests_partitions", "serve_replicas", "start_ray"]
 
@@ -52,16 +52,16 @@ def start_ray(settings: ReplicaSettings, http_host: str, http_port: int) -> None
     serve.start(http_options={"host": http_host, "port": http_port})
 
 
-def serve_replicas(task: str, host: str, port: int, settings: ReplicaSettings) -> None:
-    """Run the task's replicas until SIGTERM or SIGINT, then stop them and the cluster."""
+def serve_replicas(task: str, host: str, port: int, serving: ServingSettings, settings: ReplicaSettings) -> None:
+    """Run the task's replicas, each serving with ``serving``, until SIGTERM or SIGINT, then stop them
+    and the cluster."""
     use_local_ray_env()
     import ray
     from ray import serve
 
-    from shared.ray_replicas import forwarded_env, task_application
+    from shared.ray_replicas import task_application
 
-    kafka = KafkaSettings()
-    partitions = requests_partitions(task, kafka)
+    partitions = requests_partitions(task, serving.kafka)
     start_ray(settings, host, port)
     cpus = ray.cluster_resources().get("CPU", 0)
     wanted = (settings.max_replicas or settings.min_replicas or 1) if settings.autoscaling else settings.num_replicas
@@ -72,7 +72,7 @@ def serve_replicas(task: str, host: str, port: int, settings: ReplicaSettings) -
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        serve.run(task_application(task, forwarded_env(), settings, partitions),
+        serve.run(task_application(task, serving, settings, partitions),
                   name=task, route_prefix="/", blocking=False)
         logger.info('serving task=%s replicas=%s on http://%s:%d (Ray Serve)', task,
                     f"{settings.min_replicas}-{settings.max_replicas}" if settings.autoscaling

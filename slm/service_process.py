@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 from shared.errors import SlmError
-from shared.settings import REPO_ROOT
+from shared.settings import REPO_ROOT, ServingSettings
 
 __all__ = ["ServerProcess", "ServiceExited", "ServiceNotReady", "ServiceProcess", "Stopped", "free_port",
            "stop_recorded", "wait_ready"]
@@ -97,14 +97,17 @@ class ServerProcess:
         command (`Sequence[str]`): what to run.
         log_path (`Path`): the server's stdout and stderr.
         port (`int`): where it listens.
-        env (`Mapping[str, str] | None`): added to this process's environment.
+        env (`Mapping[str, str] | None`): added to ``base_env``.
+        base_env (`Mapping[str, str] | None`, defaults to this process's environment): the environment the
+            server starts from.
         ready (`Callable[[str], bool] | None`, defaults to ``GET /readyz`` answering 200): whether the
             server at the given base URL is ready; an ``httpx.HTTPError`` counts as not yet.
         name (`str`, defaults to the command): how errors name it.
     """
 
     def __init__(self, command: Sequence[str], log_path: Path, *, port: int, env: Mapping[str, str] | None = None,
-                 ready: Callable[[str], bool] | None = None, name: str | None = None) -> None:
+                 base_env: Mapping[str, str] | None = None, ready: Callable[[str], bool] | None = None,
+                 name: str | None = None) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = log_path
@@ -114,7 +117,8 @@ class ServerProcess:
         self.outlived: list[int] = []
         self.started_at = time.monotonic()
         with open(log_path, "ab") as log:
-            self.proc = subprocess.Popen(list(command), cwd=REPO_ROOT, env={**os.environ, **(env or {})}, stdout=log,
+            environment = {**(os.environ if base_env is None else base_env), **(env or {})}
+            self.proc = subprocess.Popen(list(command), cwd=REPO_ROOT, env=environment, stdout=log,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
 
     @property
@@ -195,18 +199,22 @@ class ServiceProcess(ServerProcess):
         log_path (`Path`): the server's output.
         port (`int | None`): REST port; None takes a free one.
         bootstrap (`str | None`): Kafka bootstrap servers (``--kafka``); None leaves it to the environment.
-        env (`Mapping[str, str] | None`): added to this process's environment (``SLM_*``, ``OTEL_*``).
+        env (`Mapping[str, str] | None`): added to the server's environment (``SLM_*``, ``OTEL_*``).
+        settings (`ServingSettings | None`): the server's settings; its environment is rendered from
+            them (:meth:`shared.settings.ServingSettings.environment`). None: this process's environment.
     """
 
     def __init__(self, task: str, model_dir: Path, log_path: Path, *, port: int | None = None,
-                 bootstrap: str | None = None, env: Mapping[str, str] | None = None) -> None:
+                 bootstrap: str | None = None, env: Mapping[str, str] | None = None,
+                 settings: ServingSettings | None = None) -> None:
         self.task = task
         port = port or free_port()
         slm = Path(sys.executable).with_name("slm")
         command = [str(slm), "serve", task, "--host", "127.0.0.1", "--port", str(port), "--model", str(model_dir)]
         if bootstrap:
             command += ["--kafka", bootstrap]
-        super().__init__(command, log_path, port=port, env=env, name=f"{task} service")
+        super().__init__(command, log_path, port=port, env=env, name=f"{task} service",
+                         base_env=settings.environment() if settings else None)
 
 
 def wait_ready(servers: Sequence[ServerProcess], timeout: float, progress: str | None = None) -> None:

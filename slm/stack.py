@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.settings import ServingSettings
+from slm.local_kafka import BrokerConfig
 from slm.service_process import ServiceProcess, stop_recorded, wait_ready
 
 __all__ = ["PORTS", "RunningService", "down", "release_model", "up"]
@@ -59,8 +60,10 @@ def _state_file(data_dir: Path) -> Path:
     return data_dir / "services.json"
 
 
-def up(tasks: list[str], *, port_base: int | None = None) -> tuple[str, list[RunningService]]:
-    """Broker up, then every task's service; returns the bootstrap address and the services.
+def up(tasks: list[str], cfg: BrokerConfig, serving: ServingSettings, *,
+       port_base: int | None = None) -> tuple[str, list[RunningService]]:
+    """Broker ``cfg`` up, then every task's service with the ``serving`` settings; returns the bootstrap
+    address and the services.
 
     Ports are :data:`PORTS`, or ``port_base + 1`` ... ``port_base + 4`` in the same order.
     On any failure everything started here is stopped again.
@@ -68,17 +71,17 @@ def up(tasks: list[str], *, port_base: int | None = None) -> tuple[str, list[Run
     from slm import local_kafka
 
     ports = dict(PORTS) if port_base is None else {task: port_base + i for i, task in enumerate(PORTS, start=1)}
-    cfg = local_kafka.BrokerConfig.from_env()
     models = {task: release_model(task) for task in tasks}
     local_kafka.up(cfg)
     bootstrap = local_kafka.bootstrap(cfg)
     # Four services share this machine's CPUs: one ONNX thread each unless told otherwise.
-    env = {} if "SLM_ONNX_THREADS" in os.environ else {"SLM_ONNX_THREADS": "1"}
+    if "onnx_threads" not in serving.service.model_fields_set:
+        serving = serving.replace(service={"onnx_threads": 1})
     started: list[ServiceProcess] = []
     try:
         for task in tasks:
             started.append(ServiceProcess(task, models[task], cfg.data_dir / f"{task}-service.log", port=ports[task],
-                                          bootstrap=bootstrap, env=env))
+                                          bootstrap=bootstrap, settings=serving))
         wait_ready(started, READY_TIMEOUT_S, progress="starting services")
     except BaseException:
         for service in started:
@@ -97,11 +100,11 @@ def _read_state(data_dir: Path) -> list[RunningService]:
     return [RunningService(**item) for item in json.loads(path.read_text())]
 
 
-def down(services: list[RunningService] | None = None, *, broker: bool = True) -> list[str]:
-    """Stop ``services`` (default: every one ``up`` recorded), then the broker; returns the tasks stopped."""
+def down(cfg: BrokerConfig, services: list[RunningService] | None = None, *, broker: bool = True) -> list[str]:
+    """Stop ``services`` (default: every one ``up`` recorded beside broker ``cfg``), then the broker; returns
+    the tasks stopped."""
     from slm import local_kafka
 
-    cfg = local_kafka.BrokerConfig.from_env()
     recorded = _read_state(cfg.data_dir)
     targets = recorded if services is None else services
     for service in targets:

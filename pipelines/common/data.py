@@ -11,13 +11,16 @@ import gzip
 import io
 import json
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from shared.errors import DataError
 
-__all__ = ["ColumnMapping", "Example", "open_text", "read_examples", "split_dev"]
+__all__ = ["ColumnChoice", "ColumnMapping", "Example", "open_text", "read_examples", "split_dev"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,30 @@ class ColumnMapping:
     @classmethod
     def from_dict(cls, data: dict) -> "ColumnMapping":
         return cls(text=data["text"], label=data["label"], fields=tuple(data.get("fields", ())))
+
+
+@dataclass(frozen=True)
+class ColumnChoice:
+    """Columns a user named (``--text-col``, ``--label-col``, ``--field-cols``); ``None``: not named.
+
+    Args:
+        text (`str | None`): column with the text.
+        label (`str | None`): column with the label.
+        fields (`str | None`): comma-separated extra columns.
+    """
+
+    text: str | None = None
+    label: str | None = None
+    fields: str | None = None
+
+    @property
+    def given(self) -> bool:
+        return bool(self.text or self.label or self.fields)
+
+    def over(self, base: ColumnMapping) -> ColumnMapping:
+        """``base`` with the named columns in place of its own."""
+        fields = tuple(c.strip() for c in self.fields.split(",") if c.strip()) if self.fields else base.fields
+        return ColumnMapping(text=self.text or base.text, label=self.label or base.label, fields=fields)
 
 
 @dataclass(frozen=True)
@@ -134,14 +161,30 @@ def read_examples(path: str | Path, columns: ColumnMapping, *, require_label: bo
     return examples
 
 
-def split_dev(examples: Sequence[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
-    """Carve a stratified dev split out of ``examples`` (every label keeps at least one train row)."""
-    by_label: dict[str, list[Example]] = {}
-    for example in examples:
-        by_label.setdefault(example.label, []).append(example)
+def _label(item) -> str:
+    return item.label
+
+
+def split_dev(items: Sequence[T], fraction: float, seed: int, *,
+              stratify: Callable[[T], str] | None = _label) -> tuple[list[T], list[T]]:
+    """Carve a dev split out of ``items``: the one splitter of every task kind.
+
+    Stratified by ``stratify`` (the label, by default): each label gives ``fraction`` of its
+    items and keeps at least one for training, and both parts are shuffled. With
+    ``stratify=None`` (entity sentences, which have no one label): one seeded shuffle, the
+    first ``fraction`` (at least one item) for dev.
+    """
     rng = random.Random(seed)
-    train: list[Example] = []
-    dev: list[Example] = []
+    if stratify is None:
+        shuffled = list(items)
+        rng.shuffle(shuffled)
+        n_dev = max(1, int(round(len(shuffled) * fraction)))
+        return shuffled[n_dev:], shuffled[:n_dev]
+    by_label: dict[str, list[T]] = {}
+    for item in items:
+        by_label.setdefault(stratify(item), []).append(item)
+    train: list[T] = []
+    dev: list[T] = []
     for label in sorted(by_label):
         group = by_label[label][:]
         rng.shuffle(group)

@@ -1,10 +1,10 @@
 """Named entities in financial agreements (FIN, SEC loan agreements, CC BY 3.0)."""
 
-from pipelines.tasks import EntityDataset, data_dir
+from pipelines.tasks import TaskDataset, data_dir
 
 __all__ = ["DATASET"]
 
-DATASET = EntityDataset(
+DATASET = TaskDataset(
     task="entities",
     train_file=data_dir("entities") / "FIN5.train.txt.gz",
     test_file=data_dir("entities") / "FIN3.test.txt.gz",

@@ -1,11 +1,11 @@
 """Queue of an IT-helpdesk ticket (Endava tickets, CC0): 8 queues."""
 
 from pipelines.common.data import ColumnMapping
-from pipelines.tasks import ClassificationDataset, data_dir
+from pipelines.tasks import TaskDataset, data_dir
 
 __all__ = ["DATASET"]
 
-DATASET = ClassificationDataset(
+DATASET = TaskDataset(
     task="helpdesk",
     train_file=data_dir("helpdesk") / "train.csv.gz",
     test_file=data_dir("helpdesk") / "test.csv.gz",

@@ -1,11 +1,11 @@
 """Sentiment of financial news headlines and posts (Twitter Financial News, MIT)."""
 
 from pipelines.common.data import ColumnMapping
-from pipelines.tasks import ClassificationDataset, data_dir
+from pipelines.tasks import TaskDataset, data_dir
 
 __all__ = ["DATASET"]
 
-DATASET = ClassificationDataset(
+DATASET = TaskDataset(
     task="sentiment",
     train_file=data_dir("sentiment") / "sent_train.csv.gz",
     test_file=data_dir("sentiment") / "sent_valid.csv.gz",

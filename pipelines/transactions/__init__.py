@@ -9,11 +9,11 @@ and hide what the model does know; low-scoring tail predictions go to review ins
 """
 
 from pipelines.common.data import ColumnMapping
-from pipelines.tasks import ClassificationDataset, data_dir
+from pipelines.tasks import TaskDataset, data_dir
 
 __all__ = ["DATASET"]
 
-DATASET = ClassificationDataset(
+DATASET = TaskDataset(
     task="transactions",
     train_file=data_dir("transactions") / "train.csv.gz",
     test_file=data_dir("transactions") / "test.csv.gz",

@@ -10,16 +10,16 @@ from bentoml.exceptions import ServiceUnavailable
 from pydantic import Field
 
 from shared.batching import Overloaded
-from shared.bento import JSON_OUTPUT, SERVICE_OPTIONS, SETTINGS
+from shared.bento import JSON_OUTPUT, SERVICE_OPTIONS, serving_settings
 from shared.schemas import ClassificationResultV1, TaskRequestV1
-from shared.settings import KafkaSettings
 from shared.telemetry import shutdown_telemetry
 
 TASK = "transactions"
+SETTINGS = serving_settings()  # read once per process, before the API below is declared with them
 EXAMPLE = [{"id": "tx-1", "text": "shell kings 587", "fields": {"amount": 35.0, "currency": "GBP", "directorate": "Adult & Communities"}}]
 
 # Required (no default): a body without "items" must get 422, not a prediction of the example.
-Items = Annotated[list[TaskRequestV1], Field(min_length=1, max_length=SETTINGS.max_batch_size,
+Items = Annotated[list[TaskRequestV1], Field(min_length=1, max_length=SETTINGS.service.max_batch_size,
                                              json_schema_extra={"example": EXAMPLE})]
 
 
@@ -31,7 +31,7 @@ class Transactions:
         from shared.serving import ServedTask
 
         # The model, REST micro-batching and, with SLM_KAFKA_BOOTSTRAP set, the consumer loop.
-        self.served = ServedTask(TASK, SETTINGS, KafkaSettings())
+        self.served = ServedTask(TASK, SETTINGS)
 
     @bentoml.api(route="/predict")
     async def predict(self, items: Items) -> Annotated[list[ClassificationResultV1], JSON_OUTPUT]:

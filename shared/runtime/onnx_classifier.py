@@ -86,6 +86,8 @@ class OnnxTextClassifier:
         onnx_file (`str`, defaults to `"model.onnx"`): graph to load (the int8 one unless told otherwise).
         max_batch_tokens (`int | None`, defaults to `None`): most padded tokens in one run (texts
             x the longest text's tokens); ``None`` bounds runs by ``max_batch_size`` alone.
+        info (`ModelInfo | None`, defaults to `None`): the folder's description, when the caller
+            holds it already (training, before ``slm_model.json`` is written); read from the folder otherwise.
     """
 
     def __init__(
@@ -95,11 +97,12 @@ class OnnxTextClassifier:
         max_batch_size: int = 64,
         onnx_file: str = ONNX_FILE,
         max_batch_tokens: int | None = None,
+        info: ModelInfo | None = None,
     ) -> None:
         from tokenizers import Tokenizer
 
         self.model_dir = Path(model_dir)
-        self.info: ModelInfo = read_model_info(self.model_dir, graph=onnx_file)
+        self.info: ModelInfo = info or read_model_info(self.model_dir, graph=onnx_file)
         self.labels = list(self.info.labels)
         self.max_batch_size = max_batch_size
         self.max_batch_tokens = max_batch_tokens

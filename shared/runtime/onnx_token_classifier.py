@@ -183,14 +183,17 @@ class OnnxEntityRecognizer:
         max_batch_size (`int`, defaults to `64`): most windows per ONNX call.
         onnx_file (`str`, defaults to `"model.onnx"`): graph to load (the int8 one unless told otherwise).
         max_batch_tokens (`int | None`, defaults to `None`): most padded tokens per ONNX call.
+        info (`ModelInfo | None`, defaults to `None`): the folder's description, when the caller
+            holds it already (training, before ``slm_model.json`` is written); read from the folder otherwise.
     """
 
     def __init__(self, model_dir: str | Path, intra_op_threads: int = 0, max_batch_size: int = 64,
-                 onnx_file: str = ONNX_FILE, max_batch_tokens: int | None = None) -> None:
+                 onnx_file: str = ONNX_FILE, max_batch_tokens: int | None = None,
+                 info: ModelInfo | None = None) -> None:
         from tokenizers import Tokenizer
 
         self.model_dir = Path(model_dir)
-        self.info: ModelInfo = read_model_info(self.model_dir, graph=onnx_file)
+        self.info: ModelInfo = info or read_model_info(self.model_dir, graph=onnx_file)
         self.labels = list(self.info.labels)
         self.max_batch_size = max_batch_size
         self.max_batch_tokens = max_batch_tokens

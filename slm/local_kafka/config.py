@@ -1,16 +1,22 @@
-"""Where and how the local broker runs: the Kafka version, ports, folders, default partitions."""
+"""Where and how the local broker runs: the Kafka version, ports, folders, default partitions.
+
+Its settings are :class:`shared.settings.LocalBrokerSettings` (``SLM_KAFKA_PORT``,
+``SLM_KAFKA_CONTROLLER_PORT``, ``SLM_KAFKA_DATA_DIR``), ``SLM_KAFKA_PARTITIONS``
+(:attr:`shared.settings.KafkaSettings.partitions`, which also sizes the topics the services
+create) and ``SLM_CACHE_DIR`` (:class:`shared.settings.WorkspaceSettings`).
+"""
 
 from __future__ import annotations
 
-import os
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
-from shared.settings import REPO_ROOT
+from pydantic import ValidationError
+
+from shared.settings import KafkaSettings, LocalBrokerSettings, WorkspaceSettings, invalid_setting
 from slm.local_kafka.errors import BrokerError
 
 __all__ = ["LOCALHOST", "POM", "BrokerConfig", "bootstrap", "kafka_version"]
@@ -37,8 +43,7 @@ def kafka_version() -> str:
 
 def _default_cache_dir() -> Path:
     """Return ``$SLM_CACHE_DIR`` or ``<repo>/.cache``."""
-    env = os.environ.get("SLM_CACHE_DIR")
-    return Path(env).expanduser() if env else REPO_ROOT / ".cache"
+    return WorkspaceSettings().cache_dir
 
 
 @dataclass(frozen=True)
@@ -86,31 +91,23 @@ class BrokerConfig:
             raise BrokerError(f"default_partitions must be >= 1, got {self.default_partitions}")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> BrokerConfig:
-        """Build a config from environment variables.
+    def from_settings(cls, broker: LocalBrokerSettings, kafka: KafkaSettings,
+                      workspace: WorkspaceSettings) -> BrokerConfig:
+        """The broker that ``broker`` describes, with ``kafka``'s partition count and ``workspace``'s cache."""
+        return cls(port=broker.port, controller_port=broker.controller_port, cache_dir=workspace.cache_dir,
+                   data_dir=broker.data_dir, default_partitions=kafka.partitions)
 
-        Reads ``SLM_KAFKA_PORT``, ``SLM_KAFKA_CONTROLLER_PORT`` (optional,
-        default port + 1), ``SLM_KAFKA_DATA_DIR``, ``SLM_CACHE_DIR`` and
-        ``SLM_KAFKA_PARTITIONS``; unset or empty variables keep the defaults.
+    @classmethod
+    def from_env(cls) -> BrokerConfig:
+        """Build a config from environment variables (see the module docstring); unset ones keep the defaults.
+
+        Raises:
+            BrokerError: a value that is not valid, with the variable's name.
         """
-        env = os.environ if environ is None else environ
-        kwargs: dict[str, Any] = {}
-        for var, key in (
-            ("SLM_KAFKA_PORT", "port"),
-            ("SLM_KAFKA_CONTROLLER_PORT", "controller_port"),
-            ("SLM_KAFKA_PARTITIONS", "default_partitions"),
-        ):
-            raw = env.get(var, "").strip()
-            if raw:
-                try:
-                    kwargs[key] = int(raw)
-                except ValueError:
-                    raise BrokerError(f"{var} must be an integer, got {raw!r}") from None
-        for var, key in (("SLM_CACHE_DIR", "cache_dir"), ("SLM_KAFKA_DATA_DIR", "data_dir")):
-            raw = env.get(var, "").strip()
-            if raw:
-                kwargs[key] = Path(raw)
-        return cls(**kwargs)
+        try:
+            return cls.from_settings(LocalBrokerSettings(), KafkaSettings(), WorkspaceSettings())
+        except ValidationError as exc:
+            raise BrokerError(invalid_setting(exc)) from None
 
     @property
     def libs_dir(self) -> Path:

@@ -725,6 +725,31 @@ def test_crd_conversion_is_strict_about_unknown_fields():
     assert not validator.is_valid({"prot": 8080})
 
 
+def test_every_slm_name_the_chart_renders_is_a_settings_field(helm_env, charts_dir):
+    """A value the chart sets under a name no settings class reads would be ignored without a word."""
+    from shared.settings import known_setting_names
+
+    everything = {
+        "global.slm.kafka": {"bootstrap": "kafka.kafka:9093", "securityProtocol": "SASL_SSL",
+                             "sasl": {"mechanism": "SCRAM-SHA-512", "existingSecret": "slm-kafka-user"},
+                             "tls": {"existingSecret": "my-cluster-cluster-ca-cert"}},
+        "sentiment.mode": "deployment",
+        "entities.settings": {"reviewThreshold": 0.6},
+        "transactions.model": {"source": "initContainer", "initContainer": {
+            "image": "amazon/aws-cli:2.31.0", "url": "s3://models/transactions/2026-11-26/"}},
+    }
+    docs = render(helm_env, charts_dir) + render(helm_env, charts_dir, *set_args(everything))
+    rendered = {key for doc in by_kind(docs, "ConfigMap") for key in doc.get("data", {})}
+    for _, spec in pod_specs(docs):
+        for container in [*spec.get("initContainers", []), *spec["containers"]]:
+            rendered |= {env["name"] for env in container.get("env", [])}
+    slm_names = {name for name in rendered if name.startswith("SLM_")}
+    # The renders above reach every kind of SLM_* entry: plain, secret, pod field, init container.
+    assert {"SLM_MODEL_DIR", "SLM_REVIEW_THRESHOLD", "SLM_KAFKA_SASL_PASSWORD", "SLM_KAFKA_SSL_CAFILE",
+            "SLM_KAFKA_GROUP_INSTANCE_ID", "SLM_MODEL_URL"} <= slm_names
+    assert sorted(slm_names - known_setting_names()) == []
+
+
 def test_consumers_are_static_members_named_after_their_pod(helm_env, charts_dir):
     values = {"global.slm.kafka": {"bootstrap": "kafka.kafka:9092"}, "sentiment.mode": "deployment",
               "sentiment.kafka": {"sessionTimeoutMs": 20000, "heartbeatIntervalMs": 2000, "unreadyAfterS": 0}}

@@ -47,18 +47,18 @@ def test_slm_evaluate_refuses_a_changed_model(changed_model):
 
 def test_ray_application_refuses_a_truncated_model_before_any_replica(quick_model_dir, tmp_path):
     from shared.ray_replicas import task_application
-    from shared.settings import ReplicaSettings
+    from shared.settings import ReplicaSettings, ServingSettings
 
     model = tmp_path / "model"
     shutil.copytree(quick_model_dir, model)
     tokenizer = model / "tokenizer.json"
     tokenizer.write_bytes(tokenizer.read_bytes()[:100])
     with pytest.raises(ModelIntegrityError, match=r"tokenizer\.json: is truncated: 100 bytes"):
-        task_application("sentiment", {"SLM_MODEL_DIR": str(model)}, ReplicaSettings())
+        task_application("sentiment", ServingSettings.from_env(service={"model_dir": model}), ReplicaSettings())
 
 
 def test_the_processor_refuses_an_extra_file(quick_model_dir, tmp_path):
-    from shared.processors import load_processor
+    from shared.task_kinds import load_processor
 
     model = tmp_path / "model"
     shutil.copytree(quick_model_dir, model)

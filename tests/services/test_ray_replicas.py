@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from shared.kafka import TaskTopics
-from shared.settings import ReplicaSettings
+from shared.settings import ReplicaSettings, ServingSettings
 from pipelines.labelled_rows import load_rows
 from tests.support.kafka_io import committed_total, drain, group_members, produce
 from tests.support.processes import ServiceProcess, free_port, wait_for
@@ -50,18 +50,19 @@ def serve_url():
     ray.shutdown()
 
 
-def _env(model_dir, kafka_bootstrap: str, prefix: str) -> dict[str, str]:
-    return {"SLM_MODEL_DIR": str(model_dir), "SLM_KAFKA_BOOTSTRAP": kafka_bootstrap, "SLM_KAFKA_TOPIC_PREFIX": prefix,
-            "SLM_KAFKA_GROUP_ID": f"{prefix}slm-{TASK}", "SLM_KAFKA_PARTITIONS": "4", "SLM_KAFKA_MAX_BATCH": "16",
-            "OTEL_SDK_DISABLED": "true", **NO_CACHE}
+def _settings(model_dir, kafka_bootstrap: str, prefix: str) -> ServingSettings:
+    return ServingSettings.from_env(service={"model_dir": model_dir, "cache_size": 0}, kafka={
+        "bootstrap": kafka_bootstrap, "topic_prefix": prefix, "group_id": f"{prefix}slm-{TASK}", "partitions": 4,
+        "max_batch": 16})
 
 
-def _deploy(env: dict[str, str], settings: ReplicaSettings, partitions: int | None = 4) -> None:
+def _deploy(settings: ServingSettings, replicas: ReplicaSettings, partitions: int | None = 4) -> None:
     from ray import serve
 
     from shared.ray_replicas import task_application
 
-    serve.run(task_application(TASK, env, settings, partitions), name=APP, route_prefix="/")
+    serve.run(task_application(TASK, settings, replicas, partitions, process_env={"OTEL_SDK_DISABLED": "true"}),
+              name=APP, route_prefix="/")
 
 
 def _running_replicas() -> int:
@@ -80,12 +81,12 @@ def _requests(start: int, count: int) -> list[tuple[bytes, bytes, list]]:
 def two_replicas(serve_url, quick_model_dir, kafka_bootstrap):
     """Two replicas of the sentiment service in group ``<prefix>slm-sentiment`` on 4 partitions."""
     prefix = f"ray{id(serve_url) % 10**6}."
-    env = _env(quick_model_dir, kafka_bootstrap, prefix)
-    _deploy(env, ReplicaSettings(num_replicas=2, cpus_per_replica=0.5))
+    settings = _settings(quick_model_dir, kafka_bootstrap, prefix)
+    _deploy(settings, ReplicaSettings(num_replicas=2, cpus_per_replica=0.5))
     group = f"{prefix}slm-{TASK}"
     wait_for(lambda: len(group_members(kafka_bootstrap, group)) == 2, 120, interval=1,
              what="two replicas in the consumer group")
-    return prefix, env, group
+    return prefix, settings, group
 
 
 def test_two_replicas_share_the_partitions_and_answer_each_request_once(two_replicas, kafka_bootstrap):
@@ -130,12 +131,12 @@ def test_rest_through_serve_equals_bentoml_serve(two_replicas, serve_url, quick_
 
 
 def test_a_replica_removed_mid_stream_loses_nothing(two_replicas, kafka_bootstrap):
-    prefix, env, group = two_replicas
+    prefix, settings, group = two_replicas
     topics = TaskTopics(TASK, prefix)
     before = committed_total(kafka_bootstrap, group)
     produce(kafka_bootstrap, topics.requests, _requests(1000, 300))
     drain(kafka_bootstrap, topics.results, until=lambda r: len(r) >= before + 50)  # the stream is flowing
-    _deploy(env, ReplicaSettings(num_replicas=1, cpus_per_replica=0.5))  # Serve stops one replica
+    _deploy(settings, ReplicaSettings(num_replicas=1, cpus_per_replica=0.5))  # Serve stops one replica
     produce(kafka_bootstrap, topics.requests, _requests(1300, 300))
 
     expected = {f"r{i}" for i in range(1000, 1600)}
@@ -151,9 +152,9 @@ def test_a_replica_removed_mid_stream_loses_nothing(two_replicas, kafka_bootstra
 
 
 def test_autoscaling_goes_from_one_to_two_replicas_under_load_and_back(serve_url, quick_model_dir, kafka_bootstrap):
-    env = _env(quick_model_dir, kafka_bootstrap, f"ras{id(serve_url) % 10**6}.")
-    _deploy(env, ReplicaSettings(min_replicas=1, max_replicas=2, target_ongoing_requests=1, upscale_delay_s=0,
-                                 downscale_delay_s=2, cpus_per_replica=0.5))
+    settings = _settings(quick_model_dir, kafka_bootstrap, f"ras{id(serve_url) % 10**6}.")
+    _deploy(settings, ReplicaSettings(min_replicas=1, max_replicas=2, target_ongoing_requests=1, upscale_delay_s=0,
+                                      downscale_delay_s=2, cpus_per_replica=0.5))
     assert _running_replicas() == 1
     requests, _, _ = load_rows(TASK, 64)
     body = {"items": [{"id": f"a{i}", **r} for i, r in enumerate(requests)]}

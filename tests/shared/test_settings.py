@@ -29,3 +29,35 @@ def test_a_group_instance_id_kafka_would_refuse_is_refused_here(member):
 
 def test_clients_back_off_at_most_a_second_between_reconnections_by_default():
     assert KafkaSettings(bootstrap="b:9092").client_options()["reconnect_backoff_max_ms"] == 1000
+
+
+def test_an_unknown_slm_name_is_reported_with_the_closest_known_one(caplog):
+    from shared.settings import warn_unknown_settings
+
+    environ = {"SLM_KAFKA_BOOTSRAP": "b:9092", "SLM_MAX_BATCH_SIZE": "8", "SLM_TEST_KAFKA_BOOTSTRAP": "b:9092",
+               "SLM_ZZZ": "1", "PATH": "/bin"}
+    with caplog.at_level("WARNING", logger="shared.settings"):
+        unknown = warn_unknown_settings(environ)
+    assert unknown == {"SLM_KAFKA_BOOTSRAP": "SLM_KAFKA_BOOTSTRAP", "SLM_ZZZ": None}
+    assert "unknown setting SLM_KAFKA_BOOTSRAP is ignored; did you mean SLM_KAFKA_BOOTSTRAP?" in caplog.text
+
+
+def test_a_child_process_environment_is_rendered_from_the_settings():
+    from shared.settings import ServiceSettings, ServingSettings
+
+    settings = ServingSettings(service=ServiceSettings(max_batch_size=8, log_inputs=True),
+                               kafka=KafkaSettings(bootstrap="b:9092", sasl_password="secret"))
+    env = settings.environment({"PATH": "/bin", "SLM_MAX_BATCH_SIZE": "99", "SLM_REVIEW_THRESHOLD": "0.7"})
+    assert env == {"PATH": "/bin", "SLM_MAX_BATCH_SIZE": "8", "SLM_LOG_INPUTS": "true",
+                   "SLM_KAFKA_BOOTSTRAP": "b:9092", "SLM_KAFKA_SASL_PASSWORD": "secret"}
+
+
+def test_a_replaced_value_is_validated_and_the_environment_not_read_again(monkeypatch):
+    from shared.settings import ServiceSettings, ServingSettings
+
+    settings = ServingSettings(service=ServiceSettings(), kafka=KafkaSettings())
+    monkeypatch.setenv("SLM_CACHE_SIZE", "7")
+    changed = settings.replace(service={"onnx_threads": 2})
+    assert (changed.service.onnx_threads, changed.service.cache_size) == (2, settings.service.cache_size)
+    with pytest.raises(ValidationError, match="onnx_threads"):
+        settings.replace(service={"onnx_threads": -1})

@@ -44,14 +44,17 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert lk.bootstrap(cfg) == "127.0.0.1:9092"
 
 
-def test_from_env(tmp_path: Path) -> None:
+def test_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     env = {
         "SLM_KAFKA_PORT": "29092",
         "SLM_KAFKA_DATA_DIR": str(tmp_path / "data"),
         "SLM_CACHE_DIR": str(tmp_path / "cache"),
         "SLM_KAFKA_PARTITIONS": "5",
     }
-    cfg = lk.BrokerConfig.from_env(env)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("SLM_KAFKA_CONTROLLER_PORT", raising=False)
+    cfg = lk.BrokerConfig.from_env()
     assert cfg.port == 29092
     assert cfg.controller_port == 29093
     assert cfg.data_dir == tmp_path / "data"
@@ -60,9 +63,10 @@ def test_from_env(tmp_path: Path) -> None:
     assert lk.bootstrap(cfg) == "127.0.0.1:29092"
 
 
-def test_from_env_rejects_garbage() -> None:
+def test_from_env_rejects_garbage(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLM_KAFKA_PORT", "ninety")
     with pytest.raises(lk.BrokerError, match="SLM_KAFKA_PORT"):
-        lk.BrokerConfig.from_env({"SLM_KAFKA_PORT": "ninety"})
+        lk.BrokerConfig.from_env()
     with pytest.raises(lk.BrokerError):
         lk.BrokerConfig(host="0.0.0.0")
 
