@@ -1,4 +1,4 @@
-"""The served-graph ladder: static int8, then sensitive layers in fp32, then dynamic int8, then fp32.
+"""The served-graph ladder: static int8, then sensitive layers computed in fp32, then dynamic int8, then fp32.
 
 A two-layer ONNX graph stands in for the encoder, so the real quantizers run in a second; the
 agreement with fp32 is scripted, which is what decides each rung.
@@ -68,6 +68,20 @@ def test_sensitive_layers_stay_fp32_when_static_int8_falls_short(model_dir):
     assert [(t["precision"], t["fp32_layers"], t["agreement"]) for t in served.tried] == [
         ("int8-static", 0, 0.9), ("int8-static", 2, 0.98)]
     assert (model_dir / "model.onnx").read_bytes() == agreement.shown[-1]
+
+
+def test_sensitive_layers_read_float_inputs_and_keep_int8_weights(model_dir):
+    choose_served_graph(model_dir, CALIBRATION, scripted(0.90, 0.98), 0.97)
+    graph = onnx.load(model_dir / "model.onnx").graph
+    producer = {output: node.op_type for node in graph.node for output in node.output}
+    layers = {node.name: node for node in graph.node if node.op_type == "MatMul"}
+    assert sorted(layers) == ["head/MatMul", "hidden/MatMul"]
+    for node in layers.values():
+        assert producer.get(node.input[0]) != "DequantizeLinear"  # the activation stays float
+        assert producer.get(node.input[1]) == "DequantizeLinear"  # the weight is stored in int8
+    int8_matrices = [init for init in graph.initializer if init.data_type == TensorProto.INT8 and len(init.dims) == 2]
+    assert sorted(tuple(init.dims) for init in int8_matrices) == [(8, 16), (16, 3)]
+    assert "QuantizeLinear" not in _ops(model_dir / "model.onnx")  # no activation is quantized any more
 
 
 def test_fp32_is_served_when_no_int8_graph_agrees(model_dir):
