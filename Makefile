@@ -46,9 +46,9 @@ test: setup $(TEST_SETUP)
 test-unit: setup $(TEST_SETUP)
 	$(PY) -m pytest -m "not integration and not slow" $(PYTEST_ARGS)
 
-# Full-quality training of one task into models/<task>, then its evaluation on the test
-# set (measured on 2 cores, with other trainings beside them: entities 11 min, sentiment 29,
-# transactions 92, helpdesk 129).
+# Full-quality training of one task into models/<task> (the release model), then its evaluation
+# on the test set (on 2 cores, with other work beside them: entities 6 min, sentiment 18,
+# transactions 46, helpdesk 87; models/README.md).
 $(addprefix train-,$(TASKS)): train-%: setup
 	$(SLM) train $*
 $(addprefix evaluate-,$(TASKS)): evaluate-%: setup
