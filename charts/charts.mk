@@ -24,7 +24,7 @@ TEST_SETUP += .cache/bin/helm
 
 .PHONY: charts-deps charts-lint charts-test charts-readme
 
-# Rebuilt when this file changes (a new HELM_VERSION). About 4 minutes on 2 cores the first time.
+# Rebuilt when this file changes (a new HELM_VERSION). About 3 minutes on 2 cores the first time.
 # Go's build and module caches stay in .cache with the rest of what the project fetches
 # (-modcacherw: so `rm -rf .cache` can remove them).
 .cache/bin/helm: charts/charts.mk

@@ -7,11 +7,13 @@ The ladder, each rung measured by its agreement with the fp32 graph on the dev i
    and their outputs stay float (ONNX Runtime fuses each into one integer kernel). Calibrated
    scales make an item's score independent of the other items in its run, which dynamic
    quantization's per-run activation ranges do not.
-2. **static int8 with the most sensitive layers computed in fp32**: the weighted matrix products
-   whose input activation loses most to quantization (signal-to-quantization-noise ratio on
-   calibration items) read their input unquantized, 2, then 4, then 8 of them. Their weights
-   stay int8 in the file (ONNX Runtime dequantizes them once, at session start), so the graph
-   keeps its int8 size: a float copy of one feed-forward weight would add 1.8 MB.
+2. **static int8 with the most sensitive layers' inputs left unquantized**: the weighted matrix
+   products whose input activation loses most to the calibrated range (signal-to-quantization-
+   noise ratio on calibration items) read their float input, 2, then 4, then 8 of them. Their
+   weights stay int8, so the graph keeps its int8 size (a float copy of one feed-forward weight
+   would add 1.8 MB). ONNX Runtime's full graph optimisation runs each such layer as
+   MatMulNBits (8-bit weights in blocks of 32), which quantizes the input row by row at run
+   time: finer than one calibrated range, and still independent of the other items in a run.
 3. **dynamic int8** (activation ranges per run).
 4. **fp32**: the exported graph itself. The model is saved and served either way; a training
    asked for ``--require-int8`` stops instead.
@@ -107,7 +109,7 @@ def quantize_static_int8(fp32_path: Path, out_path: Path, calibration: Sequence[
     quantize_static(str(fp32_path), str(out_path), _calibration_reader(calibration), quant_format=QuantFormat.QDQ,
                     per_channel=True, op_types_to_quantize=["MatMul", "Gather"], activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8, extra_options=STATIC_OPTIONS)
-    if fp32_layers:
+    if fp32_layers:  # named for the training record; they compute with float inputs, not fp32 weights
         _unquantize_inputs(out_path, set(fp32_layers))
     return out_path
 
@@ -126,7 +128,8 @@ def _unquantize_inputs(qdq_path: Path, layers: set[str]) -> None:
             continue
         dequantize = producer.get(node.input[0])
         quantize = producer.get(dequantize.input[0]) if dequantize is not None else None
-        if dequantize is None or dequantize.op_type != "DequantizeLinear" or quantize.op_type != "QuantizeLinear":
+        if dequantize is None or dequantize.op_type != "DequantizeLinear" or quantize is None \
+                or quantize.op_type != "QuantizeLinear":
             raise ModelError(f"{qdq_path.name}: layer {node.name} has no quantized input to leave in float")
         node.input[0] = quantize.input[0]
         found.add(node.name)
@@ -249,7 +252,7 @@ def choose_served_graph(model_dir: Path, calibration: Sequence[Feeds], agreement
             return chosen
     best = max(tried, key=lambda t: t["agreement"])
     message = (f"no int8 graph agrees with fp32 on {min_agreement} of dev items (best: {best['agreement']:.3f}, "
-               f"{best['precision']} with {best['fp32_layers']} layer(s) in fp32)")
+               f"{best['precision']} with {best['fp32_layers']} layer(s) reading float inputs)")
     if require_int8:
         raise ModelError(f"{message}; --require-int8 was given, so nothing is saved (without it the model is "
                          "saved and served in fp32)")

@@ -1,4 +1,4 @@
-"""The served-graph ladder: static int8, then sensitive layers computed in fp32, then dynamic int8, then fp32.
+"""The served-graph ladder: static int8, then sensitive layers reading float inputs, then dynamic int8, then fp32.
 
 A two-layer ONNX graph stands in for the encoder, so the real quantizers run in a second; the
 agreement with fp32 is scripted, which is what decides each rung.
@@ -13,7 +13,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from pipelines.common.quantize import choose_served_graph
+from pipelines.common.quantize import choose_served_graph, quantize_static_int8
 from shared.errors import ModelError
 
 
@@ -82,6 +82,37 @@ def test_sensitive_layers_read_float_inputs_and_keep_int8_weights(model_dir):
     int8_matrices = [init for init in graph.initializer if init.data_type == TensorProto.INT8 and len(init.dims) == 2]
     assert sorted(tuple(init.dims) for init in int8_matrices) == [(8, 16), (16, 3)]
     assert "QuantizeLinear" not in _ops(model_dir / "model.onnx")  # no activation is quantized any more
+
+
+def test_a_quantized_input_shared_with_other_layers_stays_for_them(tmp_path):
+    # Like an encoder's query, key and value products, two layers read one activation.
+    rng = np.random.default_rng(1)
+    weights = [numpy_helper.from_array(rng.normal(size=(8, 4)).astype(np.float32), name) for name in ("wq", "wk")]
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "wq"], ["q"], name="query/MatMul"),
+         helper.make_node("MatMul", ["x", "wk"], ["k"], name="key/MatMul")],
+        "shared", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", 4]) for name in ("q", "k")], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "fp32.onnx")
+
+    out = quantize_static_int8(tmp_path / "fp32.onnx", tmp_path / "int8.onnx", CALIBRATION, ["query/MatMul"])
+
+    quantized = onnx.load(out).graph
+    producer = {output: node.op_type for node in quantized.node for output in node.output}
+    reads = {node.name: node.input[0] for node in quantized.node if node.op_type == "MatMul"}
+    assert reads["query/MatMul"] == "x"
+    assert producer[reads["key/MatMul"]] == "DequantizeLinear"
+    onnxruntime = pytest.importorskip("onnxruntime")
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    q, k = session.run(None, CALIBRATION[0])
+    assert q.shape == k.shape == (4, 4)
+
+
+def test_a_layer_that_is_not_there_is_named(model_dir):
+    with pytest.raises(ModelError, match="no layer named missing/MatMul"):
+        quantize_static_int8(model_dir / "model.fp32.onnx", model_dir / "int8.onnx", CALIBRATION, ["missing/MatMul"])
 
 
 def test_fp32_is_served_when_no_int8_graph_agrees(model_dir):
