@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 
 from opentelemetry import trace
 
@@ -44,7 +45,7 @@ from shared.kafka.poison import Undecodable, is_decode_error, locate_undecodable
 from shared.kafka.topics import TaskTopics, ensure_topics
 from shared.settings import KafkaSettings
 from shared.processors import TaskProcessor
-from shared.telemetry import TaskInstruments, context_from_headers
+from shared.telemetry import TaskInstruments, context_from_headers, headers_with_context
 
 __all__ = ["TaskConsumerLoop"]
 
@@ -449,8 +450,10 @@ class TaskConsumerLoop:
             attributes={"messaging.system": "kafka", "messaging.destination.name": self.topics.requests,
                         "messaging.batch.message_count": len(records), "messaging.consumer.group.name": self.group_id},
         ) as span:
+            started_ns = time.time_ns()
             plan = plan_batch(records, self.processor, self.topics, self.settings.max_message_bytes,
                               self.settings.dlq_max_value_bytes, self.on_processing_error)
+            plan.outgoing[:] = self._traced_answers(plan.outgoing, span, started_ns)
             self._produce(producer, plan.outgoing, plan)
             self._contact()
             last: dict = {}
@@ -467,6 +470,30 @@ class TaskConsumerLoop:
         logger.info('batch task=%s records=%d results=%d review=%d dlq=%d dlq_types="%s" latency_ms=%.1f',
                     self.processor.task, len(records), plan.results, plan.review, plan.dlq,
                     ",".join(f"{k}:{v}" for k, v in sorted(plan.dlq_types.items())), latency_ms)
+
+    def _traced_answers(self, outgoing: list[OutgoingRecord], batch_span, started_ns: int) -> list[OutgoingRecord]:
+        """One span per answered request, the child of the caller's span (or of the batch span when
+        the request carried none) and linked to the batch span; the request's result and review
+        records carry it as their ``traceparent``, so a trace goes on across the Kafka hop. The
+        dead letters of invalid requests keep the request's own headers."""
+        answer_spans: dict[tuple, object] = {}
+        traced = []
+        for out in outgoing:
+            if out.topic not in (self.topics.results, self.topics.review):
+                traced.append(out)
+                continue
+            if out.source not in answer_spans:
+                span = tracer.start_span(
+                    f"{self.processor.task} process", context=context_from_headers(out.headers),
+                    kind=trace.SpanKind.CONSUMER, start_time=started_ns,
+                    links=[trace.Link(batch_span.get_span_context())],
+                    attributes={"messaging.system": "kafka", "messaging.destination.name": out.source[0],
+                                "messaging.destination.partition.id": str(out.source[1]),
+                                "messaging.kafka.offset": out.source[2]})
+                span.end()
+                answer_spans[out.source] = trace.set_span_in_context(span)
+            traced.append(replace(out, headers=headers_with_context(out.headers, answer_spans[out.source])))
+        return traced
 
     def _produce(self, producer, outgoing: list[OutgoingRecord], plan=None) -> None:
         """Send every record and wait for the acknowledgements.

@@ -2,11 +2,12 @@
 
 from shared.telemetry.setup import setup_logging, setup_telemetry, shutdown_telemetry
 from shared.telemetry.instruments import TaskInstruments
-from shared.telemetry.propagation import context_from_headers
+from shared.telemetry.propagation import context_from_headers, headers_with_context
 
 __all__ = [
     "TaskInstruments",
     "context_from_headers",
+    "headers_with_context",
     "setup_logging",
     "setup_telemetry",
     "shutdown_telemetry",

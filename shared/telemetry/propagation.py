@@ -5,7 +5,7 @@ from __future__ import annotations
 from opentelemetry.context import Context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-__all__ = ["context_from_headers"]
+__all__ = ["context_from_headers", "headers_with_context"]
 
 _propagator = TraceContextTextMapPropagator()
 
@@ -22,3 +22,11 @@ def context_from_headers(headers: list[tuple[str, bytes]] | None) -> Context | N
     if "traceparent" not in carrier:
         return None
     return _propagator.extract(carrier)
+
+
+def headers_with_context(headers: list[tuple[str, bytes]], context: Context) -> list[tuple[str, bytes]]:
+    """``headers`` with ``traceparent`` / ``tracestate`` naming the span of ``context`` instead."""
+    carrier: dict[str, str] = {}
+    _propagator.inject(carrier, context=context)
+    kept = [(key, value) for key, value in headers if key not in ("traceparent", "tracestate")]
+    return kept + [(key, value.encode("ascii")) for key, value in carrier.items()]

@@ -130,11 +130,32 @@ def test_batch_is_committed_after_all_sends_to_the_next_offsets():
     assert producer.flushed
     assert sorted(t for t, _, _ in producer.sent) == ["sentiment.dlq", "sentiment.results", "sentiment.results"]
     assert consumer.commits == [{TopicPartition("sentiment.requests", 0): 7, TopicPartition("sentiment.requests", 2): 10}]
-    (span,) = EXPORTER.get_finished_spans()
-    assert span.name == "sentiment process batch"
+    (span,) = [span for span in EXPORTER.get_finished_spans() if span.name == "sentiment process batch"]
     assert span.attributes["messaging.batch.message_count"] == 3
     assert span.attributes["slm.dlq"] == 1
     assert {format(link.context.trace_id, "032x") for link in span.links} == {"0af7651916cd43dd8448eb211c80319c"}
+
+
+def test_each_answer_carries_a_traceparent_whose_parent_is_the_span_that_processed_it():
+    EXPORTER.clear()
+    consumer, producer = FakeConsumer(), FakeProducer()
+    _loop()._handle(consumer, producer, _records())
+    spans = {span.context.span_id: span for span in EXPORTER.get_finished_spans()}
+    (batch,) = [span for span in spans.values() if span.name == "sentiment process batch"]
+    results = [headers for topic, _, headers in producer.sent if topic == "sentiment.results"]
+    assert len(results) == 2
+    parents = set()
+    for headers in results:
+        _, trace_id, span_id, _ = headers["traceparent"].decode().split("-")
+        assert trace_id == "0af7651916cd43dd8448eb211c80319c"  # the caller's trace goes on
+        answer = spans[int(span_id, 16)]  # a span this service made, not the caller's
+        assert answer.name == "sentiment process"
+        assert format(answer.parent.span_id, "016x") == "b7ad6b7169203331"  # child of the caller's span
+        assert [link.context.span_id for link in answer.links] == [batch.context.span_id]
+        parents.add(span_id)
+    assert len(parents) == 2  # one span per request
+    (dead,) = [headers for topic, _, headers in producer.sent if topic == "sentiment.dlq"]
+    assert dead["traceparent"] == TRACEPARENT  # a dead letter keeps the request's own headers
 
 
 def test_a_retriable_send_failure_commits_nothing_and_raises_for_a_client_restart():
