@@ -326,7 +326,10 @@ def test_default_values_render_ray_services(helm_env, charts_dir):
         service = named(docs, "Service", name)
         assert service["spec"]["ports"][0]["port"] == 3000
         assert service["spec"]["selector"]["ray.io/serve"] == "true"
-        assert named(docs, "PodDisruptionBudget", name)["spec"]["selector"]["matchLabels"]["ray.io/node-type"] == "worker"
+        pdb = named(docs, "PodDisruptionBudget", name)["spec"]
+        assert pdb["selector"]["matchLabels"]["ray.io/node-type"] == "worker"
+        # A RayCluster has no scale subresource: maxUnavailable would allow 0 disruptions.
+        assert "maxUnavailable" not in pdb and pdb["minAvailable"] == 0
         named(docs, "NetworkPolicy", name)
         config = named(docs, "ConfigMap", name)["data"]
         assert config["SLM_MODEL_DIR"] == f"/app/models/{task}"
@@ -554,6 +557,21 @@ def test_task_chart_renders_alone(helm_env, charts_dir):
     assert serve["applications"][0]["deployments"][0]["name"] == "slm-helpdesk"
 
 
+@pytest.mark.parametrize("release", ["1slm", "9-to-5", "slm.prod"])  # helm itself accepts all three
+def test_release_names_the_server_would_refuse_are_refused_by_the_chart(helm_env, charts_dir, release):
+    """Service names must be DNS-1035 labels; the API server, not helm template, would find out."""
+    result = run_helm(helm_env, "template", release, charts_dir / "slm-services")
+    assert result.returncode != 0, "a release name the API server refuses was rendered"
+    # helm stops at the first subchart that fails, in no fixed order.
+    pattern = rf'the Service name "{re.escape(release)}-[a-z]+" \(release "{re.escape(release)}"\) must be a DNS-1035 label'
+    assert re.search(pattern, result.stderr), result.stderr
+
+
+def test_deployment_mode_pdb_keeps_max_unavailable(helm_env, charts_dir):
+    docs = render(helm_env, charts_dir, *set_args({"sentiment.mode": "deployment"}))
+    assert named(docs, "PodDisruptionBudget", f"{RELEASE}-sentiment")["spec"]["maxUnavailable"] == 1
+
+
 def test_long_release_names_are_cut_to_63(helm_env, charts_dir):
     release = "a-release-name-that-is-quite-long-for-a-cluster-" + "x" * 5
     result = run_helm(helm_env, "template", release, charts_dir / "slm-services")
@@ -591,13 +609,23 @@ def test_long_release_names_are_cut_to_63(helm_env, charts_dir):
         ),
         ({"global.slm.strimzi.enabled": True}, ["global.slm.strimzi.clusterName: must name the Strimzi Kafka cluster"]),
         ({"sentiment.model.source": "pvc"}, ["sentiment: model.pvc.claimName must name an existing PersistentVolumeClaim"]),
+        # What the API server refuses, refused before anything reaches it:
+        ({"sentiment.livenessProbe.successThreshold": 2}, ["sentiment:", "at '/livenessProbe/successThreshold'"]),
+        ({"helpdesk.startupProbe.successThreshold": 3}, ["helpdesk:", "at '/startupProbe/successThreshold'"]),
+        ({"entities.resources": {"limits": {"memory": "1GB"}}}, ["entities:", "at '/resources/limits/memory'"]),
+        ({"transactions.ray.worker.resources": {"requests": {"cpu": "one"}}},
+         ["transactions:", "at '/ray/worker/resources/requests/cpu'"]),
+        ({"sentiment.podLabels": {"team": "nlp!"}}, ["sentiment:", "at '/podLabels/team'"]),
+        ({"sentiment.commonLabels": {"bad key!": "x"}}, ["sentiment:", "invalid propertyName 'bad key!'"]),
+        ({"sentiment.pdb.maxUnavailable": "50%"}, ["sentiment: pdb.maxUnavailable must be a number of pods in ray mode"]),
     ],
     ids=["negative-replicas", "unknown-mode", "password-in-global", "password-in-task", "typo", "bad-protocol",
-         "keda-in-ray-mode", "sasl-without-secret", "strimzi-without-cluster", "pvc-without-claim"],
+         "keda-in-ray-mode", "sasl-without-secret", "strimzi-without-cluster", "pvc-without-claim",
+         "liveness-success-threshold", "startup-success-threshold", "memory-1GB", "cpu-word", "label-value",
+         "label-key", "ray-pdb-percentage"],
 )
 def test_bad_values_fail_with_a_clear_message(helm_env, charts_dir, values, messages):
-    args = [arg for key, value in values.items() for arg in ("--set-json", f"{key}={json.dumps(value)}")]
-    result = template(helm_env, charts_dir, *args)
+    result = template(helm_env, charts_dir, *set_args(values))
     assert result.returncode != 0, "helm template accepted bad values"
     for message in messages:
         assert message in result.stderr, result.stderr

@@ -296,6 +296,17 @@ values.schema.json covers types, ranges and enums.
 {{- define "slm-task.validateValues" -}}
 {{- $kafka := .Values.global.slm.kafka -}}
 {{- $messages := list -}}
+{{- $fullname := include "slm-task.fullname" . -}}
+{{- if not (regexMatch "^[a-z]([-a-z0-9]*[a-z0-9])?$" $fullname) -}}
+{{- $messages = append $messages (printf "%s: the Service name %q (release %q) must be a DNS-1035 label: lowercase letters, digits and '-', starting with a letter; choose another release name or set fullnameOverride" .Values.task $fullname .Release.Name) -}}
+{{- end -}}
+{{- if eq .Values.mode "ray" -}}
+{{- range $key := list "minAvailable" "maxUnavailable" -}}
+{{- if contains "%" (toString (get $.Values.pdb $key)) -}}
+{{- $messages = append $messages (printf "%s: pdb.%s must be a number of pods in ray mode: the worker pods belong to a RayCluster, which has no scale subresource to take a percentage of" $.Values.task $key) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- if and .Values.keda.enabled (eq .Values.mode "ray") -}}
 {{- $messages = append $messages (printf "%s: keda.enabled needs mode=deployment (a RayService has no scale subresource; in ray mode replicas follow ray.serve.autoscaling)" .Values.task) -}}
 {{- end -}}
