@@ -137,6 +137,53 @@ def _with_columns(func):
     return func
 
 
+# --- the local Kubernetes cluster ------------------------------------------------------
+
+@main.group()
+def cluster() -> None:
+    """Run a one-node Kubernetes cluster on this machine (root; for the charts' end-to-end tests)."""
+
+
+def _print_cluster_status(state: dict) -> None:
+    click.echo(f"KUBECONFIG={state['kubeconfig']}")
+    click.echo(f"server: {state['server']}  node ready: {state['node_ready']}")
+    for name, pid in state["processes"].items():
+        click.echo(f"  {name:<24} {'pid ' + str(pid) if pid else 'not running'}")
+    click.echo(f"logs: {state['logs']}")
+
+
+@cluster.command("up")
+@clean_errors
+def cluster_up() -> None:
+    """Build what is missing into .cache, start the node, wait until it is Ready."""
+    from slm import local_cluster
+
+    state = local_cluster.up(local_cluster.ClusterConfig())
+    _print_cluster_status(state)
+    click.echo(f"up in {state['up_seconds']} s")
+
+
+@cluster.command("down")
+@clean_errors
+def cluster_down() -> None:
+    """Stop every pod and process of the node and leave the host as it was."""
+    from slm import local_cluster
+
+    leftovers = local_cluster.down(local_cluster.ClusterConfig())
+    if leftovers:
+        raise local_cluster.ClusterError(f"the cluster is down but these mounts stayed: {' '.join(leftovers)}")
+    click.echo("cluster is down")
+
+
+@cluster.command("status")
+@clean_errors
+def cluster_status() -> None:
+    """KUBECONFIG=<path> on the first line, then each process."""
+    from slm import local_cluster
+
+    _print_cluster_status(local_cluster.status(local_cluster.ClusterConfig()))
+
+
 @main.command()
 @click.argument("task", type=click.Choice(TASKS))
 @click.option("--data", "train_file", type=click.Path(path_type=Path), default=None, help="Training file (CSV/JSONL).")
@@ -440,6 +487,77 @@ def down() -> None:
 
     stopped = stack.down(BrokerConfig.from_env())
     click.echo(f"stopped: {', '.join(stopped) or 'no services'}; broker down")
+
+
+
+# --- Container images ----------------------------------------------------------------------
+
+@main.group("images")
+def images_group() -> None:
+    """Images of the task services, built by podman without a registry; storage under .cache (root)."""
+
+
+def _megabytes(size_bytes: int) -> str:
+    return f"{size_bytes / 1e6:.0f} MB"
+
+
+@images_group.command("build")
+@_tasks_option
+@click.option("--rebuild-base", is_flag=True, help="Debootstrap the base image again (e.g. for newer Debian updates).")
+@click.option("--no-archive", is_flag=True, help="Skip .cache/images/<image>.tar (the archive for ctr images import).")
+@clean_errors
+def images_build(tasks: tuple[str, ...], rebuild_base: bool, no_archive: bool) -> None:
+    """Build slm-<task>:<chart appVersion> from services/Dockerfile on a debootstrap'ed Debian base.
+
+    One line per image: its tag, size and build time, and the archive written for containerd.
+    """
+    from slm.images import ImageLayout, build_task_image, ensure_base_image, file_lock, prepare_podman
+    from slm.images.build import build_ca_bundle
+
+    layout = ImageLayout()
+    with file_lock(layout.lock_file):
+        podman = prepare_podman(layout)
+        base = ensure_base_image(podman, layout, rebuild=rebuild_base)
+        how = "cached (same recipe)" if base.seconds is None else f"built in {base.seconds:.0f}s"
+        click.echo(f"{base.tag}  {_megabytes(base.size_bytes)}  {how}")
+        ca_bundle = build_ca_bundle()
+        for task in tasks or TASKS:
+            image = build_task_image(podman, layout, task, base.tag, archive=not no_archive, ca_bundle=ca_bundle)
+            line = f"{image.tag}  {_megabytes(image.size_bytes)}  built in {image.build_seconds:.1f}s"
+            if image.archive is not None:
+                saved = "unchanged" if image.save_seconds is None else f"saved in {image.save_seconds:.1f}s"
+                line += f"  {image.archive} ({saved})"
+            click.echo(line)
+
+
+@images_group.command("list")
+@clean_errors
+def images_list() -> None:
+    """The slm images in .cache/containers: name, size, creation time, archive."""
+    from slm.images import ImageLayout, list_images
+    from slm.images.podman import Podman
+
+    layout = ImageLayout()
+    if not (layout.containers_dir / "storage").is_dir():
+        click.echo("no images yet (slm images build)")
+        return
+    for row in list_images(Podman.found(layout), layout):
+        click.echo(f"{row.name:<48} {_megabytes(row.size_bytes):>8}  {row.created}  {row.archive or '-'}")
+
+
+@images_group.command("load")
+@_tasks_option
+@click.option("--address", required=True, help="containerd's socket, e.g. /run/containerd/containerd.sock.")
+@click.option("--namespace", default="k8s.io", show_default=True, help="containerd namespace (the kubelet's).")
+@clean_errors
+def images_load(tasks: tuple[str, ...], address: str, namespace: str) -> None:
+    """Import the archives of `slm images build` into a containerd, where the kubelet finds them."""
+    from slm.images import ImageLayout, load_into_containerd, task_image_tag
+
+    layout = ImageLayout()
+    for task in tasks or TASKS:
+        names = load_into_containerd(layout.archive(task_image_tag(task)), address, namespace=namespace)
+        click.echo(f"{task}: {', '.join(names) or 'imported'}")
 
 
 if __name__ == "__main__":

@@ -61,6 +61,9 @@ class BrokerConfig:
         data_dir: Broker state (config, pid file, log, Kafka log dirs);
             ``None`` (the default) means ``<cache_dir>/kafka-data-<port>``.
         default_partitions: ``num.partitions`` for auto-created topics.
+        cluster_listener: ``host:port`` of a second listener for the pods of the local Kubernetes
+            cluster (:mod:`slm.local_cluster`), on the node address of its bridge; ``None`` (the
+            default): loopback only.
     """
 
     host: str = LOCALHOST
@@ -69,6 +72,7 @@ class BrokerConfig:
     cache_dir: Path = field(default_factory=_default_cache_dir)
     data_dir: Path = None  # type: ignore[assignment]  # resolved in __post_init__
     default_partitions: int = 3
+    cluster_listener: str | None = None
 
     def __post_init__(self) -> None:
         """Resolve derived defaults and validate the values."""
@@ -89,6 +93,10 @@ class BrokerConfig:
             raise BrokerError(f"port and controller_port must differ (both {self.port})")
         if self.default_partitions < 1:
             raise BrokerError(f"default_partitions must be >= 1, got {self.default_partitions}")
+        if self.cluster_listener is not None:
+            host, _, port = self.cluster_listener.rpartition(":")
+            if not host or not port.isdigit() or int(port) in (self.port, self.controller_port):
+                raise BrokerError(f"cluster_listener must be host:port on another port, got {self.cluster_listener!r}")
 
     @classmethod
     def from_settings(cls, broker: LocalBrokerSettings, kafka: KafkaSettings,

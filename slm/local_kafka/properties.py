@@ -14,6 +14,10 @@ __all__ = ["log4j_properties", "server_properties", "write_if_changed"]
 def server_properties(cfg: BrokerConfig) -> str:
     """Render ``server.properties`` for a single-node KRaft broker+controller."""
     listeners = f"PLAINTEXT://{cfg.host}:{cfg.port},CONTROLLER://{cfg.host}:{cfg.controller_port}"
+    protocols = "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+    if cfg.cluster_listener:
+        listeners += f",CLUSTER://{cfg.cluster_listener}"
+        protocols += ",CLUSTER:PLAINTEXT"
     settings: dict[str, str | int] = {
         "process.roles": "broker,controller",
         "node.id": 1,
@@ -22,7 +26,7 @@ def server_properties(cfg: BrokerConfig) -> str:
         "advertised.listeners": listeners,
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "listener.security.protocol.map": protocols,
         "log.dirs": str(cfg.log_dirs),
         "num.partitions": cfg.default_partitions,
         "default.replication.factor": 1,

@@ -10,9 +10,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -22,12 +20,12 @@ import yaml
 from ray.serve.schema import ServeDeploySchema
 
 from shared.settings import REPO_ROOT
+from tests.support import helm as support_helm
 
 # This checkout's own path: a rendered manifest must not name the machine it was rendered on.
 MACHINE_PATH = str(REPO_ROOT)
 
-CHARTS = REPO_ROOT / "charts"
-HELM = REPO_ROOT / ".cache" / "bin" / "helm"
+CHARTS = support_helm.CHARTS
 K8S_SCHEMAS = REPO_ROOT.parent / "shared" / "k8s-schemas"
 KUBERNETES_VERSION = "1.33.0"
 TASKS = ("sentiment", "transactions", "entities", "helpdesk")
@@ -64,32 +62,19 @@ HARDENED_CONTAINER = {
 @pytest.fixture(scope="session")
 def helm_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """helm's cache, config and data in a temporary folder; no kube context."""
-    if not HELM.is_file():
-        pytest.fail(f"{HELM} is missing: `make setup` builds it (charts/charts.mk)")
-    home = tmp_path_factory.mktemp("helm-home")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HELM_")}
-    env.update(
-        HELM_CACHE_HOME=str(home / "cache"),
-        HELM_CONFIG_HOME=str(home / "config"),
-        HELM_DATA_HOME=str(home / "data"),
-        KUBECONFIG=str(home / "kubeconfig-unused"),
-    )
-    return env
+    try:
+        return support_helm.helm_env(tmp_path_factory.mktemp("helm-home"))
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc))
 
 
-def run_helm(env: dict[str, str], *args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(HELM), *map(str, args)], env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
+run_helm = support_helm.run_helm
 
 
 @pytest.fixture(scope="session")
 def charts_dir(tmp_path_factory: pytest.TempPathFactory, helm_env: dict[str, str]) -> Path:
     """A copy of charts/ with the file:// dependencies built offline (no repository is contacted)."""
-    copy_root = tmp_path_factory.mktemp("charts") / "charts"
-    shutil.copytree(CHARTS, copy_root, ignore=shutil.ignore_patterns("*.tgz"))
-    for chart in ("slm-task", "slm-services"):
-        result = run_helm(helm_env, "dependency", "build", copy_root / chart)
-        assert result.returncode == 0, result.stderr
-    return copy_root
+    return support_helm.charts_copy(tmp_path_factory.mktemp("charts") / "charts", helm_env)
 
 
 def template(

@@ -85,6 +85,17 @@ def test_server_properties(tmp_path: Path) -> None:
     assert props["group.initial.rebalance.delay.ms"] == "0"
 
 
+def test_a_cluster_listener_serves_the_local_clusters_pods(tmp_path: Path) -> None:
+    cfg = lk.BrokerConfig(port=19192, data_dir=tmp_path, cluster_listener="10.244.0.1:19194")
+    props = dict(line.split("=", 1) for line in server_properties(cfg).splitlines() if line and not line.startswith("#"))
+    assert props["listeners"].endswith(",CLUSTER://10.244.0.1:19194")
+    assert props["advertised.listeners"] == props["listeners"]  # pods are told the node address, not 127.0.0.1
+    assert "CLUSTER:PLAINTEXT" in props["listener.security.protocol.map"].split(",")
+    for bad in ("10.244.0.1", "10.244.0.1:19192", "10.244.0.1:19193", ":19194"):
+        with pytest.raises(lk.BrokerError, match="cluster_listener"):
+            lk.BrokerConfig(port=19192, data_dir=tmp_path, cluster_listener=bad)
+
+
 def test_not_running(tmp_path: Path) -> None:
     cfg = lk.BrokerConfig(port=19292, data_dir=tmp_path / "nothing")
     st = lk.status(cfg)
