@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 TASKS := transactions entities helpdesk sentiment
 
 .PHONY: setup demo up down test test-unit train-all evaluate-all clean \
-	$(addprefix train-,$(TASKS)) $(addprefix evaluate-,$(TASKS)) bench bench-ner
+	$(addprefix train-,$(TASKS)) $(addprefix evaluate-,$(TASKS)) bench bench-ner images
 
 setup: $(STAMP) .cache/kafka-ready
 
@@ -63,6 +63,23 @@ bench: setup
 # The CoNLL-2003 benchmark for the entities pipeline (data read from ../shared, never copied).
 bench-ner: setup
 	$(PY) -m bench.ner_benchmark $(BENCH_ARGS)
+
+# Container images of the four services without a registry or a Docker engine (README "Images"):
+# a debootstrap'ed Debian base, podman with its storage under .cache/containers, one archive per
+# image under .cache/images for `ctr images import`. Root only; not part of `make setup`, so the
+# demo never needs these tools. IMAGES_ARGS="--task sentiment" builds one.
+IMAGE_TOOL_PACKAGES := podman debootstrap debian-archive-keyring containerd
+images: $(STAMP) .cache/images-tools-ready
+	$(SLM) images build $(IMAGES_ARGS)
+
+# Installs the Debian packages only when one of the commands is missing (podman brings crun,
+# conmon and containers-common; containerd brings runc and ctr).
+.cache/images-tools-ready:
+	@for tool in podman debootstrap ctr; do command -v $$tool >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+	  apt-get -o DPkg::Lock::Timeout=600 update && apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends $(IMAGE_TOOL_PACKAGES); \
+	fi
+	@mkdir -p $(@D) && touch $@
 
 clean:
 	-$(SLM) kafka down
