@@ -95,10 +95,12 @@ def node_daemons(cfg: ClusterConfig, pki: Pki) -> dict[str, Daemon]:
         "kubelet": _kubelet(cfg),
         "kube-proxy": [str(cfg.binary("kube-proxy")), "--config", str(cfg.config_dir / "kube-proxy.yaml")],
         "coredns": [str(cfg.binary("coredns")), "-conf", str(cfg.config_dir / "Corefile")],
-        # KubeRay's operator, for the chart's ray mode (its CRDs are applied before it starts).
+        # KubeRay's operator, for the chart's ray mode (its CRDs are applied before it starts). On
+        # the host it cannot resolve cluster names, so it reaches Ray dashboards through the API
+        # server's service proxy instead of <head>-svc.<namespace>.svc.
         "ray-operator": [str(cfg.binary("ray-operator")),
                          "--metrics-addr", "127.0.0.1:18092", "--health-probe-bind-address", "127.0.0.1:18093",
-                         "--enable-leader-election=false"],
+                         "--enable-leader-election=false", "--use-kubernetes-proxy"],
     }
     env = {"ray-operator": {"KUBECONFIG": str(cfg.kubeconfig)}}
     return {name: Daemon(name, argv[name], cfg.run_dir, cfg.log_dir, env.get(name, {})) for name in START_ORDER}

@@ -24,6 +24,9 @@ from slm.local_cluster.errors import ClusterError
 __all__ = ["Daemon", "log_tail", "wait_for"]
 
 _STOP_TIMEOUT_S: Final = 20.0
+# Popen handles of the daemons this process started: their liveness is poll(), which also reaps
+# them, and never the command line, which is empty for a moment while the program is exec'ed.
+_STARTED: dict[int, subprocess.Popen] = {}
 _LOG_TAIL_LINES: Final = 5
 
 
@@ -62,6 +65,8 @@ class Daemon:
         """The running process of this daemon, or None."""
         try:
             pid = int(self.pid_file.read_text().strip())
+            if pid in _STARTED:
+                return psutil.Process(pid) if _STARTED[pid].poll() is None else None
             proc = psutil.Process(pid)
             if proc.status() == psutil.STATUS_ZOMBIE:
                 return None
@@ -84,6 +89,7 @@ class Daemon:
                                         env={**os.environ, **self.env})
             except OSError as exc:
                 raise ClusterError(f"cannot start {self.name} ({self.argv[0]}): {exc}") from None
+        _STARTED[proc.pid] = proc
         self.pid_file.write_text(f"{proc.pid}\n")
         return proc.pid
 
@@ -106,6 +112,8 @@ class Daemon:
             except psutil.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout)
+            if proc.pid in _STARTED:
+                _STARTED.pop(proc.pid).wait()
             _, alive = psutil.wait_procs(children, timeout=2)
             for child in alive:
                 with contextlib.suppress(psutil.NoSuchProcess):
