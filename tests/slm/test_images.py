@@ -25,7 +25,7 @@ from slm.images.base import (BaseImage, BaseRecipe, DebianMirrors, ensure_base_i
 from slm.images.build import BuiltImage, build_args, build_ca_bundle, list_images, save_archive
 from slm.images.containerd import load_into_containerd
 from slm.images.layout import DOCKERFILE, chart_app_version
-from slm.images.podman import Podman, container_ulimits, storage_driver
+from slm.images.podman import Podman, container_ulimits, removed_if_created, storage_driver
 from slm.images.tools import require, require_root, run_logged
 
 
@@ -94,6 +94,23 @@ def test_ulimits_never_ask_above_this_processes_hard_limits():
                                                        "--ulimit", "nproc=32768:32768"]
     assert container_ulimits(limits(resource.RLIM_INFINITY, 1000)) == ["--ulimit", "nofile=1048576:1048576",
                                                                        "--ulimit", "nproc=1000:1000"]
+
+
+def test_what_podman_leaves_outside_the_cache_goes_unless_it_was_there_before(tmp_path):
+    created = tmp_path / "var-lib-containers"
+    with removed_if_created(created):
+        (created / "cache").mkdir(parents=True)
+        (created / "cache" / "blob-info-cache-v1.boltdb").write_bytes(b"db")
+    assert not created.exists()
+    existing = tmp_path / "existing"
+    (existing / "cache").mkdir(parents=True)
+    with removed_if_created(existing):
+        (existing / "cache" / "blob-info-cache-v1.boltdb").write_bytes(b"db")
+    assert (existing / "cache" / "blob-info-cache-v1.boltdb").is_file()
+    with pytest.raises(ImageError), removed_if_created(created):
+        created.mkdir()
+        raise ImageError("podman build failed")
+    assert not created.exists()
 
 
 def test_storage_driver_follows_the_kernel(tmp_path):
