@@ -25,13 +25,14 @@ import psutil
 from slm.local_cluster.build import build_all
 from slm.local_cluster.components import START_ORDER, node_daemons
 from shared.settings import REPO_ROOT
+from slm.images import load_into_containerd
 from slm.local_cluster.config import KUBERAY_VERSION, ClusterConfig
 from slm.local_cluster.daemons import Daemon, wait_for
 from slm.local_cluster.errors import ClusterError
 from slm.local_cluster.kubectl import kubectl
 from slm.local_cluster.network import network_down, network_up, unmount_under
 from slm.local_cluster.node_files import PAUSE_IMAGE, write_node_files
-from slm.local_cluster.pause_image import import_image, write_pause_archive
+from slm.local_cluster.pause_image import write_pause_archive
 from slm.local_cluster.pki import Pki, ensure_pki
 
 __all__ = ["down", "status", "up"]
@@ -147,7 +148,7 @@ def _after_start(cfg: ClusterConfig, name: str) -> None:
         kubectl(cfg, "apply", "-f", "-", stdin=_COREDNS_RBAC)
     elif name == "containerd":
         archive = write_pause_archive(cfg.binary("pause"), PAUSE_IMAGE, cfg.state / "images" / "pause.tar")
-        import_image(archive, cfg.containerd_socket)
+        load_into_containerd(archive, cfg.containerd_socket)
 
 
 def up(cfg: ClusterConfig) -> dict[str, Any]:

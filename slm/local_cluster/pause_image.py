@@ -1,5 +1,6 @@
 """The pod sandbox image, made without a registry: the static ``pause`` binary in one layer,
-written as a ``docker save`` archive and imported into containerd's ``k8s.io`` namespace.
+written as a ``docker save`` archive for containerd's ``k8s.io`` namespace
+(:func:`slm.images.load_into_containerd` imports it).
 """
 
 from __future__ import annotations
@@ -7,13 +8,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import subprocess
 import tarfile
 from pathlib import Path
 
-from slm.local_cluster.errors import ClusterError
 
-__all__ = ["import_image", "write_pause_archive"]
+__all__ = ["write_pause_archive"]
 
 
 def _tar_bytes(members: dict[str, tuple[bytes, int]]) -> bytes:
@@ -42,11 +41,3 @@ def write_pause_archive(pause_binary: Path, tag: str, archive: Path) -> Path:
     archive.write_bytes(_tar_bytes({"layer/layer.tar": (layer, 0o644), config_name: (config, 0o644),
                                     "manifest.json": (manifest, 0o644)}))
     return archive
-
-
-def import_image(archive: Path, containerd_socket: Path) -> None:
-    """Import an image archive into containerd's Kubernetes namespace (``ctr images import``)."""
-    result = subprocess.run(["ctr", "--address", str(containerd_socket), "--namespace", "k8s.io", "images", "import",
-                             str(archive)], capture_output=True, text=True, timeout=600)
-    if result.returncode != 0:
-        raise ClusterError(f"importing {archive.name} into containerd failed: {result.stderr.strip()}")
