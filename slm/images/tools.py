@@ -6,15 +6,14 @@ one line naming the step, its last line of output and the log.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from slm.images.errors import ImageError
+from slm.locks import file_lock
 
 __all__ = ["file_lock", "last_line", "require", "require_root", "run_logged"]
 
@@ -64,15 +63,3 @@ def run_logged(cmd: Sequence[str], *, what: str, log: Path, timeout: float,
     if proc.returncode != 0:
         raise ImageError(f"{what} failed (exit {proc.returncode}): {last_line(output)} (log: {log})")
     return output
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on *path*: two builds at once would share one work folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

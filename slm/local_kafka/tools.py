@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 from slm.local_kafka.errors import BrokerError
+from slm.locks import file_lock
 
 __all__ = ["file_lock", "require", "run_tool", "tail"]
 
 LOG_TAIL_LINES = 30
 
 
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on *path* (created if needed)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def require(tool: str, hint: str) -> str:
