@@ -175,6 +175,21 @@ def cluster_down() -> None:
     click.echo("cluster is down")
 
 
+@cluster.command("skaffold", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@clean_errors
+def cluster_skaffold(args: tuple[str, ...]) -> None:
+    """skaffold ARGS against the local cluster (e.g. `run -p dev,local`, `delete -p dev,local`).
+
+    Builds skaffold into .cache/bin once; podman serves skaffold the Docker API it asks for.
+    """
+    from shared.settings import REPO_ROOT
+    from slm import local_cluster
+    from slm.local_cluster.skaffold import run_skaffold
+
+    sys.exit(run_skaffold(local_cluster.ClusterConfig(), args, REPO_ROOT))
+
+
 @cluster.command("status")
 @clean_errors
 def cluster_status() -> None:
@@ -505,12 +520,18 @@ def _megabytes(size_bytes: int) -> str:
 @_tasks_option
 @click.option("--rebuild-base", is_flag=True, help="Debootstrap the base image again (e.g. for newer Debian updates).")
 @click.option("--no-archive", is_flag=True, help="Skip .cache/images/<image>.tar (the archive for ctr images import).")
+@click.option("--tag", default=None, help="Another image name than slm-<task>:<appVersion> (one --task; skaffold's $IMAGE).")
+@click.option("--load", is_flag=True, help="Import each image into the local cluster's containerd (slm cluster up).")
 @clean_errors
-def images_build(tasks: tuple[str, ...], rebuild_base: bool, no_archive: bool) -> None:
+def images_build(tasks: tuple[str, ...], rebuild_base: bool, no_archive: bool, tag: str | None, load: bool) -> None:
     """Build slm-<task>:<chart appVersion> from services/Dockerfile on a debootstrap'ed Debian base.
 
     One line per image: its tag, size and build time, and the archive written for containerd.
     """
+    if tag and len(tasks) != 1:
+        raise ConfigError("--tag names one image: give exactly one --task with it")
+    if load and no_archive:
+        raise ConfigError("--load imports the archive: drop --no-archive")
     from slm.images import ImageLayout, build_task_image, ensure_base_image, file_lock, prepare_podman
     from slm.images.build import build_ca_bundle
 
@@ -522,12 +543,26 @@ def images_build(tasks: tuple[str, ...], rebuild_base: bool, no_archive: bool) -
         click.echo(f"{base.tag}  {_megabytes(base.size_bytes)}  {how}")
         ca_bundle = build_ca_bundle()
         for task in tasks or TASKS:
-            image = build_task_image(podman, layout, task, base.tag, archive=not no_archive, ca_bundle=ca_bundle)
+            image = build_task_image(podman, layout, task, base.tag, archive=not no_archive, ca_bundle=ca_bundle,
+                                     tag=tag)
             line = f"{image.tag}  {_megabytes(image.size_bytes)}  built in {image.build_seconds:.1f}s"
             if image.archive is not None:
                 saved = "unchanged" if image.save_seconds is None else f"saved in {image.save_seconds:.1f}s"
                 line += f"  {image.archive} ({saved})"
+            if load:
+                _load_into_local_cluster(image.archive)
+                line += "  loaded into the local cluster"
             click.echo(line)
+
+
+def _load_into_local_cluster(archive: Path) -> None:
+    from slm.images import load_into_containerd
+    from slm.local_cluster import ClusterConfig, ClusterError
+
+    socket = ClusterConfig().containerd_socket
+    if not socket.is_socket():
+        raise ClusterError(f"no local cluster to load into ({socket} is missing): `slm cluster up` starts it")
+    load_into_containerd(archive, socket)
 
 
 @images_group.command("list")

@@ -94,9 +94,10 @@ def save_archive(podman: Podman, layout: ImageLayout, tag: str, image_id: str) -
 
 
 def build_task_image(podman: Podman, layout: ImageLayout, task: str, base_tag: str, *, archive: bool = True,
-                     ca_bundle: Path | None = None, version: str | None = None) -> BuiltImage:
-    """Build ``slm-<task>:<version>`` from services/Dockerfile on *base_tag*; save its archive when asked."""
-    tag = task_image_tag(task, version)
+                     ca_bundle: Path | None = None, version: str | None = None, tag: str | None = None) -> BuiltImage:
+    """Build ``slm-<task>:<version>`` (or *tag*, e.g. skaffold's) from services/Dockerfile on *base_tag*;
+    save its archive when asked."""
+    tag = tag or task_image_tag(task, version)
     log = layout.log(f"build-{tag}")
     log.unlink(missing_ok=True)
     logger.info("building %s (log: %s)", tag, log)

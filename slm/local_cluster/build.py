@@ -7,6 +7,8 @@
   them the server says v0.0.0 and the chart's ``kubeVersion`` refuses it).
 - CoreDNS, the KubeRay operator, crictl: ``go install`` of the tagged module.
 - The pause image's binary: ``build/pause/linux/pause.c`` from the same module, linked statically.
+- skaffold (only for ``slm cluster skaffold``): its go.mod has replace directives, so ``go install``
+  refuses it; all of them point at published modules, so it builds inside a copy of its module.
 
 Each binary has a ``<name>.version`` stamp beside it; a binary whose stamp matches is kept.
 """
@@ -22,10 +24,11 @@ import time
 from pathlib import Path
 from typing import Final
 
-from slm.local_cluster.config import COREDNS_VERSION, CRICTL_VERSION, KUBERAY_VERSION, KUBERNETES_VERSION, ClusterConfig
+from slm.local_cluster.config import (COREDNS_VERSION, CRICTL_VERSION, KUBERAY_VERSION, KUBERNETES_VERSION, SKAFFOLD_VERSION,
+                                      ClusterConfig)
 from slm.local_cluster.errors import ClusterError
 
-__all__ = ["KUBERNETES_COMMANDS", "build_all", "kubernetes_ldflags", "published_replaces"]
+__all__ = ["KUBERNETES_COMMANDS", "build_all", "build_skaffold", "kubernetes_ldflags", "published_replaces"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,23 +95,45 @@ def _mark(cfg: ClusterConfig, names: tuple[str, ...], version: str) -> None:
         _stamp(cfg, name).write_text(version + "\n")
 
 
-def _kubernetes_source(cfg: ClusterConfig, env: dict[str, str]) -> Path:
-    """A writable copy of the Kubernetes module whose go.mod needs no staging folders."""
-    source = cfg.build_dir / f"kubernetes-{KUBERNETES_VERSION}"
+def _module_copy(cfg: ClusterConfig, env: dict[str, str], module: str, version: str, folder: str) -> Path:
+    """A writable copy of ``module@version`` under the build folder (the module cache is read-only),
+    without vendor/ and go.work."""
+    source = cfg.build_dir / folder
     if (source / ".slm-prepared").is_file():
         return source
-    out = _run(["go", "mod", "download", "-json", f"k8s.io/kubernetes@{KUBERNETES_VERSION}"], cwd=None, env=env,
-               what=f"the Kubernetes {KUBERNETES_VERSION} module download")
+    out = _run(["go", "mod", "download", "-json", f"{module}@{version}"], cwd=None, env=env,
+               what=f"the {module}@{version} module download")
     module_dir = Path(re.search(r'"Dir":\s*"([^"]+)"', out).group(1))
     shutil.rmtree(source, ignore_errors=True)
     shutil.copytree(module_dir, source, symlinks=True, ignore=shutil.ignore_patterns("vendor", "go.work", "go.work.sum"))
     for path in (source, *source.rglob("*")):
         if not path.is_symlink():
             path.chmod(path.stat().st_mode | 0o200)
-    go_mod = source / "go.mod"
-    go_mod.write_text(published_replaces(go_mod.read_text(), KUBERNETES_VERSION))
-    (source / ".slm-prepared").write_text(KUBERNETES_VERSION + "\n")
     return source
+
+
+def _kubernetes_source(cfg: ClusterConfig, env: dict[str, str]) -> Path:
+    """A copy of the Kubernetes module whose go.mod needs no staging folders."""
+    source = _module_copy(cfg, env, "k8s.io/kubernetes", KUBERNETES_VERSION, f"kubernetes-{KUBERNETES_VERSION}")
+    if not (source / ".slm-prepared").is_file():
+        go_mod = source / "go.mod"
+        go_mod.write_text(published_replaces(go_mod.read_text(), KUBERNETES_VERSION))
+        (source / ".slm-prepared").write_text(KUBERNETES_VERSION + "\n")
+    return source
+
+
+def build_skaffold(cfg: ClusterConfig) -> Path:
+    """skaffold, built once into ``.cache/bin`` (several minutes of CPU)."""
+    cfg.bin_dir.mkdir(parents=True, exist_ok=True)
+    if not _current(cfg, ("skaffold",), SKAFFOLD_VERSION):
+        env = _go_env(cfg)
+        source = _module_copy(cfg, env, "github.com/GoogleContainerTools/skaffold/v2", SKAFFOLD_VERSION,
+                              f"skaffold-{SKAFFOLD_VERSION}")
+        ldflags = f"-s -w -X github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/version.version={SKAFFOLD_VERSION}"
+        _run(["go", "build", "-trimpath", "-ldflags", ldflags, "-o", str(cfg.binary("skaffold")), "./cmd/skaffold"],
+             cwd=source, env=env, what=f"skaffold {SKAFFOLD_VERSION}")
+        _mark(cfg, ("skaffold",), SKAFFOLD_VERSION)
+    return cfg.binary("skaffold")
 
 
 def _build_kubernetes(cfg: ClusterConfig, env: dict[str, str]) -> Path:

@@ -15,7 +15,7 @@ from typing import Final
 
 from shared.settings import WorkspaceSettings
 
-__all__ = ["COREDNS_VERSION", "CRICTL_VERSION", "KUBERAY_VERSION", "KUBERNETES_VERSION", "ClusterConfig"]
+__all__ = ["COREDNS_VERSION", "CRICTL_VERSION", "KUBERAY_VERSION", "KUBERNETES_VERSION", "SKAFFOLD_VERSION", "ClusterConfig"]
 
 #: Upstream Kubernetes, built from the Go module proxy (the chart's kubeVersion accepts 1.33).
 KUBERNETES_VERSION: Final = "v1.33.13"
@@ -24,6 +24,8 @@ COREDNS_VERSION: Final = "v1.12.4"
 KUBERAY_VERSION: Final = "v1.5.0"
 #: The CRI client that stops pods at `down` (so CNI releases their network).
 CRICTL_VERSION: Final = "v1.34.0"
+#: skaffold for the dev loop against the local cluster (``slm cluster skaffold``).
+SKAFFOLD_VERSION: Final = "v2.16.1"
 
 
 def _cache_dir() -> Path:

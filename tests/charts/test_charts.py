@@ -654,6 +654,21 @@ def test_skaffold_builds_every_task_and_deploys_the_umbrella():
                 assert all((REPO_ROOT / f).is_file() for f in patch["value"])
 
 
+def test_skaffold_local_profile_builds_each_task_with_podman_under_skaffolds_tag():
+    config = yaml.safe_load((REPO_ROOT / "skaffold.yaml").read_text())
+    artifacts = [a["image"] for a in config["build"]["artifacts"]]
+    (local,) = [p for p in config["profiles"] if p["name"] == "local"]
+    custom = {p["path"]: p["value"] for p in local["patches"] if p["op"] == "add"}
+    removed = {p["path"] for p in local["patches"] if p["op"] == "remove"}
+    for index, image in enumerate(artifacts):
+        task = image.removeprefix("slm-")
+        assert f"/build/artifacts/{index}/docker" in removed
+        build = custom[f"/build/artifacts/{index}/custom"]
+        assert build["buildCommand"] == f'.venv/bin/slm images build --task {task} --tag "$IMAGE" --load'
+        assert f"models/{task}" in build["dependencies"]["paths"]
+        assert all((REPO_ROOT / path).exists() for path in build["dependencies"]["paths"])
+
+
 def test_dockerfile_is_non_root_and_installs_only_serving_pins():
     dockerfile = (REPO_ROOT / "services" / "Dockerfile").read_text()
     assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim$", dockerfile, re.M)

@@ -21,6 +21,7 @@ from slm.local_cluster.daemons import Daemon
 from slm.local_cluster.node_files import write_node_files
 from slm.local_cluster.pause_image import write_pause_archive
 from slm.local_cluster.pki import ensure_pki
+from slm.local_cluster.skaffold import skaffold_global_config
 
 GO_MOD = """module k8s.io/kubernetes
 
@@ -145,3 +146,9 @@ def test_a_reused_pid_is_never_taken_for_the_daemon(tmp_path):
     finally:
         other.kill()
         other.wait()
+
+
+def test_skaffold_never_sends_metrics_or_checks_for_updates(tmp_path):
+    config = yaml.safe_load(skaffold_global_config(tmp_path / "skaffold" / "config").read_text())["global"]
+    assert config["collect-metrics"] is False and config["update-check"] is False
+    assert config["survey"]["disable-prompt"] is True and config["local-cluster"] is True
