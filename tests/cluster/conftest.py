@@ -8,6 +8,8 @@ Every test here is marked ``cluster``; `make test` leaves them out, `make test-c
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -37,20 +39,15 @@ def cluster() -> local_cluster.ClusterConfig:
 
 
 @pytest.fixture(scope="session")
-def task_images(cluster) -> dict[str, str]:
-    """The four task images (built, or reused when their inputs are unchanged), loaded into the node's containerd."""
-    from slm import images
-
-    layout = images.ImageLayout()
-    podman = images.prepare_podman(layout)
-    base = images.ensure_base_image(podman, layout)
-    loaded = {}
-    for task in TASKS:
-        image = images.build_task_image(podman, layout, task, base.tag)
-        images.load_into_containerd(image.archive, cluster.containerd_socket)
-        loaded[task] = image.tag
-        print(f"\n{image.tag}: {image.size_bytes / 1e6:.0f} MB, built in {image.build_seconds:.0f} s")
-    return loaded
+def task_images(cluster) -> str:
+    """The four task images, built (or reused when their inputs are unchanged) and loaded into the
+    node's containerd by the command a user runs: `slm images build --load`."""
+    slm = Path(sys.executable).with_name("slm")
+    result = subprocess.run([str(slm), "images", "build", "--load"], capture_output=True, text=True, timeout=3000)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("loaded into the local cluster") == len(TASKS), result.stdout
+    print("\n" + result.stdout)
+    return result.stdout
 
 
 @pytest.fixture(scope="session")
