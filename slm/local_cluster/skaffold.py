@@ -24,10 +24,14 @@ from slm.local_cluster.build import build_skaffold
 from slm.local_cluster.config import ClusterConfig
 from slm.local_cluster.daemons import Daemon, wait_for
 from slm.local_cluster.errors import ClusterError
+from slm.local_cluster.network import unmount_under
 
 __all__ = ["run_skaffold", "skaffold_global_config"]
 
 #: The skaffold commands that take ``--config`` (the global configuration file).
+SCHEMA_WRITTEN: Final = "skaffold/v4beta14"
+SCHEMA_READ: Final = "skaffold/v4beta13"
+READABLE_COPY: Final = ".skaffold-v4beta13.yaml"  # in .gitignore
 _TAKE_CONFIG: Final = {"run", "dev", "debug", "build", "deploy", "delete", "diagnose", "apply", "test"}
 
 
@@ -77,7 +81,19 @@ def run_skaffold(cfg: ClusterConfig, args: Sequence[str], repo_root: Path) -> in
                "PATH": os.pathsep.join([str(cfg.bin_dir), str(Path(sys.executable).parent), os.environ["PATH"]]),
                "HELM_CACHE_HOME": str(helm_home / "cache"), "HELM_CONFIG_HOME": str(helm_home / "config"),
                "HELM_DATA_HOME": str(helm_home / "data")}
-        return subprocess.run([str(skaffold), *args, *extra, "--update-check=false"], cwd=repo_root,
-                              env=env).returncode
+        config_text = (repo_root / "skaffold.yaml").read_text()
+        # skaffold.yaml is written against the v4beta14 schema; v2.16.1, the newest skaffold the
+        # module proxy serves, reads up to v4beta13 and refuses anything it does not know.
+        # The copy sits beside skaffold.yaml, since its paths are relative to it, and helm's
+        # post-renderer (skaffold itself) reads it again by name.
+        readable = repo_root / READABLE_COPY
+        readable.write_text(config_text.replace(f"apiVersion: {SCHEMA_WRITTEN}", f"apiVersion: {SCHEMA_READ}", 1))
+        try:
+            return subprocess.run([str(skaffold), *args, *extra, "--filename", READABLE_COPY, "--update-check=false"],
+                                  cwd=repo_root, env=env).returncode
+        finally:
+            readable.unlink(missing_ok=True)
     finally:
         daemon.stop()
+        # The API service leaves podman's overlay folder mounted on itself when it is stopped.
+        unmount_under(cfg.cache_dir / "containers" / "storage")
