@@ -401,7 +401,7 @@ def test_images_build_reports_one_line_per_image(tmp_path, monkeypatch):
                                                                   128_600_000, None))
     built = []
 
-    def build(podman, layout, task, base_tag, archive, ca_bundle):
+    def build(podman, layout, task, base_tag, archive, ca_bundle, tag=None):
         built.append((task, base_tag, archive))
         return BuiltImage(task, f"slm-{task}:0.1.0", "sha256:1", 713_400_000, 18.44,
                           tmp_path / "images" / f"slm-{task}-0.1.0.tar", 8.84)
