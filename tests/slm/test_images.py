@@ -235,9 +235,9 @@ def test_the_base_tag_changes_with_the_recipe_and_only_with_it():
 
 def test_the_recipe_names_what_the_venv_package_needs():
     recipe = BaseRecipe()
-    cmd = recipe.debootstrap_command(Path("/work/rootfs"), "http://mirror.example/debian")
+    cmd = recipe.debootstrap_command(Path("/srv/rootfs"), "http://mirror.example/debian")
     assert cmd[:2] == ["debootstrap", "--variant=minbase"]
-    assert cmd[-3:] == ["bookworm", "/work/rootfs", "http://mirror.example/debian"]
+    assert cmd[-3:] == ["bookworm", "/srv/rootfs", "http://mirror.example/debian"]
     included = cmd[2].removeprefix("--include=").split(",")
     # python3.11-distutils is virtual in bookworm (python3-distutils provides it); debootstrap
     # resolves no virtual package, so the providing one is named.
