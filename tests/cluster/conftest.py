@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -80,10 +79,6 @@ def helm(cluster, tmp_path_factory):
     return run
 
 
-def kubectl_json(cluster, *args: str):
-    return json.loads(local_cluster.kubectl(cluster, *args, "-o", "json").stdout)
-
-
 def restricted_namespace(cluster, name: str) -> str:
     """A namespace whose Pod Security admission enforces the restricted level."""
     manifest = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {
@@ -114,16 +109,3 @@ def request_records(task: str, count: int, tag: str) -> list[tuple[bytes, bytes,
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def wait_until(check, *, timeout: float, what: str, poll: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:.0f} s")
-        time.sleep(poll)
-
-

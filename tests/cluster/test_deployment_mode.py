@@ -14,7 +14,8 @@ import yaml
 
 from shared.task_kinds import TASKS
 from slm import local_cluster
-from tests.cluster.conftest import kubectl_json, predict, request_records, restricted_namespace, unique
+from slm.local_cluster.kubectl import kubectl_json
+from tests.cluster.conftest import predict, request_records, restricted_namespace, unique
 from tests.support.kafka_io import drain, produce
 
 NAMESPACE = "slm-e2e"

@@ -10,7 +10,9 @@ import pytest
 import yaml
 
 from slm import local_cluster
-from tests.cluster.conftest import kubectl_json, predict, restricted_namespace, wait_until
+from slm.local_cluster.daemons import wait_for
+from slm.local_cluster.kubectl import kubectl_json
+from tests.cluster.conftest import predict, restricted_namespace
 
 NAMESPACE = "slm-e2e-ray"
 RELEASE = "e2e-ray"
@@ -51,7 +53,7 @@ def ray_release(cluster, helm, cluster_kafka, task_images, tmp_path_factory):
     started = time.monotonic()
     result = helm("install", RELEASE, helm.charts / "slm-services", "--namespace", NAMESPACE, "-f", values)
     assert result.returncode == 0, result.stderr
-    wait_until(lambda: _serve_ready(cluster), timeout=900, what="RayService Ready with a serving endpoint", poll=5)
+    wait_for(lambda: _serve_ready(cluster), timeout=900, what="RayService Ready with a serving endpoint", poll=5)
     print(f"\nray mode: RayService Ready and serving {time.monotonic() - started:.0f} s after helm install")
     yield
     helm("uninstall", RELEASE, "--namespace", NAMESPACE, "--wait")
@@ -71,7 +73,7 @@ def test_ray_service_answers_rest(cluster, ray_release):
 
 def test_a_drain_evicts_the_ray_worker(cluster, ray_release):
     pdb = kubectl_json(cluster, "get", "pdb", "-n", NAMESPACE, FULLNAME)
-    wait_until(lambda: kubectl_json(cluster, "get", "pdb", "-n", NAMESPACE, FULLNAME)["status"].get(
+    wait_for(lambda: kubectl_json(cluster, "get", "pdb", "-n", NAMESPACE, FULLNAME)["status"].get(
         "observedGeneration") == pdb["metadata"]["generation"], timeout=60, what="the PDB observed")
     status = kubectl_json(cluster, "get", "pdb", "-n", NAMESPACE, FULLNAME)["status"]
     assert status["disruptionsAllowed"] >= 1, status
