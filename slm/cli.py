@@ -402,6 +402,9 @@ def models_manifest(folder: Path) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--model", "model_dir", type=click.Path(path_type=Path), default=None, help="Model folder.")
 @click.option("--kafka", "bootstrap", default=None, help="Kafka bootstrap servers; also SLM_KAFKA_BOOTSTRAP.")
+@click.option("--delivery", type=click.Choice(["at_least_once", "exactly_once"]), default=None,
+              help="Kafka delivery (SLM_KAFKA_DELIVERY, default at_least_once); exactly_once: one transaction "
+                   "per micro-batch, readers of the results read read_committed.")
 @click.option("--replicas", type=click.IntRange(min=1), default=None,
               help="Run as this many Ray Serve replicas on a local Ray cluster (SLM_RAY_NUM_REPLICAS).")
 @click.option("--min-replicas", type=click.IntRange(min=0), default=None, help="Autoscale from (Ray Serve).")
@@ -409,8 +412,9 @@ def models_manifest(folder: Path) -> None:
 @click.option("--cpus-per-replica", type=float, default=None,
               help="Ray CPU request per replica; ONNX Runtime threads follow it (default 1).")
 @clean_errors
-def serve(task: str, port: int, host: str, model_dir: Path | None, bootstrap: str | None, replicas: int | None,
-          min_replicas: int | None, max_replicas: int | None, cpus_per_replica: float | None) -> None:
+def serve(task: str, port: int, host: str, model_dir: Path | None, bootstrap: str | None, delivery: str | None,
+          replicas: int | None, min_replicas: int | None, max_replicas: int | None,
+          cpus_per_replica: float | None) -> None:
     """Serve TASK: REST on HOST:PORT, and the Kafka loop when a broker is given.
 
     One BentoML process by default; with --replicas or --min/--max-replicas, the same BentoML
@@ -420,7 +424,8 @@ def serve(task: str, port: int, host: str, model_dir: Path | None, bootstrap: st
     from shared.settings import ServingSettings
 
     # The settings, validated once (a bad SLM_* value is one line), the options in place of theirs.
-    settings = validated(ServingSettings.from_env, kafka={"bootstrap": bootstrap} if bootstrap else {})
+    kafka_options = {"bootstrap": bootstrap, "delivery": delivery}
+    settings = validated(ServingSettings.from_env, kafka={k: v for k, v in kafka_options.items() if v})
     model_dir = Path(model_dir or settings.model_dir(task)).resolve()
     open_model_folder(model_dir)  # refuse here, in one line, rather than in the worker
     settings = settings.replace(service={"model_dir": model_dir})
@@ -593,6 +598,36 @@ def images_load(tasks: tuple[str, ...], address: str, namespace: str) -> None:
     for task in tasks or TASKS:
         names = load_into_containerd(layout.archive(task_image_tag(task)), address, namespace=namespace)
         click.echo(f"{task}: {', '.join(names) or 'imported'}")
+
+
+@images_group.command("sync")
+@clean_errors
+def images_sync() -> None:
+    """Give the local cluster's containerd every name podman has for an slm image.
+
+    skaffold (profile ``local``) deploys what it built under a tag of the image ID that it sets
+    through podman's Docker API; its deploy hook runs this so the kubelet finds that tag.
+    """
+    from slm.images import ImageLayout, file_lock
+    from slm.images.containerd import sync_names
+    from slm.images.podman import Podman
+    from slm.local_cluster import ClusterConfig, ClusterError
+
+    socket = ClusterConfig().containerd_socket
+    if not socket.is_socket():
+        raise ClusterError(f"no local cluster to load into ({socket} is missing): `slm cluster up` starts it")
+    layout = ImageLayout()
+    podman = Podman.found(layout)
+
+    def save(image_id: str, name: str, archive: Path) -> None:
+        podman.run("tag", image_id, name, what=f"podman tag of {name}", log=layout.log("sync"))
+        podman.run("save", "--format", "docker-archive", "--output", str(archive), name,
+                   what=f"podman save of {name}", log=layout.log("sync"), timeout=900)
+
+    with file_lock(layout.lock_file):
+        podman.prepare()
+        added = sync_names(podman.images(), socket, save=save, work_dir=layout.images_dir)
+    click.echo(f"added to the local cluster: {' '.join(added)}" if added else "the local cluster has every slm image name")
 
 
 if __name__ == "__main__":

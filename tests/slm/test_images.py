@@ -23,7 +23,7 @@ from slm.images import ImageError, ImageLayout, kubelet_name, task_image_tag
 from slm.images.base import (BaseImage, BaseRecipe, DebianMirrors, ensure_base_image, host_debian_mirrors,
                              mounts_below, remove_tree, slim_rootfs)
 from slm.images.build import BuiltImage, build_args, build_ca_bundle, list_images, save_archive
-from slm.images.containerd import load_into_containerd
+from slm.images.containerd import load_into_containerd, sync_names
 from slm.images.layout import DOCKERFILE, chart_app_version
 from slm.images.podman import Podman, container_ulimits, removed_if_created, storage_driver
 from slm.images.tools import require, require_root, run_logged
@@ -370,6 +370,57 @@ def test_loading_errors_are_one_line(tmp_path, containerd_socket, monkeypatch):
     with pytest.raises(ImageError) as failed:
         load_into_containerd(archive, containerd_socket)
     assert str(failed.value).endswith("failed (exit 1): ctr: unexpected EOF") and "\n" not in str(failed.value)
+
+
+def test_sync_tags_names_of_held_images_and_imports_the_rest(tmp_path, containerd_socket, monkeypatch):
+    skaffold_tag = "slm-sentiment:" + "ab" * 32
+    podman_images = [
+        # Built by `slm images build --tag slm-sentiment:t1 --load`, then tagged by ID through the Docker API.
+        {"Id": "ab" * 32, "Names": ["localhost/slm-sentiment:t1", "docker.io/library/slm-sentiment:t1",
+                                    "localhost/" + skaffold_tag]},
+        {"Id": "ab" * 32, "Names": ["localhost/slm-sentiment:t1", "docker.io/library/slm-sentiment:t1",
+                                    "localhost/" + skaffold_tag]},
+        # Never loaded; and an image that is not ours.
+        {"Id": "cd" * 32, "Names": ["localhost/slm-helpdesk:t2"]},
+        {"Id": "ef" * 32, "Names": ["localhost/slm-python-base:3.11", "localhost/other/slm-x:1", "busybox:1"]},
+    ]
+    held = {"docker.io/library/slm-sentiment:t1", "docker.io/library/slm-python-base:3.11"}
+    saved = []
+    calls = []
+
+    def run(cmd, **kwargs):
+        calls.append(cmd[5:])
+        if cmd[5:] == ["images", "ls", "-q"]:
+            return subprocess.CompletedProcess(cmd, 0, "\n".join(held) + "\n", "")
+        if cmd[5:7] == ["images", "import"]:
+            assert saved and Path(cmd[-1]).is_file()
+            return subprocess.CompletedProcess(cmd, 0, "unpacking docker.io/library/slm-helpdesk:t2 (sha256:x)\n", "")
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(slm.images.containerd, "require", lambda tool: f"/usr/bin/{tool}")
+    monkeypatch.setattr(slm.images.containerd.subprocess, "run", run)
+
+    def save(image_id, name, archive):
+        saved.append((image_id, name))
+        archive.write_bytes(b"tar")
+
+    added = sync_names(podman_images, containerd_socket, save=save, work_dir=tmp_path / "work")
+    assert added == ["docker.io/library/" + skaffold_tag, "docker.io/library/slm-helpdesk:t2"]
+    assert ["images", "tag", "docker.io/library/slm-sentiment:t1", "docker.io/library/" + skaffold_tag] in calls
+    assert saved == [("cd" * 32, "docker.io/library/slm-helpdesk:t2")]
+    assert not (tmp_path / "work" / "sync.tar").exists()
+    # Everything held: nothing to do.
+    held.update(added)
+    calls.clear()
+    assert sync_names(podman_images, containerd_socket, save=save, work_dir=tmp_path / "work") == []
+    assert calls == [["images", "ls", "-q"]]
+
+
+def test_the_local_skaffold_profile_syncs_names_before_it_deploys():
+    profile = next(p for p in yaml.safe_load((REPO_ROOT / "skaffold.yaml").read_text())["profiles"]
+                   if p["name"] == "local")
+    hooks = [patch["value"] for patch in profile["patches"] if patch["path"] == "/deploy/helm/hooks"]
+    assert hooks == [{"before": [{"host": {"command": [".venv/bin/slm", "images", "sync"]}}]}]
 
 
 # --- tools and the command line -----------------------------------------------------------------
