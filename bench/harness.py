@@ -167,15 +167,16 @@ def measure_rest(url: str, requests: list[dict], plan: BenchPlan) -> dict:
 
 
 def stream_through_kafka(bootstrap: str, task: str, prefix: str, requests: list[dict], rate: float | None,
-                         timeout: float) -> dict:
-    """Produce the requests (paced at ``rate``/s when given); items/s and per-message latency."""
+                         timeout: float, isolation_level: str = "read_uncommitted") -> dict:
+    """Produce the requests (paced at ``rate``/s when given); items/s and per-message latency, as a
+    reader with ``isolation_level`` sees them (``read_committed``: once their transaction commits)."""
     from kafka import KafkaConsumer, KafkaProducer
 
     from shared.kafka import TaskTopics
 
     topics = TaskTopics(task, prefix)
     consumer = KafkaConsumer(topics.results, bootstrap_servers=bootstrap, auto_offset_reset="latest",
-                             enable_auto_commit=False, group_id=None)
+                             enable_auto_commit=False, group_id=None, isolation_level=isolation_level)
     while not consumer.assignment():
         consumer.poll(timeout_ms=200)
     consumer.poll(timeout_ms=200)

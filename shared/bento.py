@@ -13,6 +13,7 @@ import logging
 import bentoml
 from bentoml.validators import ContentType
 
+from shared.api_keys import ApiKeyMiddleware, ApiKeys
 from shared.compat import install_header_timeout, share_tracer_provider
 from shared.http import RequestGuardMiddleware, UnprocessableEntityMiddleware, install_client_error_log
 from shared.settings import ServingSettings, warn_unknown_settings
@@ -52,16 +53,23 @@ class TaskBentoService(bentoml.Service):
     """A BentoML service with the task services' HTTP guards and process set-up.
 
     422 for invalid input; 415, 413 and 408 for a body that is not JSON, too large or too slow;
-    one shape for client-error bodies (:mod:`shared.http`).
+    one shape for client-error bodies (:mod:`shared.http`); with ``SLM_API_KEYS_FILE``, 401
+    without a valid API key (:mod:`shared.api_keys`).
     """
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         settings = serving_settings().service
+        secured = settings.api_keys_file is not None
+        if secured:
+            # First in the list, outermost in the app: a request without a key is refused before
+            # its body is read.
+            self.add_asgi_middleware(ApiKeyMiddleware, keys=ApiKeys(settings.api_keys_file),
+                                     open_paths=frozenset(settings.open_paths))
         self.add_asgi_middleware(UnprocessableEntityMiddleware)
         self.add_asgi_middleware(RequestGuardMiddleware, api_routes=frozenset(api.route for api in self.apis.values()),
                                  max_body_bytes=settings.max_body_bytes,
-                                 body_read_timeout_s=settings.body_read_timeout_s)
+                                 body_read_timeout_s=settings.body_read_timeout_s, secured=secured)
 
     def to_asgi(self, is_main: bool = True):
         """Set up this process, then build the app (``bentoml serve``'s worker, a Ray Serve replica)."""

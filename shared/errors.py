@@ -12,6 +12,7 @@ __all__ = [
     "ModelError",
     "MessageError",
     "ProduceError",
+    "ProducerFenced",
     "RebalanceStalled",
 ]
 
@@ -34,6 +35,10 @@ class ModelError(SlmError):
 
 class ProduceError(SlmError):
     """Records of a batch were not acknowledged; the batch is not committed and is retried."""
+
+
+class ProducerFenced(SlmError):
+    """Exactly once: a newer instance runs under this one's transactional id; this one stops consuming."""
 
 
 class RebalanceStalled(SlmError):

@@ -12,7 +12,8 @@
 
 from __future__ import annotations
 
-__all__ = ["ClientErrorLogFilter", "RequestGuardMiddleware", "UnprocessableEntityMiddleware", "install_client_error_log"]
+__all__ = ["ClientErrorLogFilter", "RequestGuardMiddleware", "UnprocessableEntityMiddleware", "install_client_error_log",
+           "patch_openapi", "respond_client_error"]
 
 import asyncio
 import json
@@ -116,9 +117,12 @@ def _error_body(error: str, detail: list | None = None) -> bytes:
     return json.dumps({"error": error, "detail": detail or []}).encode()
 
 
-async def _respond(send, status: int, error: str, close: bool = False) -> None:
+async def respond_client_error(send, status: int, error: str, close: bool = False,
+                               headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    """Send a client error with the one body shape, ``{"error": error, "detail": []}``."""
     body = _error_body(error)
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+               *(headers or [])]
     if close:
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -137,9 +141,11 @@ class RequestGuardMiddleware:
             gets 408 and the connection is closed.
     """
 
-    def __init__(self, app, api_routes: frozenset[str], max_body_bytes: int, body_read_timeout_s: float) -> None:
+    def __init__(self, app, api_routes: frozenset[str], max_body_bytes: int, body_read_timeout_s: float,
+                 secured: bool = False) -> None:
         self.app = app
         self.api_routes = api_routes
+        self.secured = secured
         self.max_body_bytes = max_body_bytes
         self.body_read_timeout_s = body_read_timeout_s
 
@@ -149,7 +155,7 @@ class RequestGuardMiddleware:
             return
         path = scope.get("path", "")
         if path == OPENAPI_PATH and scope.get("method") == "GET":
-            await self.app(scope, receive, _OpenAPIPatch(send, self.api_routes))
+            await self.app(scope, receive, _OpenAPIPatch(send, self.api_routes, self.secured))
             return
         if path not in self.api_routes or scope.get("method") != "POST":
             await self.app(scope, receive, send)
@@ -205,7 +211,7 @@ class RequestGuardMiddleware:
     async def _refuse(scope, send, status: int, reason: str, close: bool = False) -> None:
         logger.warning('client error status=%d method=%s path=%s reason="%s"', status, scope.get("method"),
                        scope.get("path"), reason)
-        await _respond(send, status, reason, close)
+        await respond_client_error(send, status, reason, close)
 
 
 class _ClientErrorShape:
@@ -251,9 +257,10 @@ class _OpenAPIPatch:
     """Adds to the OpenAPI document what BentoML leaves out: the 422 response with its body, and
     the real shape of the 400, 408, 413 and 415 bodies (``ClientError``)."""
 
-    def __init__(self, send, api_routes: frozenset[str]) -> None:
+    def __init__(self, send, api_routes: frozenset[str], secured: bool = False) -> None:
         self.send = send
         self.api_routes = api_routes
+        self.secured = secured
         self.start: dict | None = None
         self.chunks: list[bytes] = []
 
@@ -270,24 +277,34 @@ class _OpenAPIPatch:
         self.chunks.append(message.get("body", b""))
         if message.get("more_body", False):
             return
-        body = patch_openapi(b"".join(self.chunks), self.api_routes)
+        body = patch_openapi(b"".join(self.chunks), self.api_routes, self.secured)
         headers = [(k, v) for k, v in self.start.get("headers", []) if k != b"content-length"]
         headers.append((b"content-length", str(len(body)).encode()))
         await self.send({**self.start, "headers": headers})
         await self.send({"type": "http.response.body", "body": body})
 
 
-def patch_openapi(document: bytes, api_routes: frozenset[str]) -> bytes:
-    """The OpenAPI document with the client-error responses of every API route declared."""
+def patch_openapi(document: bytes, api_routes: frozenset[str], secured: bool = False) -> bytes:
+    """The OpenAPI document with the client-error responses of every API route declared, and with
+    API keys on (*secured*), the security schemes, each route's requirement and its 401."""
+    from shared.api_keys import SECURITY_SCHEMES
+
     spec = json.loads(document)
-    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    components = spec.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
     schemas["ClientError"] = ERROR_SCHEMA
     schemas["ValidationErrorResponse"] = VALIDATION_ERROR_SCHEMA
+    errors = dict(_CLIENT_ERRORS)
+    if secured:
+        components["securitySchemes"] = SECURITY_SCHEMES
+        errors["401"] = "Missing or invalid API key"
     for path, item in spec.get("paths", {}).items():
         if path not in api_routes or "post" not in item:
             continue
+        if secured:
+            item["post"]["security"] = [{name: []} for name in SECURITY_SCHEMES]
         responses = item["post"].setdefault("responses", {})
-        for status, description in _CLIENT_ERRORS.items():
+        for status, description in errors.items():
             responses[status] = {"description": description, "content": {
                 "application/json": {"schema": {"$ref": "#/components/schemas/ClientError"}}}}
         responses["422"] = {"description": "The body is JSON but breaks the schema", "content": {

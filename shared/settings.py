@@ -16,6 +16,7 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -137,6 +138,15 @@ class KafkaSettings(BaseSettings):
     leave_group_on_stop: bool = Field(default=True, description=(
         "a static member that stops gracefully (SIGTERM) removes itself from the group, so its partitions "
         "move at once; a crash keeps them for the restart"))
+    delivery: Literal["at_least_once", "exactly_once"] = Field(default="at_least_once", description=(
+        "exactly_once: each micro-batch's results, review and DLQ records and its consumed offsets are one "
+        "Kafka transaction, requests are read read_committed; downstream readers must read read_committed"))
+    transactional_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,249}$", description=(
+        "exactly_once: the producer's transactional.id, stable across restarts so a restart fences its "
+        "predecessor and aborts its open transaction; defaults to <group>-<group_instance_id>"))
+    transaction_timeout_ms: int = Field(default=60_000, ge=1_000, description=(
+        "exactly_once: the broker aborts a transaction left open this long (a producer that died without "
+        "a successor under the same transactional id)"))
     health_interval_s: float = Field(default=2.0, gt=0, description="how often an idle loop checks the broker")
     unready_after_s: float = Field(default=10.0, ge=0, description=(
         "/readyz answers 503 when the loop has not reached the broker for this long (0: readiness ignores "
@@ -156,6 +166,21 @@ class KafkaSettings(BaseSettings):
         if self.group_instance_id:
             options["group_instance_id"] = self.group_instance_id
         return options
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.delivery == "exactly_once"
+
+    def transactional_id_for(self, group_id: str) -> str | None:
+        """The producer's transactional id under exactly-once (None otherwise): the setting, else
+        the group and the static member id, so a restarted pod or replica gets its predecessor's."""
+        if not self.exactly_once:
+            return None
+        if self.transactional_id:
+            return self.transactional_id
+        if self.group_instance_id:
+            return f"{group_id}-{self.group_instance_id}"[:249]
+        return None
 
     def client_options(self) -> dict:
         """Connection options shared by kafka-python's consumer, producer and admin client."""
@@ -201,6 +226,11 @@ class ServiceSettings(BaseSettings):
         log_inputs (`bool`, defaults to `False`): debugging only: let rejected requests' tracebacks,
             which quote the input text, into the log. Off, a client's 4xx is one WARNING line with the
             reason and no input text.
+        api_keys_file (`Path | None`): turns API keys on: one lowercase SHA-256 hex digest of a key per
+            line, ``#`` starts a comment (:mod:`shared.api_keys`). Re-read when it changes: keys
+            rotate without a restart. Unset: no authentication (local use).
+        open_paths (`list[str]`): paths answered without a key when keys are on: probes, metrics and
+            the API's documentation.
     """
 
     model_config = SettingsConfigDict(env_prefix="SLM_", frozen=True, extra="ignore")
@@ -218,6 +248,8 @@ class ServiceSettings(BaseSettings):
     body_read_timeout_s: float = Field(default=10.0, gt=0)
     header_read_timeout_s: float = Field(default=10.0, gt=0)
     log_inputs: bool = False
+    api_keys_file: Path | None = None
+    open_paths: tuple[str, ...] = ("/healthz", "/livez", "/readyz", "/metrics", "/", "/docs.json")
 
 
 class ReplicaSettings(BaseSettings):

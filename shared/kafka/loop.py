@@ -1,4 +1,14 @@
-"""The consumer loop of a task service: poll, process, produce, commit; at least once.
+"""The consumer loop of a task service: poll, process, produce, commit; at least once, or exactly once.
+
+Exactly once (``delivery="exactly_once"``): each micro-batch is one Kafka transaction holding its
+results, review copies and DLQ records and the batch's consumed offsets (committed through the
+producer with the consumer's group metadata, KIP-447); requests are read ``read_committed``. Any
+failure aborts the transaction and the batch is consumed again from the last committed offsets,
+so a reader with ``isolation_level=read_committed`` sees each answer once. The transactional id
+is stable per pod or replica (from ``group_instance_id``): a restarted instance fences its
+predecessor and aborts what it left open. A batch is committed before the next poll, so no
+transaction is open when partitions are revoked. An instance that finds itself fenced (a newer
+one runs under its id) stops consuming.
 
 One thread per service process. Each micro-batch is committed only after every record it
 produced (results, review copies, DLQ records) is acknowledged by the broker; when a send
@@ -31,11 +41,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from dataclasses import replace
 
 from opentelemetry import trace
 
-from shared.errors import MessageError, ProduceError, RebalanceStalled
+from shared.errors import MessageError, ProduceError, ProducerFenced, RebalanceStalled
 from shared.kafka.batch import plan_batch
 from shared.kafka.dlq import dead_letter
 from shared.kafka.error_policy import (ProcessingErrorCallback, ProduceErrorCallback, default_on_processing_error,
@@ -102,6 +113,15 @@ class TaskConsumerLoop:
         self._last_check = float("-inf")
         self._outage_reported = False
         self.undecodable = 0  # records dead-lettered because the client could not decode them
+        self.transactional_id = settings.transactional_id_for(self.group_id)
+        if settings.exactly_once and self.transactional_id is None:
+            # Unique per process: nothing fences a crashed predecessor, whose open transaction then
+            # holds read_committed readers back until transaction_timeout_ms.
+            self.transactional_id = f"{self.group_id}-{uuid.uuid4().hex[:12]}"
+            logger.warning('exactly_once without group_instance_id or transactional_id task=%s: using '
+                           'transactional_id=%s; a crash leaves its open transaction until transaction_timeout_ms',
+                           processor.task, self.transactional_id)
+        self.fenced = False  # a newer instance took this one's transactional id: the loop stopped
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -148,6 +168,11 @@ class TaskConsumerLoop:
         while not self._stop.is_set():
             try:
                 self.run()
+            except ProducerFenced as exc:
+                self.fenced = True
+                self._joined_group.clear()
+                logger.error('consumer loop stopped task=%s: %s', self.processor.task, exc)
+                return
             except Exception:  # noqa: BLE001 - the loop must outlive broker outages
                 logger.exception('consumer loop failed task=%s; restarting in %.0fs', self.processor.task, RETRY_BACKOFF_S)
                 self._joined_group.clear()
@@ -262,15 +287,73 @@ class TaskConsumerLoop:
             enable_auto_commit=False,
             auto_offset_reset=self.settings.auto_offset_reset,
             max_poll_records=self.settings.max_batch,
+            isolation_level=self._isolation_level,
         )
+        producer = None
         try:
             consumer.subscribe([self.topics.requests], listener=Listener())
             self._wait_for_topic_metadata(consumer)
-            producer = KafkaProducer(**options, acks="all", enable_idempotence=True, linger_ms=2)
-        except Exception:
+            transactional = {}
+            if self.transactional_id:
+                transactional = {"transactional_id": self.transactional_id,
+                                 "transaction_timeout_ms": self.settings.transaction_timeout_ms}
+            producer = KafkaProducer(**options, acks="all", enable_idempotence=True, linger_ms=2, **transactional)
+            if self.transactional_id:
+                # Fences an earlier producer under this id and aborts the transaction it left open.
+                self._fenced_if(producer.init_transactions)
+                logger.info('transactions initialised task=%s transactional_id=%s', self.processor.task,
+                            self.transactional_id)
+        except BaseException:
+            if producer is not None:
+                producer.close(timeout=5)
             consumer.close(autocommit=False)
             raise
         return consumer, producer
+
+    @property
+    def _isolation_level(self) -> str:
+        return "read_committed" if self.settings.exactly_once else "read_uncommitted"
+
+    def _fenced_if(self, call, *args):
+        """Run a transactional call; a fenced producer (another instance under this transactional id,
+        or this static member replaced) raises :class:`ProducerFenced`, which ends the loop."""
+        from kafka.errors import KafkaError
+
+        try:
+            return call(*args)
+        except KafkaError as exc:
+            name = type(exc).__name__
+            if "Fenced" in name or "InvalidProducerEpoch" in name:
+                raise ProducerFenced(f"fenced by a newer instance (transactional_id={self.transactional_id}, "
+                                     f"{name}); it owns this work now") from exc
+            raise
+
+    def _begin_batch(self, producer) -> None:
+        if self.transactional_id:
+            self._fenced_if(producer.begin_transaction)
+
+    def _commit_batch(self, consumer, producer, offsets: dict) -> None:
+        """Commit a finished batch: its offsets in the transaction (exactly once), or
+        asynchronously after its records were acknowledged (at least once)."""
+        if self.transactional_id:
+            self._fenced_if(producer.send_offsets_to_transaction, offsets, consumer.group_metadata())
+            self._fenced_if(producer.commit_transaction)
+            self._contact()
+            return
+        self._finished.update(offsets)
+        consumer.commit_async(offsets, callback=self._on_commit)
+
+    def _abort_batch(self, producer, exc: BaseException) -> None:
+        """Abort the batch's transaction after *exc*; the batch is then consumed again."""
+        if not self.transactional_id or isinstance(exc, ProducerFenced):
+            return
+        try:
+            producer.abort_transaction()
+            logger.warning('transaction aborted task=%s error="%s: %s"; the batch is consumed again',
+                           self.processor.task, type(exc).__name__, exc)
+        except Exception as abort_exc:  # noqa: BLE001 - the clients are rebuilt; the broker aborts it then
+            logger.warning('abort failed task=%s error="%s"; the next instance under transactional_id=%s aborts '
+                           'the transaction', self.processor.task, abort_exc, self.transactional_id)
 
     def _wait_for_topic_metadata(self, consumer, timeout: float = 30.0) -> None:
         """Wait, after subscribing and before the first poll (which joins the group), until the
@@ -384,7 +467,7 @@ class TaskConsumerLoop:
         from kafka import KafkaConsumer
 
         return KafkaConsumer(**self.settings.client_options(), group_id=None, enable_auto_commit=False,
-                             check_crcs=check_crcs)
+                             check_crcs=check_crcs, isolation_level=self._isolation_level)
 
     def _skip_undecodable(self, consumer, producer, exc: BaseException) -> bool:
         """Dead-letter the records ``poll`` could not decode and seek past them.
@@ -406,11 +489,14 @@ class TaskConsumerLoop:
             return False
         outgoing = self._undecodable_records(found)
         started = time.perf_counter()
-        self._produce(producer, outgoing)
+        self._begin_batch(producer)
+        try:
+            self._produce(producer, outgoing)
+            self._commit_batch(consumer, producer, {found.partition: OffsetAndMetadata(found.end, "", -1)})
+        except BaseException as exc:
+            self._abort_batch(producer, exc)
+            raise
         consumer.seek(found.partition, found.end)
-        offsets = {found.partition: OffsetAndMetadata(found.end, "", -1)}
-        self._finished.update(offsets)
-        consumer.commit_async(offsets, callback=self._on_commit)
         self.undecodable += len(outgoing)
         self.instruments.record_batch(polled=len(outgoing), results=0, review=0, dlq=len(outgoing),
                                       latency_ms=(time.perf_counter() - started) * 1000, source="kafka")
@@ -454,15 +540,19 @@ class TaskConsumerLoop:
             plan = plan_batch(records, self.processor, self.topics, self.settings.max_message_bytes,
                               self.settings.dlq_max_value_bytes, self.on_processing_error)
             plan.outgoing[:] = self._traced_answers(plan.outgoing, span, started_ns)
-            self._produce(producer, plan.outgoing, plan)
-            self._contact()
             last: dict = {}
             for record in records:
                 tp = TopicPartition(record.topic, record.partition)
                 last[tp] = max(last.get(tp, -1), record.offset)
             finished = {tp: OffsetAndMetadata(offset + 1, "", -1) for tp, offset in last.items()}
-            self._finished.update(finished)
-            consumer.commit_async(finished, callback=self._on_commit)
+            self._begin_batch(producer)
+            try:
+                self._produce(producer, plan.outgoing, plan)
+                self._contact()
+                self._commit_batch(consumer, producer, finished)
+            except BaseException as exc:
+                self._abort_batch(producer, exc)
+                raise
             latency_ms = (time.perf_counter() - started) * 1000
             span.set_attributes({"slm.results": plan.results, "slm.review": plan.review, "slm.dlq": plan.dlq})
         self.instruments.record_batch(polled=len(records), results=plan.results, review=plan.review, dlq=plan.dlq,
@@ -514,7 +604,14 @@ class TaskConsumerLoop:
             except Exception as exc:  # noqa: BLE001 - synchronous refusal of this one record
                 refused.append((out, exc))
         producer.flush()
-        refused += [(out, future.exception) for out, future in pending if future.failed()]
+        failed = [(out, future.exception) for out, future in pending if future.failed()]
+        if failed and self.transactional_id:
+            # A record the broker refused leaves the transaction abortable only: it is aborted and
+            # the batch consumed again (synchronous refusals, such as a size over max_request_size,
+            # never entered it and are dead-lettered in it as usual).
+            out, exc = failed[0]
+            raise ProduceError(f"{out.topic}: {exc} (in a transaction: aborted)")
+        refused += failed
         for out, exc in refused:
             if not self.on_produce_error(exc, out, logger):
                 raise ProduceError(f"{out.topic}: {exc}")

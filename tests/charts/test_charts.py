@@ -415,6 +415,25 @@ def test_keda_scaled_object_with_sasl_and_tls_from_existing_secrets(helm_env, ch
     assert mounts["/etc/slm/kafka-ca"]["readOnly"] is True
 
 
+def test_api_keys_come_from_an_existing_secret_mounted_as_a_folder_in_both_modes(helm_env, charts_dir):
+    values = {"global.slm.apiKeys": {"existingSecret": "slm-api-keys"}, "transactions.mode": "deployment"}
+    docs = render(helm_env, charts_dir, *set_args(values))
+    for task in ("transactions", "sentiment"):
+        assert named(docs, "ConfigMap", f"{RELEASE}-{task}")["data"]["SLM_API_KEYS_FILE"] == "/etc/slm/api-keys/api-keys"
+    deployment = named(docs, "Deployment", f"{RELEASE}-transactions")["spec"]["template"]["spec"]
+    ray = named(docs, "RayService", f"{RELEASE}-sentiment")["spec"]["rayClusterConfig"]
+    for spec in (deployment, ray["headGroupSpec"]["template"]["spec"], ray["workerGroupSpecs"][0]["template"]["spec"]):
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        assert volumes["api-keys"]["secret"] == {"secretName": "slm-api-keys",
+                                                 "items": [{"key": "api-keys", "path": "api-keys"}]}
+        mounts = [m for c in spec["containers"] for m in c.get("volumeMounts", []) if m["name"] == "api-keys"]
+        # A folder, never a subPath: the kubelet swaps a changed Secret in only then.
+        assert mounts and all(m["mountPath"] == "/etc/slm/api-keys" and "subPath" not in m for m in mounts)
+    without = render(helm_env, charts_dir)
+    assert "SLM_API_KEYS_FILE" not in named(without, "ConfigMap", f"{RELEASE}-sentiment")["data"]
+    assert "api-keys" not in json.dumps(without)
+
+
 @needs_k8s_schemas
 def test_gpu_resources_in_both_modes(helm_env, charts_dir):
     gpu = {"limits": {"nvidia.com/gpu": 1, "memory": "8Gi"}, "requests": {"cpu": "2", "memory": "4Gi"}}
@@ -603,11 +622,15 @@ def test_long_release_names_are_cut_to_63(helm_env, charts_dir):
         ({"sentiment.podLabels": {"team": "nlp!"}}, ["sentiment:", "at '/podLabels/team'"]),
         ({"sentiment.commonLabels": {"bad key!": "x"}}, ["sentiment:", "invalid propertyName 'bad key!'"]),
         ({"sentiment.pdb.maxUnavailable": "50%"}, ["sentiment: pdb.maxUnavailable must be a number of pods in ray mode"]),
+        ({"helpdesk.kafka.delivery": "exactly-once"}, ["helpdesk:", "at '/kafka/delivery': value must be one of"]),
+        ({"helpdesk.kafka.delivery": "exactly_once", "helpdesk.kafka.staticMembership": False,
+          "global.slm.kafka.bootstrap": "kafka:9092"},
+         ["helpdesk: kafka.delivery=exactly_once needs kafka.staticMembership"]),
     ],
     ids=["negative-replicas", "unknown-mode", "password-in-global", "password-in-task", "typo", "bad-protocol",
          "keda-in-ray-mode", "sasl-without-secret", "strimzi-without-cluster", "pvc-without-claim",
          "liveness-success-threshold", "startup-success-threshold", "memory-1GB", "cpu-word", "label-value",
-         "label-key", "ray-pdb-percentage"],
+         "label-key", "ray-pdb-percentage", "delivery-typo", "exactly-once-without-static-membership"],
 )
 def test_bad_values_fail_with_a_clear_message(helm_env, charts_dir, values, messages):
     result = template(helm_env, charts_dir, *set_args(values))
@@ -789,6 +812,10 @@ def test_consumers_are_static_members_named_after_their_pod(helm_env, charts_dir
     config = named(docs, "ConfigMap", f"{RELEASE}-sentiment")["data"]
     assert (config["SLM_KAFKA_SESSION_TIMEOUT_MS"], config["SLM_KAFKA_HEARTBEAT_INTERVAL_MS"]) == ("20000", "2000")
     assert config["SLM_KAFKA_UNREADY_AFTER_S"] == "0"
+    assert config["SLM_KAFKA_DELIVERY"] == "at_least_once"
+    exactly_once = render(helm_env, charts_dir, *set_args({**values, "sentiment.kafka.delivery": "exactly_once"}))
+    config = named(exactly_once, "ConfigMap", f"{RELEASE}-sentiment")["data"]
+    assert (config["SLM_KAFKA_DELIVERY"], config["SLM_KAFKA_TRANSACTION_TIMEOUT_MS"]) == ("exactly_once", "60000")
     no_kafka = render(helm_env, charts_dir, "--set", "sentiment.mode=deployment")
     container = named(no_kafka, "Deployment", f"{RELEASE}-sentiment")["spec"]["template"]["spec"]["containers"][0]
     assert "SLM_KAFKA_GROUP_INSTANCE_ID" not in str(container.get("env", []))

@@ -179,3 +179,15 @@ def test_autoscaling_goes_from_one_to_two_replicas_under_load_and_back(serve_url
     wait_for(lambda: seen.append(_running_replicas()) or seen[-1] == 1, 120, interval=1,
              what="back to one replica without load")
     assert max(seen) == 2
+
+
+def test_the_ray_serve_ingress_requires_api_keys_like_bentoml_serve(serve_url, quick_model_dir, tmp_path):
+    """Last in the module: it redeploys the application with API keys on and no Kafka."""
+    from tests.services.test_api_keys_http import check_api_keys, write_keys
+
+    keys_file = tmp_path / "api-keys"
+    write_keys(keys_file, "first-key")
+    settings = ServingSettings.from_env(service={"model_dir": quick_model_dir, "api_keys_file": keys_file},
+                                        kafka={"bootstrap": None})
+    _deploy(settings, ReplicaSettings(num_replicas=1, cpus_per_replica=0.5), partitions=None)
+    check_api_keys(serve_url, keys_file)

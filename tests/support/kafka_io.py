@@ -44,13 +44,15 @@ def drain(
     *,
     until: Callable[[list], bool],
     timeout: float = 120.0,
+    isolation_level: str = "read_uncommitted",
 ) -> list:
     """Read ``topic`` from the beginning until ``until(records)`` holds or ``timeout`` passes.
 
     Returns every record read; the caller asserts on it (a timeout returns what arrived).
+    ``isolation_level="read_committed"`` reads as a downstream consumer of exactly-once output must.
     """
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             enable_auto_commit=False, group_id=None)
+                             enable_auto_commit=False, group_id=None, isolation_level=isolation_level)
     records: list = []
     deadline = time.monotonic() + timeout
     try:

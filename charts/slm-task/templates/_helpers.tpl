@@ -90,6 +90,7 @@ Usage: {{ include "slm-task.kafka.topic" (dict "kind" "requests" "context" $) }}
 
 {{/* Where the Kafka CA certificate is mounted. */}}
 {{- define "slm-task.kafka.caDir" -}}/etc/slm/kafka-ca{{- end -}}
+{{- define "slm-task.apiKeysDir" -}}/etc/slm/api-keys{{- end -}}
 
 {{/* Model folder in the container (SLM_MODEL_DIR). */}}
 {{- define "slm-task.model.dir" -}}
@@ -171,6 +172,14 @@ Usage: {{ include "slm-task.volumes" (dict "context" $ "ray" true) }}
   emptyDir:
     sizeLimit: {{ $.Values.model.emptyDirSizeLimit }}
 {{- end }}
+{{- with $.Values.global.slm.apiKeys.existingSecret }}
+- name: api-keys
+  secret:
+    secretName: {{ . }}
+    items:
+      - key: {{ $.Values.global.slm.apiKeys.key }}
+        path: {{ $.Values.global.slm.apiKeys.key }}
+{{- end }}
 {{- if $.Values.global.slm.kafka.tls.existingSecret }}
 - name: kafka-ca
   secret:
@@ -200,6 +209,12 @@ Usage: {{ include "slm-task.volumeMounts" (dict "context" $ "ray" true) }}
 - name: model
   mountPath: /models
   readOnly: {{ eq $.Values.model.source "pvc" }}
+{{- end }}
+{{- if $.Values.global.slm.apiKeys.existingSecret }}
+{{- /* The folder, not a subPath: the kubelet swaps a changed Secret in, and the service re-reads it. */}}
+- name: api-keys
+  mountPath: {{ include "slm-task.apiKeysDir" $ }}
+  readOnly: true
 {{- end }}
 {{- if $.Values.global.slm.kafka.tls.existingSecret }}
 - name: kafka-ca
@@ -306,6 +321,9 @@ values.schema.json covers types, ranges and enums.
 {{- $messages = append $messages (printf "%s: pdb.%s must be a number of pods in ray mode: the worker pods belong to a RayCluster, which has no scale subresource to take a percentage of" $.Values.task $key) -}}
 {{- end -}}
 {{- end -}}
+{{- end -}}
+{{- if and (eq .Values.kafka.delivery "exactly_once") (not .Values.kafka.staticMembership) -}}
+{{- $messages = append $messages (printf "%s: kafka.delivery=exactly_once needs kafka.staticMembership: the transactional id is the pod name, so a restarted container fences its predecessor and aborts its open transaction" .Values.task) -}}
 {{- end -}}
 {{- if and .Values.keda.enabled (eq .Values.mode "ray") -}}
 {{- $messages = append $messages (printf "%s: keda.enabled needs mode=deployment (a RayService has no scale subresource; in ray mode replicas follow ray.serve.autoscaling)" .Values.task) -}}
