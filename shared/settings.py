@@ -12,6 +12,7 @@ environment that no settings class defines is reported with the closest known na
 from __future__ import annotations
 
 import difflib
+import json
 import logging
 import os
 from collections.abc import Mapping
@@ -349,6 +350,8 @@ def _env_value(value) -> str:
         return value.get_secret_value()
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return json.dumps([str(item) for item in value])  # pydantic-settings reads complex types as JSON
     return str(value)
 
 

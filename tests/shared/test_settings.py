@@ -61,3 +61,18 @@ def test_a_replaced_value_is_validated_and_the_environment_not_read_again(monkey
     assert (changed.service.onnx_threads, changed.service.cache_size) == (2, settings.service.cache_size)
     with pytest.raises(ValidationError, match="onnx_threads"):
         settings.replace(service={"onnx_threads": -1})
+
+
+def test_every_setting_survives_the_trip_through_a_child_processes_environment(monkeypatch, tmp_path):
+    """What ``slm serve`` renders for the BentoML process must read back as the same settings:
+    a tuple such as ``open_paths`` goes as JSON (its ``str()`` failed the server's start)."""
+    from shared.settings import ServiceSettings, ServingSettings
+
+    settings = ServingSettings(
+        service=ServiceSettings(api_keys_file=tmp_path / "keys", open_paths=("/readyz", "/metrics")),
+        kafka=KafkaSettings(bootstrap="b:9092", delivery="exactly_once", group_instance_id="sentiment-0"))
+    replaced = settings.replace(service={"max_batch_size": 8})
+    for name, value in replaced.environment({}).items():
+        monkeypatch.setenv(name, value)
+    assert ServingSettings.from_env() == replaced
+    assert replaced.kafka.transactional_id_for("slm-sentiment") == "slm-sentiment-sentiment-0"
