@@ -222,7 +222,9 @@ class Broker:
 def _service_env(bootstrap: str, prefix: str, member: str) -> dict[str, str]:
     return {"SLM_KAFKA_BOOTSTRAP": bootstrap, "SLM_KAFKA_TOPIC_PREFIX": prefix, "SLM_KAFKA_GROUP_ID": f"{prefix}slm-{TASK}",
             "SLM_KAFKA_GROUP_INSTANCE_ID": member, "SLM_KAFKA_MAX_BATCH": "32", "SLM_KAFKA_PARTITIONS": "4",
-            "OTEL_SDK_DISABLED": "true", "SLM_ONNX_THREADS": "1"}
+            "OTEL_SDK_DISABLED": "true", "SLM_ONNX_THREADS": "1",
+            # The broker scenario measures the opt-in readiness drop (the default keeps REST ready).
+            "SLM_KAFKA_UNREADY_AFTER_S": "10"}
 
 
 class Run:

@@ -78,8 +78,8 @@ class TaskReplica:
         served = self._served()
         if served is None:
             raise RuntimeError(f"{self.task}: the service has not started")
-        if served.loop is not None and not served.loop.running:
-            raise RuntimeError(f"{self.task}: the Kafka consumer loop is not running")
+        if not served.is_alive():
+            raise RuntimeError(f"{self.task}: the Kafka consumer loop is fenced or stuck")
 
     def record_autoscaling_stats(self) -> dict[str, float]:
         """This replica's consumer lag, for :class:`shared.ray_autoscaling.KafkaLagPolicy`."""

@@ -118,8 +118,13 @@ class ServedTask:
         return results
 
     def is_ready(self) -> bool:
-        """Model loaded (always, once constructed) and, with Kafka on, the consumer assigned."""
+        """Model loaded (always, once constructed) and, with Kafka on, the loop's readiness
+        (:meth:`TaskConsumerLoop.is_ready`: running, unless ``unready_after_s`` asks for more)."""
         return self.loop is None or self.loop.is_ready()
+
+    def is_alive(self) -> bool:
+        """False when a restart is the cure: the consumer loop fenced, dead or stuck."""
+        return self.loop is None or self.loop.is_alive()
 
     def close(self) -> None:
         """Stop polling (the batch in hand is finished and committed), then the REST batcher."""

@@ -149,9 +149,12 @@ class KafkaSettings(BaseSettings):
         "exactly_once: the broker aborts a transaction left open this long (a producer that died without "
         "a successor under the same transactional id)"))
     health_interval_s: float = Field(default=2.0, gt=0, description="how often an idle loop checks the broker")
-    unready_after_s: float = Field(default=10.0, ge=0, description=(
-        "/readyz answers 503 when the loop has not reached the broker for this long (0: readiness ignores "
-        "the broker, for REST-first deployments)"))
+    unready_after_s: float = Field(default=0.0, ge=0, description=(
+        "above 0: /readyz also waits for the group join and answers 503 when the loop has not reached the "
+        "broker for this long; 0 (default): a Kafka outage leaves REST in service"))
+    stuck_after_s: float = Field(default=300.0, gt=0, description=(
+        "/livez (and /healthz) answer 503 when the consumer loop has not come round its poll loop for this "
+        "long, or stopped because it was fenced: only a restart helps then"))
 
     @model_validator(mode="after")
     def _heartbeat_within_session(self) -> "KafkaSettings":

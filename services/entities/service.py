@@ -42,8 +42,12 @@ class Entities:
             raise ServiceUnavailable(str(exc)) from None
 
     def __is_ready__(self) -> bool:
-        """``/readyz``: the model is loaded and, with Kafka, the consumer is in its group and reaches the broker."""
+        """``/readyz``: the model is loaded (a Kafka outage leaves REST ready unless SLM_KAFKA_UNREADY_AFTER_S > 0)."""
         return self.served.is_ready()
+
+    def __is_alive__(self) -> bool:
+        """``/livez`` and ``/healthz``: false only when a restart helps (the consumer loop fenced or stuck)."""
+        return self.served.is_alive()
 
     @bentoml.on_shutdown
     def shutdown(self) -> None:

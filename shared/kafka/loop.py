@@ -24,9 +24,10 @@ or a stop never hands over a partition with finished but uncommitted work.
 A record kafka-python cannot decode (see :mod:`shared.kafka.poison`) goes to the DLQ as
 ``error.type=undecodable`` and the partition moves on past it. With ``group_instance_id``
 set the consumer is a static member: a restart after a crash takes its partitions back at
-once. Readiness follows the broker: the loop checks it every ``health_interval_s`` when
-idle, and :meth:`TaskConsumerLoop.is_ready` is false once it has not been reached for
-``unready_after_s``.
+once. Readiness is REST's: by default a broker outage leaves :meth:`TaskConsumerLoop.is_ready`
+true (with ``unready_after_s`` above 0 it follows the broker, checked every ``health_interval_s``
+when idle); :meth:`TaskConsumerLoop.is_alive` is false when only a restart helps (fenced, or the
+loop stuck past ``stuck_after_s``), and the seconds since the broker last answered are a metric.
 ``stop()`` (the service's shutdown hook, on SIGTERM) ends polling; the batch in hand is
 finished and committed before the clients close.
 
@@ -122,6 +123,8 @@ class TaskConsumerLoop:
                            'transactional_id=%s; a crash leaves its open transaction until transaction_timeout_ms',
                            processor.task, self.transactional_id)
         self.fenced = False  # a newer instance took this one's transactional id: the loop stopped
+        self._last_iteration: float | None = None  # monotonic time the poll loop last came round
+        self.instruments.observe_loop(self)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -142,9 +145,32 @@ class TaskConsumerLoop:
         return self._thread is not None and self._thread.is_alive()
 
     def is_ready(self) -> bool:
-        """True while the loop runs, has joined its group and has reached the broker lately
-        (within ``unready_after_s``; 0 leaves the broker out)."""
+        """Whether the service should receive REST traffic, as far as Kafka is concerned.
+
+        With ``unready_after_s`` 0 (the default), while the loop runs: a broker outage or a slow
+        group join takes Kafka's work away, not REST's, so the pod stays in its Service (Kafka's
+        health is :meth:`seconds_since_contact`, a metric and a log line). Above 0, also only once
+        the group is joined and the broker reached within that many seconds.
+        """
+        if not self.settings.unready_after_s:
+            return self.running
         return self.running and self._joined_group.is_set() and self.broker_reachable()
+
+    def is_alive(self) -> bool:
+        """False when only a restart helps: the loop stopped on its own (fenced), or has not come
+        round its poll loop for ``stuck_after_s`` (stuck in a call). A broker outage is not that:
+        the loop goes on polling, and reconnects when the broker is back."""
+        if self._stop.is_set():
+            return True  # stopping on purpose
+        if not self.running:
+            return self._thread is None  # never started: nothing to restart
+        last = self._last_iteration
+        return last is None or self._clock() - last <= self.settings.stuck_after_s
+
+    def seconds_since_contact(self) -> float | None:
+        """Seconds since the broker last answered the loop; None before the first answer."""
+        last = self._last_contact
+        return None if last is None else self._clock() - last
 
     def broker_reachable(self) -> bool:
         """Whether the broker answered the loop within the last ``unready_after_s``."""
@@ -174,6 +200,7 @@ class TaskConsumerLoop:
                 logger.error('consumer loop stopped task=%s: %s', self.processor.task, exc)
                 return
             except Exception:  # noqa: BLE001 - the loop must outlive broker outages
+                self._last_iteration = self._clock()
                 logger.exception('consumer loop failed task=%s; restarting in %.0fs', self.processor.task, RETRY_BACKOFF_S)
                 self._joined_group.clear()
                 self._rebalancing_since = None
@@ -375,6 +402,7 @@ class TaskConsumerLoop:
         """Poll until stopped; raises only on client-level failures (``_run_forever`` retries)."""
         if self.settings.create_topics:
             ensure_topics(self.settings, self.topics.all())
+        self._last_iteration = self._clock()
         consumer, producer = self._clients()
         self._consumer, self._finished = consumer, {}
         self._contact()
@@ -382,6 +410,7 @@ class TaskConsumerLoop:
                     self.settings.group_instance_id or "dynamic", self.topics.requests)
         try:
             while not self._stop.is_set():
+                self._last_iteration = self._clock()
                 try:
                     polled = consumer.poll(timeout_ms=self.settings.poll_timeout_ms,
                                            max_records=self.settings.max_batch)

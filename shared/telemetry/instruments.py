@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from opentelemetry import metrics
+from opentelemetry.metrics import Observation
 
 __all__ = ["TaskInstruments"]
 
@@ -26,3 +27,18 @@ class TaskInstruments:
         self.review.add(review, attrs)
         self.dlq.add(dlq, attrs)
         self.batch_latency.record(latency_ms, attrs)
+
+    def observe_loop(self, loop) -> None:
+        """Gauges of a consumer loop's Kafka health, read at each export: the seconds since the
+        broker last answered it, and its lag. Kafka's health is reported here, not by readiness."""
+        meter = metrics.get_meter(__name__)
+        attributes = self.attributes
+
+        def since_contact(_options):
+            seconds = loop.seconds_since_contact()
+            return [] if seconds is None else [Observation(seconds, attributes)]
+
+        meter.create_observable_gauge("slm.kafka.broker.silence", callbacks=[since_contact], unit="s",
+                                      description="Seconds since the broker last answered the consumer loop")
+        meter.create_observable_gauge("slm.kafka.lag", callbacks=[lambda _options: [Observation(loop.lag, attributes)]],
+                                      unit="{message}", description="Records behind the end of the assigned partitions")
