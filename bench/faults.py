@@ -35,6 +35,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from shared.kafka.clients import client_options
 from shared.settings import REPO_ROOT
 from slm.service_process import ServiceProcess, free_port
 
@@ -80,9 +81,9 @@ class Tail(threading.Thread):
         while not self._halt.is_set():
             try:
                 if consumer is None:
-                    consumer = KafkaConsumer(self.topic, bootstrap_servers=self.bootstrap, group_id=None,
+                    consumer = KafkaConsumer(self.topic, **client_options(self.bootstrap), group_id=None,
                                              auto_offset_reset="earliest", enable_auto_commit=False,
-                                             reconnect_backoff_max_ms=1000, metadata_max_age_ms=2000,
+                                             metadata_max_age_ms=2000,
                                              enable_incremental_fetch_sessions=False)
                 for batch in consumer.poll(timeout_ms=200).values():
                     now = time.monotonic()
@@ -127,9 +128,8 @@ class Stream(threading.Thread):
         from kafka import KafkaProducer
 
         # gzip: real producers compress, and the 2 MB poison value fits the broker's limit only compressed.
-        producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=5, retries=1_000_000,
-                                 delivery_timeout_ms=300_000, max_request_size=4_000_000, compression_type="gzip",
-                                 reconnect_backoff_max_ms=1000)
+        producer = KafkaProducer(**client_options(self.bootstrap), acks="all", linger_ms=5, retries=1_000_000,
+                                 delivery_timeout_ms=300_000, max_request_size=4_000_000, compression_type="gzip")
         started = time.monotonic()
         futures = []
         for i in range(self.count):

@@ -34,6 +34,7 @@ import numpy as np
 
 from bench.peers import PEERS
 from pipelines.labelled_rows import load_rows
+from shared.kafka.clients import client_options
 from shared.settings import default_model_dir
 from slm.service_process import ServerProcess, ServiceProcess, free_port
 
@@ -175,12 +176,12 @@ def stream_through_kafka(bootstrap: str, task: str, prefix: str, requests: list[
     from shared.kafka import TaskTopics
 
     topics = TaskTopics(task, prefix)
-    consumer = KafkaConsumer(topics.results, bootstrap_servers=bootstrap, auto_offset_reset="latest",
+    consumer = KafkaConsumer(topics.results, **client_options(bootstrap), auto_offset_reset="latest",
                              enable_auto_commit=False, group_id=None, isolation_level=isolation_level)
     while not consumer.assignment():
         consumer.poll(timeout_ms=200)
     consumer.poll(timeout_ms=200)
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+    producer = KafkaProducer(**client_options(bootstrap), acks="all", linger_ms=2)
     run = uuid.uuid4().hex[:6]
     sent_at: dict[str, int] = {}
     latencies: list[float] = []

@@ -172,6 +172,10 @@ def build_app(args: AppArgs):
     The settings (``SLM_*``, ``SLM_RAY_*``) are read from this process's environment once, here; the
     config's deployment options override the code's.
     """
+    from shared.kafka.preflight import check_credentials
+
     args = AppArgs.model_validate(args)
     warn_unknown_settings()
-    return task_application(args.task, ServingSettings.from_env(), ReplicaSettings(), args.partitions)
+    settings = ServingSettings.from_env()
+    check_credentials(settings.kafka)  # a refused credential fails the deployment with one line
+    return task_application(args.task, settings, ReplicaSettings(), args.partitions)

@@ -109,6 +109,12 @@ class KafkaSettings(BaseSettings):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     ssl_cafile: str | None = None
+    ssl_certfile: str | None = Field(default=None, description="client certificate (PEM) for mutual TLS")
+    ssl_keyfile: str | None = Field(default=None, description="its private key (PEM)")
+    ssl_password: SecretStr | None = Field(default=None, description="the private key's password, if encrypted")
+    sasl_oauth_token_file: str | None = Field(default=None, description=(
+        "SASL OAUTHBEARER: a file holding the bearer token, read again for every new connection (a "
+        "sidecar or a projected volume keeps it fresh)"))
     group_id: str | None = Field(default=None, description="defaults to slm-<task>")
     topic_prefix: str = Field(default="", description="prepended to every topic name")
     client_id: str | None = None
@@ -157,6 +163,14 @@ class KafkaSettings(BaseSettings):
         "long, or stopped because it was fenced: only a restart helps then"))
 
     @model_validator(mode="after")
+    def _credentials_complete(self) -> "KafkaSettings":
+        if bool(self.ssl_certfile) != bool(self.ssl_keyfile):
+            raise ValueError("ssl_certfile and ssl_keyfile go together (mutual TLS): set both or neither")
+        if self.sasl_mechanism == "OAUTHBEARER" and not self.sasl_oauth_token_file:
+            raise ValueError("sasl_mechanism=OAUTHBEARER needs sasl_oauth_token_file (SLM_KAFKA_SASL_OAUTH_TOKEN_FILE)")
+        return self
+
+    @model_validator(mode="after")
     def _heartbeat_within_session(self) -> "KafkaSettings":
         if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
             raise ValueError(f"heartbeat_interval_ms={self.heartbeat_interval_ms} must be at most a third of "
@@ -192,12 +206,22 @@ class KafkaSettings(BaseSettings):
                          "reconnect_backoff_max_ms": self.reconnect_backoff_max_ms}
         if self.client_id:
             options["client_id"] = self.client_id
-        if self.sasl_mechanism:
+        if self.sasl_mechanism == "OAUTHBEARER":
+            from shared.kafka.oauth import FileTokenProvider
+
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_oauth_token_provider"] = FileTokenProvider(self.sasl_oauth_token_file)
+        elif self.sasl_mechanism:
             options["sasl_mechanism"] = self.sasl_mechanism
             options["sasl_plain_username"] = self.sasl_username
             options["sasl_plain_password"] = self.sasl_password.get_secret_value() if self.sasl_password else None
         if self.ssl_cafile:
             options["ssl_cafile"] = self.ssl_cafile
+        if self.ssl_certfile:
+            options["ssl_certfile"] = self.ssl_certfile
+            options["ssl_keyfile"] = self.ssl_keyfile
+            if self.ssl_password:
+                options["ssl_password"] = self.ssl_password.get_secret_value()
         return options
 
 

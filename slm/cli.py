@@ -36,18 +36,18 @@ def kafka() -> None:
     """Run a local Apache Kafka broker (KRaft) on 127.0.0.1."""
 
 
-def _broker_config(port: int | None, data_dir: Path | None):
+def _broker_config(port: int | None, data_dir: Path | None, secure: bool = False):
     from dataclasses import replace
 
     from slm.local_kafka import BrokerConfig
 
     cfg = BrokerConfig.from_env()
     if port is not None:
-        cfg = replace(cfg, port=port, controller_port=port + 1,
+        cfg = replace(cfg, port=port, controller_port=port + 1, ssl_port=port + 2, sasl_port=port + 3,
                       data_dir=cfg.cache_dir / f"kafka-data-{port}" if data_dir is None else data_dir)
     elif data_dir is not None:
         cfg = replace(cfg, data_dir=data_dir)
-    return cfg
+    return replace(cfg, secure=True) if secure else cfg
 
 
 _port_option = click.option("--port", type=int, default=None, help="Broker port (default 9092 or SLM_KAFKA_PORT).")
@@ -66,14 +66,25 @@ def kafka_install() -> None:
 @kafka.command("up")
 @_port_option
 @_data_dir_option
+@click.option("--secure", is_flag=True,
+              help="Also listen with mutual TLS (port+2) and SASL_SSL SCRAM-SHA-512 (port+3), certificates from a "
+                   "throwaway CA; prints the client settings of each.")
 @clean_errors
-def kafka_up(port: int | None, data_dir: Path | None) -> None:
+def kafka_up(port: int | None, data_dir: Path | None, secure: bool) -> None:
     """Fetch Kafka once, format storage, start the broker and wait until it answers."""
     from slm import local_kafka
 
-    cfg = _broker_config(port, data_dir)
+    cfg = _broker_config(port, data_dir, secure)
     local_kafka.up(cfg)
     click.echo(f"kafka is up on {local_kafka.bootstrap(cfg)} (log: {local_kafka.status(cfg)['log_file']})")
+    if secure:
+        from slm.local_kafka.security import SecurityFiles, client_settings
+
+        for protocol, settings in client_settings(SecurityFiles(cfg.security_dir), cfg.host, cfg.ssl_port,
+                                                  cfg.sasl_port).items():
+            shown = {k: ("<in " + str(SecurityFiles(cfg.security_dir).scram_password_file) + ">"
+                         if k.endswith("PASSWORD") else v) for k, v in settings.items()}
+            click.echo(f"{protocol}: " + " ".join(f"{k}={v}" for k, v in shown.items()))
 
 
 @kafka.command("down")
@@ -428,6 +439,10 @@ def serve(task: str, port: int, host: str, model_dir: Path | None, bootstrap: st
     settings = validated(ServingSettings.from_env, kafka={k: v for k, v in kafka_options.items() if v})
     model_dir = Path(model_dir or settings.model_dir(task)).resolve()
     open_model_folder(model_dir)  # refuse here, in one line, rather than in the worker
+    if settings.kafka.bootstrap:
+        from shared.kafka.preflight import check_credentials
+
+        check_credentials(settings.kafka)  # a refused password or certificate: one line, exit 2
     settings = settings.replace(service={"model_dir": model_dir})
     ray_options = {"num_replicas": replicas, "min_replicas": min_replicas, "max_replicas": max_replicas,
                    "cpus_per_replica": cpus_per_replica}

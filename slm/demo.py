@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from tqdm.auto import tqdm
 
 from pipelines.labelled_rows import load_rows
+from shared.kafka.clients import client_options
 from shared.task_kinds import kind_of_task
 
 __all__ = ["DemoSummary", "run_demo", "stream_test_sets"]
@@ -89,7 +90,7 @@ def stream_test_sets(bootstrap: str, tasks: list[str], limit: int | None, timeou
             outgoing.append((topics[task].requests, key, json.dumps({"id": key, **value}).encode()))
         outgoing.extend((topics[task].requests, f"demo-{run}-bad", bad) for bad in MALFORMED)
     # Read results and DLQs from their current ends, so earlier runs' records are not counted.
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = KafkaConsumer(**client_options(bootstrap), enable_auto_commit=False, group_id=None)
     partitions = [TopicPartition(t, p) for t in by_topic for p in (consumer.partitions_for_topic(t) or {0})]
     consumer.assign(partitions)
     consumer.seek_to_end()
@@ -97,7 +98,7 @@ def stream_test_sets(bootstrap: str, tasks: list[str], limit: int | None, timeou
         consumer.position(tp)
     # Interleave the tasks so every service works from the first second.
     outgoing.sort(key=lambda item: hash(item[1]) % 1000)
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = KafkaProducer(**client_options(bootstrap), acks="all", linger_ms=5)
     started = time.perf_counter()
     for topic, key, value in outgoing:
         producer.send(topic, key=key.encode(), value=value, headers=[("correlation-id", f"demo-{run}".encode())])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared.kafka.clients import client_options
+
 __all__ = ["GroupDescription", "GroupMember", "describe_group", "group_members"]
 
 
@@ -46,7 +48,7 @@ def describe_group(bootstrap: str, group: str) -> GroupDescription:
     from kafka import KafkaAdminClient
     from kafka.errors import CoordinatorNotAvailableError
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(**client_options(bootstrap))
     try:
         described = admin.describe_groups([group]).get(group, {})
     except CoordinatorNotAvailableError:  # a group nobody has joined yet

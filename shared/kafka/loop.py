@@ -683,14 +683,21 @@ def _offsets(offsets: dict) -> str:
 def _lag(consumer) -> int:
     """Records between the position and the high watermark, summed over the assignment.
 
-    Only partitions with a known high watermark count (it arrives with the first fetch), so
-    this reads local state and never blocks the loop.
+    Only partitions with a known high watermark (it arrives with the first fetch) and a position
+    known without asking the broker count: during an outage ``position()`` waits for a metadata
+    refresh to validate the offset and fails, which must not take the loop down.
     """
     total = 0
     for tp in consumer.assignment():
         high = consumer.highwater(tp)
-        if high is not None:
-            total += max(0, high - consumer.position(tp))
+        if high is None:
+            continue
+        try:
+            position = consumer.position(tp, timeout_ms=0)
+        except Exception:  # noqa: BLE001 - unknown for now; counted again once the broker answers
+            continue
+        if position is not None:
+            total += max(0, high - position)
     return total
 
 

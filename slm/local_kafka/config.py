@@ -64,6 +64,9 @@ class BrokerConfig:
         cluster_listener: ``host:port`` of a second listener for the pods of the local Kubernetes
             cluster (:mod:`slm.local_cluster`), on the node address of its bridge; ``None`` (the
             default): loopback only.
+        secure: also listen with mutual TLS on ``ssl_port`` and SASL_SSL (SCRAM-SHA-512) on
+            ``sasl_port`` (:mod:`slm.local_kafka.security`); ``None`` ports mean ``port + 2`` and
+            ``port + 3``.
     """
 
     host: str = LOCALHOST
@@ -73,6 +76,9 @@ class BrokerConfig:
     data_dir: Path = None  # type: ignore[assignment]  # resolved in __post_init__
     default_partitions: int = 3
     cluster_listener: str | None = None
+    secure: bool = False
+    ssl_port: int = None  # type: ignore[assignment]  # resolved in __post_init__
+    sasl_port: int = None  # type: ignore[assignment]  # resolved in __post_init__
 
     def __post_init__(self) -> None:
         """Resolve derived defaults and validate the values."""
@@ -80,6 +86,10 @@ class BrokerConfig:
             raise BrokerError(f"the local broker only binds to {LOCALHOST}, not {self.host!r}")
         if self.controller_port is None:
             object.__setattr__(self, "controller_port", self.port + 1)
+        if self.ssl_port is None:
+            object.__setattr__(self, "ssl_port", self.port + 2)
+        if self.sasl_port is None:
+            object.__setattr__(self, "sasl_port", self.port + 3)
         object.__setattr__(self, "cache_dir", Path(self.cache_dir).expanduser().absolute())
         if self.data_dir is None:
             object.__setattr__(self, "data_dir", self.cache_dir / f"kafka-data-{self.port}")
@@ -91,6 +101,9 @@ class BrokerConfig:
                 raise BrokerError(f"{name} must be in 1..65535, got {value}")
         if self.port == self.controller_port:
             raise BrokerError(f"port and controller_port must differ (both {self.port})")
+        if self.secure and len({self.port, self.controller_port, self.ssl_port, self.sasl_port}) != 4:
+            raise BrokerError(f"port, controller_port, ssl_port and sasl_port must all differ, got "
+                              f"{self.port}, {self.controller_port}, {self.ssl_port}, {self.sasl_port}")
         if self.default_partitions < 1:
             raise BrokerError(f"default_partitions must be >= 1, got {self.default_partitions}")
         if self.cluster_listener is not None:
@@ -146,6 +159,16 @@ class BrokerConfig:
     def log_dirs(self) -> Path:
         """Kafka ``log.dirs`` (topic data and KRaft metadata)."""
         return self.data_dir / "logs"
+
+    @property
+    def security_dir(self) -> Path:
+        """The secured listeners' CA, certificates and SCRAM password (``secure``)."""
+        return self.data_dir / "security"
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        """Every port this broker listens on, on ``host``."""
+        return (self.port, self.controller_port, *((self.ssl_port, self.sasl_port) if self.secure else ()))
 
     @property
     def lock_file(self) -> Path:

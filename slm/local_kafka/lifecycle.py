@@ -9,7 +9,9 @@ from typing import Any
 from slm.local_kafka.config import BrokerConfig, bootstrap
 from slm.local_kafka.errors import BrokerError
 from slm.local_kafka.maven import install
-from slm.local_kafka.processes import POLL_S, format_storage, launch, log_tail, pid_alive, running_pid, stop
+from slm.local_kafka.processes import (POLL_S, create_scram_user, format_storage, launch, log_tail, pid_alive,
+                                       running_pid, stop)
+from slm.local_kafka.security import ensure_security_files
 from slm.local_kafka.properties import log4j_properties, server_properties, write_if_changed
 from slm.local_kafka.tools import file_lock, require
 from slm.local_kafka.wire import answers, port_open
@@ -63,7 +65,7 @@ def up(cfg: BrokerConfig, timeout: float = 60) -> None:
             logger.debug("Kafka broker already running (pid %d) at %s", pid, bootstrap(cfg))
             return
         cfg.pid_file.unlink(missing_ok=True)
-        for port in (cfg.port, cfg.controller_port):
+        for port in cfg.ports:
             if port_open(cfg.host, port):
                 raise BrokerError(
                     f"{cfg.host}:{port} is already in use by a process this tool did not start "
@@ -73,6 +75,8 @@ def up(cfg: BrokerConfig, timeout: float = 60) -> None:
         java = require("java", "install a Java 17+ runtime to run the Kafka broker")
         install(cfg)
         started = time.monotonic()
+        if cfg.secure:
+            ensure_security_files(cfg.security_dir)
         write_if_changed(cfg.properties_file, server_properties(cfg))
         write_if_changed(cfg.log4j_file, log4j_properties(cfg))
         format_storage(cfg, java)
@@ -89,6 +93,8 @@ def up(cfg: BrokerConfig, timeout: float = 60) -> None:
         except BrokerError:
             cfg.pid_file.unlink(missing_ok=True)
             raise
+        if cfg.secure:
+            create_scram_user(cfg, java)
         logger.info("Kafka broker ready at %s in %.1fs", bootstrap(cfg), time.monotonic() - started)
 
 

@@ -16,9 +16,10 @@ from typing import Final
 
 from slm.local_kafka.config import BrokerConfig, bootstrap
 from slm.local_kafka.errors import BrokerError
+from slm.local_kafka.security import SCRAM_USER, SecurityFiles, scram_command
 from slm.local_kafka.tools import LOG_TAIL_LINES, run_tool, tail
 
-__all__ = ["format_storage", "launch", "log_tail", "pid_alive", "running_pid", "stop", "wait_exit"]
+__all__ = ["create_scram_user", "format_storage", "launch", "log_tail", "pid_alive", "running_pid", "stop", "wait_exit"]
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +147,17 @@ def format_storage(cfg: BrokerConfig, java: str) -> None:
             f"kafka storage format failed (exit {proc.returncode}):\n"
             f"{tail(proc.stdout.decode(errors='replace'))}"
         )
+
+
+def create_scram_user(cfg: BrokerConfig, java: str) -> None:
+    """Create (or update) the SCRAM-SHA-512 user of the secured broker with Kafka's ``kafka-configs``."""
+    password = SecurityFiles(cfg.security_dir).scram_password()
+    proc = run_tool(scram_command(_java_base(cfg, java), bootstrap(cfg), password), _FORMAT_TIMEOUT_S,
+                    "kafka-configs (SCRAM user)")
+    if proc.returncode != 0:
+        # The tool's output never holds the password; the command line does, so it is not shown.
+        raise BrokerError(f"creating the SCRAM user {SCRAM_USER} failed (exit {proc.returncode}):\n"
+                          f"{tail(proc.stdout.decode(errors='replace'))}")
 
 
 def launch(cfg: BrokerConfig, java: str) -> int:

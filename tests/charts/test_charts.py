@@ -415,6 +415,29 @@ def test_keda_scaled_object_with_sasl_and_tls_from_existing_secrets(helm_env, ch
     assert mounts["/etc/slm/kafka-ca"]["readOnly"] is True
 
 
+def test_a_client_certificate_secret_is_mounted_for_mutual_tls(helm_env, charts_dir):
+    values = {"global.slm.kafka": {"bootstrap": "my-cluster-kafka-bootstrap.kafka:9093", "securityProtocol": "SSL",
+                                   "tls": {"existingSecret": "my-cluster-cluster-ca-cert",
+                                           "clientCertSecret": "slm-kafka-user"}},
+              "sentiment.mode": "deployment"}
+    docs = render(helm_env, charts_dir, *set_args(values))
+    name = f"{RELEASE}-sentiment"
+    config = named(docs, "ConfigMap", name)["data"]
+    assert (config["SLM_KAFKA_SSL_CERTFILE"], config["SLM_KAFKA_SSL_KEYFILE"]) == (
+        "/etc/slm/kafka-client/tls.crt", "/etc/slm/kafka-client/tls.key")
+    spec = named(docs, "Deployment", name)["spec"]["template"]["spec"]
+    volume = {v["name"]: v for v in spec["volumes"]}["kafka-client-cert"]["secret"]
+    # Strimzi's KafkaUser Secret names them user.crt and user.key.
+    assert volume["secretName"] == "slm-kafka-user"
+    assert volume["items"] == [{"key": "user.crt", "path": "tls.crt"}, {"key": "user.key", "path": "tls.key"}]
+    mounts = {m["mountPath"]: m for m in spec["containers"][0]["volumeMounts"]}
+    assert mounts["/etc/slm/kafka-client"]["readOnly"] is True
+    plaintext = template(helm_env, charts_dir, *set_args(
+        {"global.slm.kafka": {"bootstrap": "kafka:9092", "tls": {"clientCertSecret": "slm-kafka-user"}}}))
+    assert plaintext.returncode != 0
+    assert "global.slm.kafka.tls.clientCertSecret: a client certificate needs securityProtocol SSL" in plaintext.stderr
+
+
 def test_api_keys_come_from_an_existing_secret_mounted_as_a_folder_in_both_modes(helm_env, charts_dir):
     values = {"global.slm.apiKeys": {"existingSecret": "slm-api-keys"}, "transactions.mode": "deployment"}
     docs = render(helm_env, charts_dir, *set_args(values))

@@ -91,6 +91,7 @@ Usage: {{ include "slm-task.kafka.topic" (dict "kind" "requests" "context" $) }}
 {{/* Where the Kafka CA certificate is mounted. */}}
 {{- define "slm-task.kafka.caDir" -}}/etc/slm/kafka-ca{{- end -}}
 {{- define "slm-task.apiKeysDir" -}}/etc/slm/api-keys{{- end -}}
+{{- define "slm-task.kafka.clientCertDir" -}}/etc/slm/kafka-client{{- end -}}
 
 {{/* Model folder in the container (SLM_MODEL_DIR). */}}
 {{- define "slm-task.model.dir" -}}
@@ -180,6 +181,17 @@ Usage: {{ include "slm-task.volumes" (dict "context" $ "ray" true) }}
       - key: {{ $.Values.global.slm.apiKeys.key }}
         path: {{ $.Values.global.slm.apiKeys.key }}
 {{- end }}
+{{- with $.Values.global.slm.kafka.tls.clientCertSecret }}
+- name: kafka-client-cert
+  secret:
+    secretName: {{ . }}
+    defaultMode: 0440
+    items:
+      - key: {{ $.Values.global.slm.kafka.tls.certKey }}
+        path: tls.crt
+      - key: {{ $.Values.global.slm.kafka.tls.keyKey }}
+        path: tls.key
+{{- end }}
 {{- if $.Values.global.slm.kafka.tls.existingSecret }}
 - name: kafka-ca
   secret:
@@ -219,6 +231,11 @@ Usage: {{ include "slm-task.volumeMounts" (dict "context" $ "ray" true) }}
 {{- if $.Values.global.slm.kafka.tls.existingSecret }}
 - name: kafka-ca
   mountPath: {{ include "slm-task.kafka.caDir" $ }}
+  readOnly: true
+{{- end }}
+{{- if $.Values.global.slm.kafka.tls.clientCertSecret }}
+- name: kafka-client-cert
+  mountPath: {{ include "slm-task.kafka.clientCertDir" $ }}
   readOnly: true
 {{- end }}
 {{- with $.Values.extraVolumeMounts }}
@@ -321,6 +338,9 @@ values.schema.json covers types, ranges and enums.
 {{- $messages = append $messages (printf "%s: pdb.%s must be a number of pods in ray mode: the worker pods belong to a RayCluster, which has no scale subresource to take a percentage of" $.Values.task $key) -}}
 {{- end -}}
 {{- end -}}
+{{- end -}}
+{{- if and $kafka.tls.clientCertSecret (not (has $kafka.securityProtocol (list "SSL" "SASL_SSL"))) -}}
+{{- $messages = append $messages (printf "global.slm.kafka.tls.clientCertSecret: a client certificate needs securityProtocol SSL or SASL_SSL, not %s" $kafka.securityProtocol) -}}
 {{- end -}}
 {{- if and (eq .Values.kafka.delivery "exactly_once") (not .Values.kafka.staticMembership) -}}
 {{- $messages = append $messages (printf "%s: kafka.delivery=exactly_once needs kafka.staticMembership: the transactional id is the pod name, so a restarted container fences its predecessor and aborts its open transaction" .Values.task) -}}

@@ -84,3 +84,25 @@ def test_a_fenced_loop_stops_and_is_neither_alive_nor_ready():
     loop.start()
     wait_for(lambda: not loop.running, 10, what="the fenced loop to stop")
     assert loop.fenced and not loop.is_alive() and not loop.is_ready()
+
+
+def test_lag_skips_a_partition_whose_position_needs_the_broker():
+    """In an outage ``position()`` waits for metadata and raises: the loop failed and rebuilt its
+    clients every 30 s instead of waiting for the broker (found by test_kafka_outage.py)."""
+    from kafka import TopicPartition
+
+    from shared.kafka.loop import _lag
+
+    class OutageConsumer:
+        def assignment(self):
+            return {TopicPartition("t", 0), TopicPartition("t", 1), TopicPartition("t", 2)}
+
+        def highwater(self, tp):
+            return None if tp.partition == 2 else 100
+
+        def position(self, tp, timeout_ms=None):
+            if tp.partition == 1:
+                raise TimeoutError("metadata refresh failed: broker unreachable")
+            return 60
+
+    assert _lag(OutageConsumer()) == 40
