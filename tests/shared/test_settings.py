@@ -76,3 +76,20 @@ def test_every_setting_survives_the_trip_through_a_child_processes_environment(m
         monkeypatch.setenv(name, value)
     assert ServingSettings.from_env() == replaced
     assert replaced.kafka.transactional_id_for("slm-sentiment") == "slm-sentiment-sentiment-0"
+
+
+def test_a_client_certificate_needs_its_key_and_oauthbearer_its_token_file(tmp_path):
+    with pytest.raises(ValidationError, match="ssl_certfile and ssl_keyfile go together"):
+        KafkaSettings(bootstrap="b:9093", security_protocol="SSL", ssl_certfile="client.crt")
+    with pytest.raises(ValidationError, match="OAUTHBEARER needs sasl_oauth_token_file"):
+        KafkaSettings(bootstrap="b:9093", security_protocol="SASL_SSL", sasl_mechanism="OAUTHBEARER")
+    options = KafkaSettings(bootstrap="b:9093", security_protocol="SSL", ssl_certfile="c.crt", ssl_keyfile="c.key",
+                            ssl_password="pw").client_options()
+    assert (options["ssl_certfile"], options["ssl_keyfile"], options["ssl_password"]) == ("c.crt", "c.key", "pw")
+    token = tmp_path / "token"
+    token.write_text("eyJhbGciOi.first\n")
+    provider = KafkaSettings(bootstrap="b:9093", security_protocol="SASL_SSL", sasl_mechanism="OAUTHBEARER",
+                             sasl_oauth_token_file=str(token)).client_options()["sasl_oauth_token_provider"]
+    assert provider.token() == "eyJhbGciOi.first"
+    token.write_text("eyJhbGciOi.renewed")  # read again for every new connection
+    assert provider.token() == "eyJhbGciOi.renewed"

@@ -96,6 +96,31 @@ def test_a_cluster_listener_serves_the_local_clusters_pods(tmp_path: Path) -> No
             lk.BrokerConfig(port=19192, data_dir=tmp_path, cluster_listener=bad)
 
 
+def test_a_secure_broker_demands_client_certificates_and_scram_on_its_own_listeners(tmp_path: Path) -> None:
+    from cryptography import x509
+
+    from slm.local_kafka.security import SecurityFiles, ensure_security_files
+
+    cfg = lk.BrokerConfig(port=19192, data_dir=tmp_path, secure=True)
+    assert (cfg.ssl_port, cfg.sasl_port) == (19194, 19195) and cfg.ports == (19192, 19193, 19194, 19195)
+    props = dict(line.split("=", 1) for line in server_properties(cfg).splitlines() if line and not line.startswith("#"))
+    assert props["listeners"].endswith(",SSL://127.0.0.1:19194,SASL_SSL://127.0.0.1:19195")
+    assert props["listener.name.ssl.ssl.client.auth"] == "required"
+    assert props["listener.name.sasl_ssl.sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert props["ssl.keystore.type"] == props["ssl.truststore.type"] == "PEM"
+    files = ensure_security_files(cfg.security_dir)
+    assert files == SecurityFiles(cfg.security_dir) and files.complete()
+    broker = x509.load_pem_x509_certificates(files.broker_pem.read_bytes())[0]
+    names = broker.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "localhost" in names.get_values_for_type(x509.DNSName)
+    for secret in (files.broker_pem, files.client_key, files.scram_password_file):
+        assert secret.stat().st_mode & 0o077 == 0, f"{secret} is readable by others"
+    before = files.ca_cert.read_bytes()
+    assert ensure_security_files(cfg.security_dir).ca_cert.read_bytes() == before, "made once per data folder"
+    with pytest.raises(lk.BrokerError, match="must all differ"):
+        lk.BrokerConfig(port=19192, data_dir=tmp_path, secure=True, ssl_port=19193)
+
+
 def test_not_running(tmp_path: Path) -> None:
     cfg = lk.BrokerConfig(port=19292, data_dir=tmp_path / "nothing")
     st = lk.status(cfg)
