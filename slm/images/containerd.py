@@ -44,27 +44,24 @@ def load_into_containerd(archive: Path | str, address: Path | str, *, namespace:
     if "://" not in address and not Path(address).is_socket():
         raise ImageError(f"no containerd socket at {address}")
     cmd = import_command(require("ctr"), archive, address, namespace, snapshotter)
+    stdout = _run_ctr(cmd, f"ctr images import {archive.name} into {address}", timeout)
+    return _UNPACKED.findall(stdout)
+
+
+def _run_ctr(cmd: list[str], what: str, timeout: float) -> str:
+    """Run a ctr command; its output, or an :class:`ImageError` line naming *what* failed."""
     try:
         proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
                               check=False)
     except subprocess.TimeoutExpired:
-        raise ImageError(f"ctr images import {archive.name} into {address} took over {timeout:.0f}s") from None
+        raise ImageError(f"{what} took over {timeout:.0f}s") from None
     if proc.returncode != 0:
-        raise ImageError(f"ctr images import {archive.name} into {address} failed (exit {proc.returncode}): "
-                         f"{last_line(proc.stderr or proc.stdout)}")
-    return _UNPACKED.findall(proc.stdout)
+        raise ImageError(f"{what} failed (exit {proc.returncode}): {last_line(proc.stderr or proc.stdout)}")
+    return proc.stdout
 
 
 def _ctr(address: str, namespace: str, *args: str, timeout: float = 60.0) -> str:
-    cmd = [require("ctr"), "--address", address, "-n", namespace, *args]
-    try:
-        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
-                              check=False)
-    except subprocess.TimeoutExpired:
-        raise ImageError(f"ctr {' '.join(args)} did not answer within {timeout:.0f}s") from None
-    if proc.returncode != 0:
-        raise ImageError(f"ctr {' '.join(args)} failed (exit {proc.returncode}): {last_line(proc.stderr or proc.stdout)}")
-    return proc.stdout
+    return _run_ctr([require("ctr"), "--address", address, "-n", namespace, *args], f"ctr {' '.join(args)}", timeout)
 
 
 def containerd_names(address: Path | str, namespace: str = "k8s.io") -> set[str]:

@@ -38,21 +38,30 @@ def _read_committed(bootstrap: str, topic: str, until, timeout: float = 120) -> 
     return drain(bootstrap, topic, until=until, timeout=timeout, isolation_level="read_committed")
 
 
+def _before_each_commit(loop: TaskConsumerLoop, hook) -> None:
+    """Run ``hook(offsets)`` before each of the loop's batch commits: where a fault is injected."""
+    commit_batch = loop._commit_batch
+
+    def commit(consumer, producer, offsets):
+        hook(offsets)
+        commit_batch(consumer, producer, offsets)
+
+    loop._commit_batch = commit
+
+
 def test_an_aborted_batch_is_consumed_again_and_read_committed_sees_each_answer_once(kafka_bootstrap, topic_prefix):
     topics = TaskTopics("sentiment", topic_prefix)
     loop = TaskConsumerLoop(FakeProcessor(), _settings(kafka_bootstrap, topic_prefix))
-    commit_batch = loop._commit_batch
     failures = []
 
-    def fail_once_after_producing(consumer, producer, offsets):
+    def fail_once(offsets):
         # The batch's records are written (in the open transaction); the commit fails once, as a
         # broker failure at commit time would.
         if not failures:
             failures.append(dict(offsets))
             raise ProduceError("injected failure before the commit")
-        commit_batch(consumer, producer, offsets)
 
-    loop._commit_batch = fail_once_after_producing
+    _before_each_commit(loop, fail_once)
     expected = {f"{topic_prefix}{i}" for i in range(100)}
     produce(kafka_bootstrap, topics.requests, _requests(topic_prefix, 100))
     loop.start()
@@ -76,15 +85,13 @@ def test_a_zombie_is_fenced_and_its_open_transaction_never_becomes_visible(kafka
     settings = _settings(kafka_bootstrap, topic_prefix, session_timeout_ms=60_000)
     zombie, successor = TaskConsumerLoop(FakeProcessor(), settings), TaskConsumerLoop(FakeProcessor(), settings)
     paused, release = threading.Event(), threading.Event()
-    commit_batch = zombie._commit_batch
 
-    def pause_before_commit(consumer, producer, offsets):
+    def freeze(_offsets):
         # A process frozen (GC, SIGSTOP, a network partition) with its batch written but not committed.
         paused.set()
         release.wait(120)
-        commit_batch(consumer, producer, offsets)
 
-    zombie._commit_batch = pause_before_commit
+    _before_each_commit(zombie, freeze)
     expected = {f"{topic_prefix}{i}" for i in range(50)}
     produce(kafka_bootstrap, topics.requests, _requests(topic_prefix, 50))
     zombie.start()
@@ -108,3 +115,40 @@ def test_a_zombie_is_fenced_and_its_open_transaction_never_becomes_visible(kafka
     assert final == counts
     everything = _id_counts(drain(kafka_bootstrap, topics.results, until=lambda r: len(r) > 50, timeout=30))
     assert sum(everything.values()) > 50, "the zombie's uncommitted batch must be in the log, aborted"
+
+
+def test_a_broker_restart_mid_stream_loses_nothing_and_duplicates_nothing(tmp_path, topic_prefix):
+    from slm import local_kafka
+    from tests.support.processes import free_port
+
+    cache = local_kafka.BrokerConfig.from_env().cache_dir
+    cfg = local_kafka.BrokerConfig(port=free_port(), controller_port=free_port(), cache_dir=cache,
+                                   data_dir=tmp_path / "kafka")
+    local_kafka.up(cfg)
+    bootstrap = local_kafka.bootstrap(cfg)
+    topics = TaskTopics("sentiment", topic_prefix)
+    loop = TaskConsumerLoop(FakeProcessor(), _settings(bootstrap, topic_prefix))
+    expected = {f"{topic_prefix}{i}" for i in range(3000)}
+
+    def committed() -> int:
+        from kafka.errors import KafkaError
+
+        try:
+            return committed_total(bootstrap, loop.group_id)
+        except KafkaError:
+            return -1
+
+    loop.start()
+    try:
+        produce(bootstrap, topics.requests, _requests(topic_prefix, 3000))
+        # Mid-stream: some answers committed, not all (about 200 transactions of 16).
+        wait_for(lambda: 0 < committed() < 3000, 60, interval=0.05, what="the stream under way")
+        local_kafka.down(cfg)  # SIGTERM, then the same data folder again
+        local_kafka.up(cfg)
+        results = _read_committed(bootstrap, topics.results, until=lambda r: set(_id_counts(r)) >= expected,
+                                  timeout=180)
+    finally:
+        loop.stop()
+        local_kafka.down(cfg)
+    counts = _id_counts(results)
+    assert set(counts) == expected and max(counts.values()) == 1, counts.most_common(3)
