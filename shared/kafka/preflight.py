@@ -88,8 +88,12 @@ def check_credentials(settings: KafkaSettings, timeout_s: float = 20.0) -> None:
     def bootstrap() -> None:
         try:
             KafkaAdminClient(**settings.client_options(), request_timeout_ms=int(timeout_s * 1000)).close()
-        except Exception:  # noqa: BLE001 - unreachable or refused: the records say which
-            pass
+        except Exception as exc:  # noqa: BLE001 - unreachable or refused: the records, or this, say which
+            # A refused authentication is kept by the client and raised by its next attempt, which
+            # can come before any record of the first one was read here.
+            found = diagnose(f"{type(exc).__name__}: {exc}", settings)
+            if found and attempts.error is None:
+                attempts.error = found
         finally:
             attempts.decided.set()
 

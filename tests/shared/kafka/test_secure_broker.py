@@ -75,9 +75,12 @@ def test_the_consumer_loop_round_trips_records_over_each_secured_listener(secure
 def _serve(quick_model_dir: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     slm = Path(sys.executable).with_name("slm")
     clean = {k: v for k, v in __import__("os").environ.items() if not k.startswith("SLM_KAFKA_")}
-    return subprocess.run([str(slm), "serve", "sentiment", "--model", str(quick_model_dir), "--port", str(free_port())],
-                          cwd=REPO_ROOT, env={**clean, **env, "OTEL_SDK_DISABLED": "true"}, capture_output=True,
-                          text=True, timeout=120)
+    try:
+        return subprocess.run([str(slm), "serve", "sentiment", "--model", str(quick_model_dir), "--port",
+                               str(free_port())], cwd=REPO_ROOT, env={**clean, **env, "OTEL_SDK_DISABLED": "true"},
+                              capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired as exc:  # it started serving: the refusal was missed
+        pytest.fail(f"slm serve started instead of refusing; stderr:\n{(exc.stderr or b'')[-3000:]!r}")
 
 
 @pytest.mark.parametrize(("case", "change", "expected"), [
