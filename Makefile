@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 TASKS := transactions entities helpdesk sentiment
 
 .PHONY: setup demo up down test test-unit train-all evaluate-all clean \
-	$(addprefix train-,$(TASKS)) $(addprefix evaluate-,$(TASKS)) bench bench-ner images cluster-up cluster-down test-cluster
+	$(addprefix train-,$(TASKS)) $(addprefix evaluate-,$(TASKS)) bench bench-ner images cluster-up cluster-down test-cluster skaffold-check
 
 setup: $(STAMP) .cache/kafka-ready
 
@@ -52,6 +52,21 @@ test-cluster: setup $(TEST_SETUP) .cache/cluster-tools-ready .cache/images-tools
 	$(SLM) cluster up; status=$$?; \
 	if [ $$status -eq 0 ]; then $(PY) -m pytest -m cluster tests/cluster $(PYTEST_ARGS); status=$$?; fi; \
 	$(SLM) cluster down || status=1; exit $$status
+
+# skaffold for real, once (not in CI: building skaffold takes 8-13 min of CPU): the local cluster up,
+# `skaffold run -p dev,local,sentiment-only` builds and deploys the sentiment service, /predict answers
+# through its Service, `skaffold delete` removes it, and the cluster goes down whatever the outcome.
+SKAFFOLD_PROFILES := dev,local,sentiment-only
+skaffold-check: setup $(TEST_SETUP) .cache/cluster-tools-ready .cache/images-tools-ready
+	$(SLM) cluster up; status=$$?; \
+	if [ $$status -eq 0 ]; then \
+	  $(SLM) cluster skaffold run -p $(SKAFFOLD_PROFILES) --status-check=true && \
+	  ip=$$(KUBECONFIG=.cache/cluster/state/kubeconfig .cache/bin/kubectl -n slm get svc slm-sentiment -o jsonpath='{.spec.clusterIP}') && \
+	  curl -sf -m 30 "$$ip:3000/predict" -H 'content-type: application/json' -d '{"items": [{"id": "skaffold-1", "text": "Shares rally"}]}' \
+	    | grep -q '"id": "skaffold-1"'; status=$$?; \
+	  $(SLM) cluster skaffold delete -p $(SKAFFOLD_PROFILES) || status=1; \
+	fi; \
+	$(SLM) cluster down || status=1; echo "skaffold-check exit $$status"; exit $$status
 
 # Full-quality training of one task into models/<task> (the release model), then its evaluation
 # on the test set (on 2 cores, with other work beside them: entities 6 min, sentiment 18,

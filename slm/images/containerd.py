@@ -70,15 +70,18 @@ def containerd_names(address: Path | str, namespace: str = "k8s.io") -> set[str]
 
 
 def _slm_kubelet_names(podman_names: list[str]) -> set[str]:
-    """The kubelet's names for the slm images among podman's names of one image.
+    """The kubelet's names for the task images among podman's names of one image.
 
     podman stores a short name as ``localhost/<name>``; the kubelet reads the same short name in a
     pod spec as ``docker.io/library/<name>``.
     """
+    from shared.task_kinds import TASKS
+
+    repositories = {f"slm-{task}" for task in TASKS}  # the task images; the base is never deployed
     found = set()
     for name in podman_names:
         short = name.removeprefix("localhost/").removeprefix("docker.io/library/")
-        if short.startswith("slm-") and "/" not in short:
+        if short.partition(":")[0] in repositories:
             found.add(kubelet_name(short))
     return found
 

@@ -383,6 +383,7 @@ def test_sync_tags_names_of_held_images_and_imports_the_rest(tmp_path, container
         # Never loaded; and an image that is not ours.
         {"Id": "cd" * 32, "Names": ["localhost/slm-helpdesk:t2"]},
         {"Id": "ef" * 32, "Names": ["localhost/slm-python-base:3.11", "localhost/other/slm-x:1", "busybox:1"]},
+        {"Id": "01" * 32, "Names": ["localhost/slm-python-base:3.11-new"]},  # the base is never deployed
     ]
     held = {"docker.io/library/slm-sentiment:t1", "docker.io/library/slm-python-base:3.11"}
     saved = []
