@@ -11,8 +11,8 @@ import pytest
 
 from shared.kafka import TaskTopics
 from slm import local_kafka
-from tests.support.kafka_io import drain, produce
-from tests.support.processes import ServiceProcess, free_port, wait_for
+from tests.support.kafka_io import drain, private_broker, produce
+from tests.support.processes import ServiceProcess, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -28,9 +28,7 @@ def _ids(records) -> set[str]:
 
 
 def test_rest_stays_ready_through_a_broker_outage_and_kafka_resumes_after(quick_model_dir, tmp_path, topic_prefix):
-    cache = local_kafka.BrokerConfig.from_env().cache_dir
-    cfg = local_kafka.BrokerConfig(port=free_port(), controller_port=free_port(), cache_dir=cache,
-                                   data_dir=tmp_path / "kafka")
+    cfg = private_broker(tmp_path / "kafka")
     local_kafka.up(cfg)
     bootstrap = local_kafka.bootstrap(cfg)
     topics = TaskTopics("sentiment", topic_prefix)

@@ -9,7 +9,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from shared.kafka.groups import group_members
 
-__all__ = ["RawHeaderKey", "committed_offsets", "committed_total", "drain", "group_members", "produce"]
+__all__ = ["RawHeaderKey", "committed_offsets", "committed_total", "drain", "group_members", "private_broker", "produce"]
 
 
 class RawHeaderKey(str):
@@ -80,3 +80,13 @@ def committed_total(bootstrap: str, group: str) -> int:
     """Sum of committed offsets: with offsets starting at 0, the number of records consumed."""
     return sum(committed_offsets(bootstrap, group).values())
 
+
+
+def private_broker(data_dir):
+    """The config of a broker of one test's own, on free ports, to stop and restart at will
+    (the session's broker is shared); start it with ``local_kafka.up``."""
+    from slm import local_kafka
+    from slm.service_process import free_port
+
+    cache = local_kafka.BrokerConfig.from_env().cache_dir
+    return local_kafka.BrokerConfig(port=free_port(), controller_port=free_port(), cache_dir=cache, data_dir=data_dir)

@@ -119,11 +119,9 @@ def test_a_zombie_is_fenced_and_its_open_transaction_never_becomes_visible(kafka
 
 def test_a_broker_restart_mid_stream_loses_nothing_and_duplicates_nothing(tmp_path, topic_prefix):
     from slm import local_kafka
-    from tests.support.processes import free_port
+    from tests.support.kafka_io import private_broker
 
-    cache = local_kafka.BrokerConfig.from_env().cache_dir
-    cfg = local_kafka.BrokerConfig(port=free_port(), controller_port=free_port(), cache_dir=cache,
-                                   data_dir=tmp_path / "kafka")
+    cfg = private_broker(tmp_path / "kafka")
     local_kafka.up(cfg)
     bootstrap = local_kafka.bootstrap(cfg)
     topics = TaskTopics("sentiment", topic_prefix)
