@@ -161,6 +161,10 @@ class KafkaSettings(BaseSettings):
     stuck_after_s: float = Field(default=300.0, gt=0, description=(
         "/livez (and /healthz) answer 503 when the consumer loop has not come round its poll loop for this "
         "long, or stopped because it was fenced: only a restart helps then"))
+    shadow: bool = Field(default=False, description=(
+        "a second model version beside the primary: it consumes the same requests in its own group "
+        "(slm-<task>-shadow), publishes to <task>.shadow.results only (no review, no DLQ records) and "
+        "refuses REST /predict with 503; slm compare sets its answers against the primary's"))
 
     @model_validator(mode="after")
     def _credentials_complete(self) -> "KafkaSettings":
@@ -168,6 +172,12 @@ class KafkaSettings(BaseSettings):
             raise ValueError("ssl_certfile and ssl_keyfile go together (mutual TLS): set both or neither")
         if self.sasl_mechanism == "OAUTHBEARER" and not self.sasl_oauth_token_file:
             raise ValueError("sasl_mechanism=OAUTHBEARER needs sasl_oauth_token_file (SLM_KAFKA_SASL_OAUTH_TOKEN_FILE)")
+        return self
+
+    @model_validator(mode="after")
+    def _shadow_needs_kafka(self) -> "KafkaSettings":
+        if self.shadow and not self.bootstrap:
+            raise ValueError("shadow=true needs bootstrap (SLM_KAFKA_BOOTSTRAP): a shadow answers Kafka requests only")
         return self
 
     @model_validator(mode="after")

@@ -416,6 +416,9 @@ def models_manifest(folder: Path) -> None:
 @click.option("--delivery", type=click.Choice(["at_least_once", "exactly_once"]), default=None,
               help="Kafka delivery (SLM_KAFKA_DELIVERY, default at_least_once); exactly_once: one transaction "
                    "per micro-batch, readers of the results read read_committed.")
+@click.option("--shadow", is_flag=True, default=None,
+              help="Serve the model as a shadow of the task's primary (SLM_KAFKA_SHADOW): consume the same requests "
+                   "in group slm-<task>-shadow, publish to <task>.shadow.results only, refuse REST with 503.")
 @click.option("--replicas", type=click.IntRange(min=1), default=None,
               help="Run as this many Ray Serve replicas on a local Ray cluster (SLM_RAY_NUM_REPLICAS).")
 @click.option("--min-replicas", type=click.IntRange(min=0), default=None, help="Autoscale from (Ray Serve).")
@@ -424,7 +427,7 @@ def models_manifest(folder: Path) -> None:
               help="Ray CPU request per replica; ONNX Runtime threads follow it (default 1).")
 @clean_errors
 def serve(task: str, port: int, host: str, model_dir: Path | None, bootstrap: str | None, delivery: str | None,
-          replicas: int | None, min_replicas: int | None, max_replicas: int | None,
+          shadow: bool | None, replicas: int | None, min_replicas: int | None, max_replicas: int | None,
           cpus_per_replica: float | None) -> None:
     """Serve TASK: REST on HOST:PORT, and the Kafka loop when a broker is given.
 
@@ -435,7 +438,7 @@ def serve(task: str, port: int, host: str, model_dir: Path | None, bootstrap: st
     from shared.settings import ServingSettings
 
     # The settings, validated once (a bad SLM_* value is one line), the options in place of theirs.
-    kafka_options = {"bootstrap": bootstrap, "delivery": delivery}
+    kafka_options = {"bootstrap": bootstrap, "delivery": delivery, "shadow": shadow}
     settings = validated(ServingSettings.from_env, kafka={k: v for k, v in kafka_options.items() if v})
     model_dir = Path(model_dir or settings.model_dir(task)).resolve()
     open_model_folder(model_dir)  # refuse here, in one line, rather than in the worker
@@ -448,6 +451,10 @@ def serve(task: str, port: int, host: str, model_dir: Path | None, bootstrap: st
                    "cpus_per_replica": cpus_per_replica}
     if any(v is not None for v in ray_options.values()):
         from shared.settings import ReplicaSettings
+
+        if settings.kafka.shadow:
+            raise ConfigError("--shadow with Ray Serve replicas is not supported yet: serve the shadow as one "
+                              "process (no --replicas), or as the chart's shadow Deployment (mode: deployment)")
         from slm.replicas import serve_replicas
 
         replica_settings = validated(ReplicaSettings, **{k: v for k, v in ray_options.items() if v is not None})

@@ -54,6 +54,7 @@ from shared.kafka.error_policy import (ProcessingErrorCallback, ProduceErrorCall
                                        default_on_produce_error)
 from shared.kafka.outgoing import OutgoingRecord
 from shared.kafka.poison import Undecodable, is_decode_error, locate_undecodable, salvage
+from shared.kafka.shadow import own_records
 from shared.kafka.topics import TaskTopics, ensure_topics
 from shared.settings import KafkaSettings
 from shared.processors import TaskProcessor
@@ -97,8 +98,8 @@ class TaskConsumerLoop:
         self.settings = settings
         self.on_processing_error = on_processing_error
         self.on_produce_error = on_produce_error
-        self.topics = TaskTopics(processor.task, settings.topic_prefix)
-        self.group_id = settings.group_id or self.topics.group
+        self.topics = TaskTopics.of(processor.task, settings)  # a shadow's topics and group (settings.shadow)
+        self.group_id = self.topics.consumer_group(settings.group_id)
         self.instruments = TaskInstruments(processor.task)
         self._stop = threading.Event()
         self._joined_group = threading.Event()
@@ -627,6 +628,7 @@ class TaskConsumerLoop:
         """
         pending = []
         refused: list[tuple[OutgoingRecord, BaseException]] = []
+        outgoing = own_records(outgoing, self.topics)  # a shadow publishes its results only
         for out in outgoing:
             try:
                 pending.append((out, producer.send(out.topic, value=out.value, key=out.key, headers=out.headers)))
@@ -665,7 +667,8 @@ class TaskConsumerLoop:
                 plan.count_dlq(error_type)
             logger.error('unproducible record task=%s topic=%s source=%s error="%s: %s"', self.processor.task,
                          out.topic, out.source, type(exc).__name__, exc)
-        sent = [producer.send(f.topic, value=f.value, key=f.key, headers=f.headers) for f in fallbacks.values()]
+        sent = [producer.send(f.topic, value=f.value, key=f.key, headers=f.headers)
+                for f in own_records(list(fallbacks.values()), self.topics)]
         producer.flush()
         if any(f.failed() for f in sent):
             raise ProduceError("could not publish the DLQ record of an unproducible result")

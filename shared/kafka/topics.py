@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from shared.errors import ConfigError
 from shared.settings import KafkaSettings
 
 __all__ = ["TaskTopics", "ensure_topics"]
@@ -18,10 +19,21 @@ class TaskTopics:
 
     A ``prefix`` (``SLM_KAFKA_TOPIC_PREFIX``, e.g. ``"team-a."``) lets several installations
     or test runs share one cluster.
+
+    A ``shadow`` (``SLM_KAFKA_SHADOW``: a second model version beside the primary) reads the same
+    ``<task>.requests`` in its own group ``slm-<task>-shadow``; its results go to
+    ``<task>.shadow.results`` and it produces nothing else (:attr:`produced`): review copies and
+    dead letters are the primary's business.
     """
 
     task: str
     prefix: str = ""
+    shadow: bool = False
+
+    @classmethod
+    def of(cls, task: str, settings: KafkaSettings) -> TaskTopics:
+        """The topics of ``task`` as ``settings`` name them (prefix, shadow)."""
+        return cls(task, settings.topic_prefix, shadow=settings.shadow)
 
     @property
     def requests(self) -> str:
@@ -29,7 +41,16 @@ class TaskTopics:
 
     @property
     def results(self) -> str:
+        """``<task>.results``, or ``<task>.shadow.results`` for a shadow."""
+        return f"{self.prefix}{self.task}.shadow.results" if self.shadow else self.primary_results
+
+    @property
+    def primary_results(self) -> str:
         return f"{self.prefix}{self.task}.results"
+
+    @property
+    def shadow_results(self) -> str:
+        return f"{self.prefix}{self.task}.shadow.results"
 
     @property
     def review(self) -> str:
@@ -41,9 +62,32 @@ class TaskTopics:
 
     @property
     def group(self) -> str:
-        return f"slm-{self.task}"
+        return f"slm-{self.task}-shadow" if self.shadow else f"slm-{self.task}"
+
+    @property
+    def produced(self) -> frozenset[str]:
+        """The topics this instance writes to: a shadow only its results."""
+        if self.shadow:
+            return frozenset({self.results})
+        return frozenset({self.results, self.review, self.dlq})
+
+    def consumer_group(self, configured: str | None) -> str:
+        """The group to consume in: ``configured`` (``SLM_KAFKA_GROUP_ID``), else :attr:`group`.
+
+        Raises:
+            ConfigError: a shadow configured into the primary's default group, where it would take
+                partitions, and so requests, away from the primary.
+        """
+        group = configured or self.group
+        if self.shadow and group == f"slm-{self.task}":
+            raise ConfigError(f"SLM_KAFKA_GROUP_ID={group!r} is the primary's group: a shadow (SLM_KAFKA_SHADOW) "
+                              f"would take requests away from it; unset it for slm-{self.task}-shadow")
+        return group
 
     def all(self) -> list[str]:
+        """The topics to create on demand: the requests and what this instance produces."""
+        if self.shadow:
+            return [self.requests, self.results]
         return [self.requests, self.results, self.review, self.dlq]
 
 

@@ -1,0 +1,109 @@
+"""A shadow's topics, group and outgoing records, and its REST refusal, without a broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+
+import pytest
+from pydantic import ValidationError
+
+from shared.errors import ConfigError
+from shared.kafka.batch import plan_batch
+from shared.kafka.shadow import own_records
+from shared.kafka.topics import TaskTopics
+from shared.settings import KafkaSettings
+from shared.shadow import ShadowRestMiddleware
+from tests.support.fakes import FakeProcessor
+
+
+@dataclass
+class Record:
+    value: bytes | None
+    offset: int
+    key: bytes | None = b"k"
+    headers: list = field(default_factory=list)
+    topic: str = "p.sentiment.requests"
+    partition: int = 0
+
+
+def test_a_shadow_reads_the_requests_in_its_own_group_and_writes_its_own_results():
+    settings = KafkaSettings(bootstrap="b:9092", topic_prefix="p.", shadow=True)
+    shadow, primary = TaskTopics.of("sentiment", settings), TaskTopics.of("sentiment", KafkaSettings(topic_prefix="p."))
+    assert shadow.requests == primary.requests == "p.sentiment.requests"
+    assert (shadow.results, primary.results) == ("p.sentiment.shadow.results", "p.sentiment.results")
+    assert (shadow.group, primary.group) == ("slm-sentiment-shadow", "slm-sentiment")
+    assert shadow.produced == {"p.sentiment.shadow.results"}
+    assert shadow.all() == ["p.sentiment.requests", "p.sentiment.shadow.results"]
+    assert shadow.consumer_group(None) == "slm-sentiment-shadow"
+    assert shadow.consumer_group("team-shadow") == "team-shadow"
+
+
+def test_a_shadow_refuses_the_primarys_group():
+    with pytest.raises(ConfigError, match="'slm-sentiment' is the primary's group"):
+        TaskTopics("sentiment", shadow=True).consumer_group("slm-sentiment")
+    assert TaskTopics("sentiment").consumer_group("slm-sentiment") == "slm-sentiment"
+
+
+def test_a_shadow_needs_a_broker():
+    with pytest.raises(ValidationError, match="shadow=true needs bootstrap"):
+        KafkaSettings(shadow=True)
+
+
+def _plan(topics: TaskTopics):
+    records = [Record(json.dumps({"id": "a", "text": "up"}).encode(), 0),
+               Record(json.dumps({"id": "b", "text": "unsure"}).encode(), 1),  # FakeProcessor: review
+               Record(b"secret words, not json", 2)]
+    return plan_batch(records, FakeProcessor(), topics, max_bytes=1000)
+
+
+def test_a_shadow_publishes_its_results_only_and_logs_dead_letters_without_their_value(caplog):
+    shadow = TaskTopics("sentiment", "p.", shadow=True)
+    plan = _plan(shadow)
+    # The plan counts what the model decided, as the primary's does...
+    assert (plan.results, plan.review, plan.dlq) == (2, 1, 1)
+    with caplog.at_level(logging.INFO, logger="shared.kafka.shadow"):
+        kept = own_records(plan.outgoing, shadow)
+    # ...but only the results go out, to the shadow's topic, in order.
+    assert [(out.topic, json.loads(out.value)["id"]) for out in kept] == [
+        ("p.sentiment.shadow.results", "a"), ("p.sentiment.shadow.results", "b")]
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert "source=p.sentiment.requests[0]@2 error_type=not_json" in line
+    assert "secret" not in caplog.text
+
+
+def test_a_primary_publishes_everything():
+    primary = TaskTopics("sentiment", "p.")
+    plan = _plan(primary)
+    assert own_records(plan.outgoing, primary) == plan.outgoing
+    assert {out.topic for out in plan.outgoing} == {"p.sentiment.results", "p.sentiment.review", "p.sentiment.dlq"}
+
+
+def _call(app, path: str, method: str = "POST") -> tuple[int, bytes]:
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(app({"type": "http", "path": path, "method": method}, receive, send))
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+async def _ok(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def test_a_shadow_refuses_rest_predictions_with_503_and_serves_the_rest():
+    app = ShadowRestMiddleware(_ok, api_routes=frozenset({"/predict"}), task="sentiment")
+    status, body = _call(app, "/predict")
+    assert status == 503
+    error = json.loads(body)["error"]
+    assert "shadow" in error and "sentiment.shadow.results" in error
+    for path, method in (("/readyz", "GET"), ("/livez", "GET"), ("/metrics", "GET"), ("/docs.json", "GET")):
+        assert _call(app, path, method) == (200, b"ok")
