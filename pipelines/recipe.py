@@ -95,7 +95,8 @@ class KindRecipe(Protocol):
         """The labelled items of one file (:class:`shared.errors.DataError` naming file and line)."""
 
     def prepare(self, train: list, dev: list, test: list, files: Sequence[Path | None]) -> TrainingData:
-        """The label set, the model inputs of each split and the kind's record (``files``: train, eval, dev)."""
+        """The label set, the model inputs of each split and the kind's record (``files``: train, eval, dev,
+        then any further training and feedback files)."""
 
     def fine_tune(self, data: TrainingData, args: TrainingArgs, checkpoint_dir: Path) -> TrainedModel:
         """The kind's head on the base encoder, fine-tuned; the best dev epoch saved in ``checkpoint_dir``."""
@@ -150,10 +151,22 @@ class TrainedFolder:
     metrics: ModelMetrics
 
 
-def read_training_data(recipe: KindRecipe, train_file: Path, args: TrainingArgs, *, dev_file: Path | None = None,
-                       eval_file: Path | None = None) -> TrainingData:
-    """Read, carve the dev split (unless ``dev_file`` is given), subsample, and prepare for the model."""
-    train = recipe.read(train_file, args)
+def _paths(files: Path | Sequence[Path]) -> list[Path]:
+    return [Path(files)] if isinstance(files, (str, Path)) else [Path(f) for f in files]
+
+
+def read_training_data(recipe: KindRecipe, train_file: Path | Sequence[Path], args: TrainingArgs, *,
+                       dev_file: Path | None = None, eval_file: Path | None = None,
+                       feedback_files: Sequence[Path] = ()) -> TrainingData:
+    """Read, carve the dev split (unless ``dev_file`` is given), subsample, and prepare for the model.
+
+    ``train_file`` may be several files, read as one. ``feedback_files`` (``slm feedback export``) join
+    the training items after the split and the subsample: every reviewed correction is trained on,
+    none is held out as dev or dropped by ``--quick``'s cap.
+    """
+    train_files = _paths(train_file)
+    train_file = train_files[0]  # names the training data in messages
+    train = [item for path in train_files for item in recipe.read(path, args)]
     if dev_file is not None:
         dev = recipe.read(dev_file, args)
     else:
@@ -165,21 +178,29 @@ def read_training_data(recipe: KindRecipe, train_file: Path, args: TrainingArgs,
         raise DataError(f"{train_file}: too few {recipe.unit} to carve out a dev split; pass a dev file")
     test = recipe.read(eval_file, args) if eval_file else []
     train = subsample(train, args.max_train_examples, args.seed)
+    train += [item for path in feedback_files for item in recipe.read(Path(path), args)]
     dev = subsample(dev, args.max_dev_examples, args.seed)
     test = subsample(test, args.max_test_examples, args.seed)
-    return recipe.prepare(train, dev, test, (train_file, eval_file, dev_file))
+    return recipe.prepare(train, dev, test, (train_file, eval_file, dev_file, *train_files[1:], *feedback_files))
 
 
-def train_model(recipe: KindRecipe, task: str, train_file: Path, out_dir: Path, args: TrainingArgs, *,
+def train_model(recipe: KindRecipe, task: str, train_file: Path | Sequence[Path], out_dir: Path, args: TrainingArgs, *,
                 eval_file: Path | None = None, dev_file: Path | None = None,
-                model_name: str | None = None) -> TrainedFolder:
-    """Fine-tune, export, quantize and evaluate; the model folder appears at ``out_dir`` only when all passed."""
+                model_name: str | None = None, feedback_files: Sequence[Path] = ()) -> TrainedFolder:
+    """Fine-tune, export, quantize and evaluate; the model folder appears at ``out_dir`` only when all passed.
+
+    ``train_file`` may be several files; ``feedback_files`` are trained on whole (:func:`read_training_data`).
+    """
     started = time.perf_counter()
-    data = read_training_data(recipe, train_file, args, dev_file=dev_file, eval_file=eval_file)
+    train_files = _paths(train_file)
+    train_file = train_files[0]
+    data = read_training_data(recipe, train_files, args, dev_file=dev_file, eval_file=eval_file,
+                              feedback_files=feedback_files)
     logger.info("task=%s train=%d dev=%d test=%d labels=%d", task, len(data.train), len(data.dev), len(data.test),
                 len(data.labels))
     record = {"base_model": BASE_MODEL_NAME, "code": code_provenance(), "args": args.to_dict(), **data.record,
-              "data": data_provenance(train_file, len(data.train), dev_file, len(data.dev), eval_file)}
+              "data": data_provenance(train_file, len(data.train), dev_file, len(data.dev), eval_file,
+                                      more_train=train_files[1:], feedback=feedback_files)}
     info = ModelInfo(task=task, name=model_name or f"{task}-minilm-l6",
                      version=datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ"), labels=data.labels,
                      review_threshold=REVIEW_THRESHOLD_BOUNDS[0], max_length=args.max_length,

@@ -94,7 +94,7 @@ class ServedTask:
                                     max_wait_ms=settings.batch_wait_ms)
         self.loop: TaskConsumerLoop | None = None
         if kafka.bootstrap:
-            self.loop = TaskConsumerLoop(self.processor, kafka)
+            self.loop = TaskConsumerLoop(self.processor, kafka, review_input=settings.review_include_input)
             self.loop.start()
         _SERVED[task] = self
         logger.info('service ready task=%s model=%s kafka=%s', task, self.processor.model_id, kafka.bootstrap or "off")

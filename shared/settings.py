@@ -253,6 +253,10 @@ class ServiceSettings(BaseSettings):
             64-item batches of each test set: helpdesk 93 -> 203 items/s against fixed runs of 16,
             sentiment 352 -> 378, transactions 580 -> 576.
         review_threshold (`float | None`): overrides the threshold stored with the model.
+        review_include_input (`bool`, defaults to `True`): a ``<task>.review`` record carries the request's
+            ``text`` and ``fields`` (``input``), so a reviewer sees what was classified and ``slm feedback
+            export`` can turn the verdict into a training row. False keeps input text out of the review
+            topic (its readers then need the requests topic, or another store, to see it).
         cache_size (`int`, defaults to `10000`): answers kept for repeated inputs, least recently
             used out first; 0 turns the cache off.
         max_body_bytes (`int`, defaults to `1048576`): a REST request body larger than this is refused
@@ -269,6 +273,8 @@ class ServiceSettings(BaseSettings):
             rotate without a restart. Unset: no authentication (local use).
         open_paths (`list[str]`): paths answered without a key when keys are on: probes, metrics and
             the API's documentation.
+        drift_window (`int`, defaults to `1000`): answers in the sliding window whose drift from the
+            model's held-out answers the gauge ``slm.drift.psi`` reports (:mod:`shared.drift`).
     """
 
     model_config = SettingsConfigDict(env_prefix="SLM_", frozen=True, extra="ignore")
@@ -281,6 +287,7 @@ class ServiceSettings(BaseSettings):
     onnx_batch_size: int = Field(default=64, ge=1, le=1024)
     onnx_batch_tokens: int = Field(default=512, ge=0)
     review_threshold: float | None = Field(default=None, ge=0, le=1)
+    review_include_input: bool = True
     cache_size: int = Field(default=10_000, ge=0)
     max_body_bytes: int = Field(default=1_048_576, ge=1_024)
     body_read_timeout_s: float = Field(default=10.0, gt=0)
@@ -288,6 +295,7 @@ class ServiceSettings(BaseSettings):
     log_inputs: bool = False
     api_keys_file: Path | None = None
     open_paths: tuple[str, ...] = ("/healthz", "/livez", "/readyz", "/metrics", "/", "/docs.json")
+    drift_window: int = Field(default=1000, ge=1, le=1_000_000)
 
 
 class ReplicaSettings(BaseSettings):

@@ -17,6 +17,7 @@ import click
 from shared.errors import ConfigError
 from shared.task_kinds import TASKS
 from slm.console import clean_errors, configure_logging, validated
+from slm.feedback import feedback
 
 
 @click.group()
@@ -27,6 +28,9 @@ def main(verbose: bool) -> None:
 
     configure_logging(verbose)
     warn_unknown_settings()  # a misspelt SLM_* name would otherwise be ignored without a word
+
+
+main.add_command(feedback)  # slm feedback export: reviewers' verdicts into a training file (slm/feedback.py)
 
 
 # --- Kafka -----------------------------------------------------------------------------
@@ -212,7 +216,10 @@ def cluster_status() -> None:
 
 @main.command()
 @click.argument("task", type=click.Choice(TASKS))
-@click.option("--data", "train_file", type=click.Path(path_type=Path), default=None, help="Training file (CSV/JSONL).")
+@click.option("--data", "train_files", type=click.Path(path_type=Path), multiple=True,
+              help="Training file (CSV/JSONL, CoNLL for entities); repeat to train on several as one.")
+@click.option("--feedback", "feedback_files", type=click.Path(path_type=Path), multiple=True,
+              help="Labelled file of `slm feedback export`, trained on whole (never dev, never capped); repeatable.")
 @click.option("--eval", "eval_file", type=click.Path(path_type=Path), default=None, help="Test file scored after training.")
 @click.option("--dev", "dev_file", type=click.Path(path_type=Path), default=None, help="Dev file (default: carved from --data).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None, help="Model folder (default models/<task>).")
@@ -234,7 +241,7 @@ def cluster_status() -> None:
 @click.option("--baseline", is_flag=True, help="classification: also fit and score TF-IDF + SVM (minutes).")
 @_with_columns
 @clean_errors
-def train(task, train_file, eval_file, dev_file, out_dir, quick, epochs, batch_size, learning_rate, max_length, seed,
+def train(task, train_files, feedback_files, eval_file, dev_file, out_dir, quick, epochs, batch_size, learning_rate, max_length, seed,
           dev_fraction, context_words, average_checkpoints, int8_min_agreement, require_int8, baseline, text_col,
           label_col, field_cols) -> None:
     """Fine-tune TASK's model, export ONNX, quantize to int8, evaluate and save the model folder.
@@ -263,13 +270,14 @@ def train(task, train_file, eval_file, dev_file, out_dir, quick, epochs, batch_s
         args = validated(TrainingArgs.quick, **{**dataset.quick_defaults, **overrides})
     else:
         args = validated(TrainingArgs, **{**dataset.training_defaults, **overrides})
-    custom_data = train_file is not None
+    # Without --data, --feedback adds to the task's own training file, read with its columns.
+    custom_data = bool(train_files)
     recipe = recipe_class(kind_of_task(task)).for_training(ColumnChoice(text_col, label_col, field_cols),
                                                            baseline=baseline, dataset=None if custom_data else dataset)
     out_dir = out_dir or default_model_dir(task)
     eval_file = eval_file if (eval_file or custom_data) else dataset.test_file
-    trained = train_model(recipe, task, train_file or dataset.train_file, out_dir, args, eval_file=eval_file,
-                          dev_file=dev_file)
+    trained = train_model(recipe, task, list(train_files) or [dataset.train_file], out_dir, args, eval_file=eval_file,
+                          dev_file=dev_file, feedback_files=list(feedback_files))
     info, metrics = trained.info, trained.metrics
     click.echo(f"saved {info.model_id} to {out_dir}")
     for split, scores in metrics.splits():

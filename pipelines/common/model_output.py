@@ -12,7 +12,7 @@ import random
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
@@ -62,10 +62,17 @@ def evaluation_card_dir(info, data_file: Path) -> Path:
 
 
 def data_provenance(train_file: Path, train_used: int, dev_file: Path | None, dev_used: int,
-                    test_file: Path | None) -> dict:
-    """Which files trained and scored a model, with their hashes, for the model card."""
+                    test_file: Path | None, *, more_train: Sequence[Path] = (), feedback: Sequence[Path] = ()) -> dict:
+    """Which files trained and scored a model, with their hashes, for the model card.
+
+    ``train`` names the first training file (``rows_used`` counts every training item); further
+    ``--data`` files and ``--feedback`` files are listed under ``more_train`` and ``feedback``.
+    """
+    listed = {name: [{"file": recorded_path(f), "sha256": file_sha256(f)} for f in files]
+              for name, files in (("more_train", more_train), ("feedback", feedback)) if files}
     return {
         "train": {"file": recorded_path(train_file), "sha256": file_sha256(train_file), "rows_used": train_used},
+        **listed,
         "dev": {"file": recorded_path(dev_file or train_file), "rows_used": dev_used,
                 **({"sha256": file_sha256(dev_file)} if dev_file else {"carved_from": "train"})},
         **({"test": {"file": recorded_path(test_file), "sha256": file_sha256(test_file)}} if test_file else {}),

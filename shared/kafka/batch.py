@@ -1,10 +1,12 @@
 """What one polled micro-batch turns into: results, review copies and DLQ records.
 
 Pure logic, no client calls, so every DLQ decision is unit-testable without a broker.
+A review copy is the result with the request's input added (:func:`review_value`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,8 +19,9 @@ from shared.kafka.messages import decode_request
 from shared.kafka.outgoing import OutgoingRecord
 from shared.kafka.topics import TaskTopics
 from shared.processors import Received, TaskProcessor
+from shared.schemas import TaskRequestV1
 
-__all__ = ["BatchPlan", "OutgoingRecord", "plan_batch"]
+__all__ = ["BatchPlan", "OutgoingRecord", "plan_batch", "review_value"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +51,17 @@ def _source(record: Any) -> tuple[str, int, int]:
     return (record.topic, record.partition, record.offset)
 
 
+def review_value(result: bytes, request: TaskRequestV1, include_input: bool = True) -> bytes:
+    """A review record's value: the result's JSON object, byte for byte, with ``"input": {"text", "fields"}``
+    appended when ``include_input``, so readers of results also read review records and a reviewer's verdict
+    can become a training row (``slm feedback export``) without a lookup in the requests topic."""
+    if not include_input:
+        return result
+    given = json.dumps({"text": request.text, "fields": request.fields}, ensure_ascii=False, separators=(",", ":"))
+    # Spliced before the closing brace rather than re-serialised: the result's fields stay exactly as published.
+    return result[:-1] + b',"input":' + given.encode("utf-8") + b"}"
+
+
 def _process_isolating_failures(processor: TaskProcessor, valid: list[tuple[Any, Received]],
                                 on_error: ProcessingErrorCallback) -> list[Any]:
     """Run the batch; if it fails, run items one by one so one bad item cannot sink the rest."""
@@ -68,13 +82,16 @@ def _process_isolating_failures(processor: TaskProcessor, valid: list[tuple[Any,
 
 def plan_batch(records: Sequence[Any], processor: TaskProcessor, topics: TaskTopics, max_bytes: int,
                dlq_max_value_bytes: int = 262_144,
-               on_processing_error: ProcessingErrorCallback = default_on_processing_error) -> BatchPlan:
+               on_processing_error: ProcessingErrorCallback = default_on_processing_error,
+               review_input: bool = True) -> BatchPlan:
     """Validate each record, run the model on the valid ones and lay out every output record.
 
     ``records`` are kafka-python ``ConsumerRecord``-like objects (topic, partition, offset,
     key, value, headers). A DLQ record keeps at most ``dlq_max_value_bytes`` of the value.
     A request that fails to decode for a reason other than its content, or fails in the model,
     is dead-lettered when ``on_processing_error`` says so, else the exception propagates.
+    A review copy carries the request's text and fields unless ``review_input`` is false
+    (``SLM_REVIEW_INCLUDE_INPUT``).
     """
     plan = BatchPlan(dlq_max_value_bytes=dlq_max_value_bytes)
     valid: list[tuple[Any, Received]] = []
@@ -93,7 +110,7 @@ def plan_batch(records: Sequence[Any], processor: TaskProcessor, topics: TaskTop
     if not valid:
         return plan
     outputs = _process_isolating_failures(processor, valid, on_processing_error)
-    for (record, _), output in zip(valid, outputs, strict=True):
+    for (record, received), output in zip(valid, outputs, strict=True):
         if isinstance(output, MessageError):
             plan.add_dlq(record, output, topics)
             continue
@@ -102,7 +119,8 @@ def plan_batch(records: Sequence[Any], processor: TaskProcessor, topics: TaskTop
         plan.outgoing.append(OutgoingRecord(topics.results, record.key, value, headers, _source(record), record.value))
         plan.results += 1
         if output.review:
-            plan.outgoing.append(OutgoingRecord(topics.review, record.key, value, headers, _source(record),
-                                                record.value))
+            plan.outgoing.append(OutgoingRecord(topics.review, record.key,
+                                                review_value(value, received.request, review_input), headers,
+                                                _source(record), record.value))
             plan.review += 1
     return plan

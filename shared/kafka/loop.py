@@ -82,6 +82,8 @@ class TaskConsumerLoop:
         on_produce_error (`ProduceErrorCallback`, defaults to dead-lettering what is refused for
             good): for a record the producer refused; False raises :class:`ProduceError` and the
             batch is consumed again. See :mod:`shared.kafka.error_policy`.
+        review_input (`bool`, defaults to `True`): review records carry the request's text and fields
+            (``SLM_REVIEW_INCLUDE_INPUT``, :func:`shared.kafka.batch.review_value`).
     """
 
     def __init__(
@@ -91,6 +93,7 @@ class TaskConsumerLoop:
         *,
         on_processing_error: ProcessingErrorCallback = default_on_processing_error,
         on_produce_error: ProduceErrorCallback = default_on_produce_error,
+        review_input: bool = True,
     ) -> None:
         if not settings.bootstrap:
             raise ValueError("KafkaSettings.bootstrap is not set (SLM_KAFKA_BOOTSTRAP)")
@@ -98,6 +101,7 @@ class TaskConsumerLoop:
         self.settings = settings
         self.on_processing_error = on_processing_error
         self.on_produce_error = on_produce_error
+        self.review_input = review_input
         self.topics = TaskTopics.of(processor.task, settings)  # a shadow's topics and group (settings.shadow)
         self.group_id = self.topics.consumer_group(settings.group_id)
         self.instruments = TaskInstruments(processor.task)
@@ -568,7 +572,7 @@ class TaskConsumerLoop:
         ) as span:
             started_ns = time.time_ns()
             plan = plan_batch(records, self.processor, self.topics, self.settings.max_message_bytes,
-                              self.settings.dlq_max_value_bytes, self.on_processing_error)
+                              self.settings.dlq_max_value_bytes, self.on_processing_error, self.review_input)
             plan.outgoing[:] = self._traced_answers(plan.outgoing, span, started_ns)
             last: dict = {}
             for record in records:

@@ -15,7 +15,10 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TaskTopics:
-    """``<task>.requests / .results / .review / .dlq`` and the consumer group ``slm-<task>``.
+    """``<task>.requests / .results / .review / .dlq / .feedback`` and the consumer group ``slm-<task>``.
+
+    ``<task>.feedback`` is written by reviewers (``{"id", "label"}``) and read by ``slm feedback export``;
+    the primary only creates it, so any client can publish to it.
 
     A ``prefix`` (``SLM_KAFKA_TOPIC_PREFIX``, e.g. ``"team-a."``) lets several installations
     or test runs share one cluster.
@@ -61,6 +64,10 @@ class TaskTopics:
         return f"{self.prefix}{self.task}.dlq"
 
     @property
+    def feedback(self) -> str:
+        return f"{self.prefix}{self.task}.feedback"
+
+    @property
     def group(self) -> str:
         return f"slm-{self.task}-shadow" if self.shadow else f"slm-{self.task}"
 
@@ -88,7 +95,7 @@ class TaskTopics:
         """The topics to create on demand: the requests and what this instance produces."""
         if self.shadow:
             return [self.requests, self.results]
-        return [self.requests, self.results, self.review, self.dlq]
+        return [self.requests, self.results, self.review, self.dlq, self.feedback]
 
 
 def ensure_topics(settings: KafkaSettings, topics: list[str]) -> list[str]:

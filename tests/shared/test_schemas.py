@@ -20,6 +20,7 @@ def test_request_length_limit():
 
 def test_topic_names_follow_the_contract():
     topics = TaskTopics("sentiment")
-    assert topics.all() == ["sentiment.requests", "sentiment.results", "sentiment.review", "sentiment.dlq"]
+    assert topics.all() == ["sentiment.requests", "sentiment.results", "sentiment.review", "sentiment.dlq",
+                            "sentiment.feedback"]
     assert topics.group == "slm-sentiment"
     assert TaskTopics("sentiment", "team-a.").requests == "team-a.sentiment.requests"

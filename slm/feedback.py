@@ -1,0 +1,71 @@
+"""``slm feedback``: reviewers' verdicts on ``<task>.feedback`` into a training file for ``slm train --feedback``.
+
+Parses the options, reads both topics to their end (:mod:`shared.kafka.topic_reader`), joins them
+(:mod:`pipelines.feedback`) and reports the counts; it never prints a record's text.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from shared.errors import ConfigError, DataError
+from shared.task_kinds import TASKS
+from slm.console import clean_errors, validated
+
+__all__ = ["feedback"]
+
+
+@click.group()
+def feedback() -> None:
+    """Reviewers' verdicts (<task>.feedback) joined with the review records (<task>.review)."""
+
+
+@feedback.command("export")
+@click.option("--task", required=True, type=click.Choice(TASKS))
+@click.option("--bootstrap", required=True, help="Kafka bootstrap servers (host:port); TLS and SASL from SLM_KAFKA_*.")
+@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Labelled file to write: CoNLL for entities, .jsonl or .csv for the classification tasks.")
+@click.option("--topic-prefix", default=None, help="Topic prefix (default SLM_KAFKA_TOPIC_PREFIX).")
+@click.option("--timeout", "timeout_s", type=float, default=120.0, show_default=True,
+              help="Seconds to read each topic to its end before giving up.")
+@click.option("--text-col", default=None, help="Column for the text (default: the task's training file's).")
+@click.option("--label-col", default=None, help="Column for the label (default: the task's training file's).")
+@click.option("--field-cols", default=None, help="Comma-separated field columns (default: the task's training file's).")
+@clean_errors
+def feedback_export(task: str, bootstrap: str, out_file: Path, topic_prefix: str | None, timeout_s: float,
+                    text_col: str | None, label_col: str | None, field_cols: str | None) -> None:
+    """Join TASK's feedback with its review records by id into a training file.
+
+    The last verdict on an id wins (offset order in a partition, partitions merged by timestamp);
+    one line of counts says what was joined, repeated, overridden, unmatched or invalid.
+    """
+    from pipelines.common.data import ColumnChoice
+    from pipelines.feedback import join_feedback, write_training_file
+    from pipelines.tasks import dataset_for
+    from shared.kafka.topic_reader import read_topic
+    from shared.kafka.topics import TaskTopics
+    from shared.settings import KafkaSettings
+    from shared.task_kinds import ENTITIES, kind_of_task
+
+    entities = kind_of_task(task).name == ENTITIES.name
+    choice = ColumnChoice(text_col, label_col, field_cols)
+    if entities and choice.given:
+        raise ConfigError("entities exports CoNLL (token, tag): --text-col, --label-col and --field-cols are for "
+                          "the classification tasks")
+    options = {"bootstrap": bootstrap, **({"topic_prefix": topic_prefix} if topic_prefix is not None else {})}
+    settings = validated(KafkaSettings, **options)
+    topics = TaskTopics(task, settings.topic_prefix)
+    reviews = read_topic(settings, topics.review, timeout_s=timeout_s)
+    verdicts = read_topic(settings, topics.feedback, timeout_s=timeout_s)
+    export = join_feedback(reviews, verdicts, entities=entities)
+    click.echo(export.counts.summary())
+    for reason, count in sorted(export.invalid_reasons.items()):
+        click.echo(f"  invalid: {reason} ({count})")
+    if not export.items:
+        raise DataError(f"no feedback on {topics.feedback} joined a review record on {topics.review}; "
+                        f"{out_file} not written")
+    columns = None if entities else choice.over(dataset_for(task).columns)
+    write_training_file(export.items, out_file, entities=entities, columns=columns)
+    click.echo(f"wrote {len(export.items)} labelled items to {out_file}")
