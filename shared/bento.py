@@ -19,6 +19,7 @@ from shared.http import RequestGuardMiddleware, UnprocessableEntityMiddleware, i
 from shared.settings import ServingSettings, warn_unknown_settings
 from shared.shadow import ShadowRestMiddleware
 from shared.telemetry import setup_logging, setup_telemetry
+from shared.telemetry.prometheus import MetricsMiddleware
 
 __all__ = ["JSON_OUTPUT", "SERVICE_OPTIONS", "TaskBentoService", "serving_settings", "use_settings"]
 
@@ -71,6 +72,7 @@ class TaskBentoService(bentoml.Service):
             # A shadow's answers go to <task>.shadow.results only: its API refuses with 503 (shared/shadow.py).
             self.add_asgi_middleware(ShadowRestMiddleware, api_routes=frozenset(api.route for api in self.apis.values()),
                                      task=self.name.removeprefix("slm-"))
+        self.add_asgi_middleware(MetricsMiddleware)
         self.add_asgi_middleware(UnprocessableEntityMiddleware)
         self.add_asgi_middleware(RequestGuardMiddleware, api_routes=frozenset(api.route for api in self.apis.values()),
                                  max_body_bytes=settings.max_body_bytes,

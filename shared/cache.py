@@ -26,16 +26,18 @@ class ResultCache(Generic[V]):
     Args:
         capacity (`int`): entries kept; the least recently used goes first.
         task (`str`): task name for the ``slm.cache.hits`` / ``slm.cache.misses`` counters.
+        model (`str`): model id, their other label.
+        meter (`Meter`, defaults to the global provider's): where the counters are created.
     """
 
-    def __init__(self, capacity: int, task: str) -> None:
+    def __init__(self, capacity: int, task: str, model: str = "unknown", meter: metrics.Meter | None = None) -> None:
         self.capacity = capacity
         self._entries: OrderedDict[Hashable, V] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
-        meter = metrics.get_meter(__name__)
-        self._attributes = {"task": task}
+        meter = meter or metrics.get_meter("slm.services")
+        self._attributes = {"task": task, "model": model}
         self._hit_counter = meter.create_counter("slm.cache.hits", unit="{item}", description="Answers from the cache")
         self._miss_counter = meter.create_counter("slm.cache.misses", unit="{item}", description="Answers computed")
 

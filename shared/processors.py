@@ -71,7 +71,7 @@ class _ModelProcessor:
         self.model = model
         self.model_id = model.model_id
         self.threshold = model.info.review_threshold if review_threshold is None else review_threshold
-        self.cache: ResultCache = ResultCache(cache_size, task)
+        self.cache: ResultCache = ResultCache(cache_size, task, self.model_id)
 
 
 class ClassificationProcessor(_ModelProcessor):

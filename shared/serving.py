@@ -16,8 +16,10 @@ from collections.abc import Sequence
 from opentelemetry import trace
 
 from shared.batching import MicroBatcher
+from shared.drift import drift_monitors
 from shared.kafka import TaskConsumerLoop
 from shared.schemas import TaskRequestV1
+from shared.observed import ObservedProcessor, ResultObserver
 from shared.settings import ServiceSettings, ServingSettings
 from shared.processors import Received, TaskProcessor
 from shared.task_kinds import load_processor
@@ -83,12 +85,15 @@ class ServedTask:
         self.task = task
         settings, kafka = serving.service, serving.kafka
         model_dir = serving.model_dir(task)
-        self.processor: TaskProcessor = load_processor(task, model_dir, intra_op_threads=onnx_threads_for(settings),
-                                                       max_batch_size=settings.onnx_batch_size,
-                                                       max_batch_tokens=settings.onnx_batch_tokens or None,
-                                                       review_threshold=settings.review_threshold,
-                                                       cache_size=settings.cache_size)
-        self.instruments = TaskInstruments(task)
+        model = load_processor(task, model_dir, intra_op_threads=onnx_threads_for(settings),
+                               max_batch_size=settings.onnx_batch_size,
+                               max_batch_tokens=settings.onnx_batch_tokens or None,
+                               review_threshold=settings.review_threshold, cache_size=settings.cache_size)
+        self.instruments = TaskInstruments(task, model.model_id)
+        # Every answer, REST's and Kafka's, passes these on its way out.
+        observers: list[ResultObserver] = [self.instruments.predictions]
+        observers += drift_monitors(task, model.model_id, model_dir, settings.drift_window)
+        self.processor: TaskProcessor = ObservedProcessor(model, observers)
         # Our micro-batcher, not BentoML's adaptive batching: see shared/batching.py.
         self.batcher = MicroBatcher(self.predict, settings.max_batch_size, max_queue_ms=settings.batch_max_latency_ms,
                                     max_wait_ms=settings.batch_wait_ms)
@@ -105,7 +110,11 @@ class ServedTask:
         Raises:
             Overloaded: the request waited longer than ``batch_max_latency_ms`` (HTTP 503).
         """
-        return await self.batcher.submit(requests)
+        started = time.perf_counter()
+        results = await self.batcher.submit(requests)
+        waited_ms = (time.perf_counter() - started) * 1000
+        self.instruments.record_latencies([waited_ms] * len(results), path="rest")
+        return results
 
     def predict(self, requests: Sequence[TaskRequestV1]) -> list:
         """Results for a REST batch (already validated by the API's pydantic model)."""
@@ -113,8 +122,8 @@ class ServedTask:
         with tracer.start_as_current_span(f"{self.task} predict", attributes={"slm.batch_size": len(requests)}):
             results = self.processor.process([Received.now(r) for r in requests])
         review = sum(1 for r in results if r.review)
-        self.instruments.record_batch(polled=len(requests), results=len(results), review=review, dlq=0,
-                                      latency_ms=(time.perf_counter() - started) * 1000, source="rest")
+        self.instruments.record_batch(polled=len(requests), results=len(results), review=review, dlq_types={},
+                                      latency_ms=(time.perf_counter() - started) * 1000, path="rest")
         return results
 
     def is_ready(self) -> bool:

@@ -104,13 +104,14 @@ class TaskConsumerLoop:
         self.review_input = review_input
         self.topics = TaskTopics.of(processor.task, settings)  # a shadow's topics and group (settings.shadow)
         self.group_id = self.topics.consumer_group(settings.group_id)
-        self.instruments = TaskInstruments(processor.task)
+        self.instruments = TaskInstruments(processor.task, getattr(processor, "model_id", "unknown"))
         self._stop = threading.Event()
         self._joined_group = threading.Event()
         self._thread: threading.Thread | None = None
         self.assignment: frozenset = frozenset()
         self.assignments = 0  # completed rebalances, for tests and logs
         self.lag = 0  # records behind the end of the assigned partitions, after the last poll
+        self.partition_lag: dict[tuple[str, int], int] = {}  # the same, per (topic, partition)
         self._rebalancing_since: float | None = None
         self._clock = time.monotonic
         self._consumer = None
@@ -431,7 +432,8 @@ class TaskConsumerLoop:
                     self._handle(consumer, producer, records)
                 else:
                     self._check_broker(consumer)
-                self.lag = _lag(consumer)
+                self.partition_lag = _lag(consumer)
+                self.lag = sum(self.partition_lag.values())
                 self._check_rebalance()
         finally:
             self._commit_finished()
@@ -532,8 +534,8 @@ class TaskConsumerLoop:
             raise
         consumer.seek(found.partition, found.end)
         self.undecodable += len(outgoing)
-        self.instruments.record_batch(polled=len(outgoing), results=0, review=0, dlq=len(outgoing),
-                                      latency_ms=(time.perf_counter() - started) * 1000, source="kafka")
+        self.instruments.record_batch(polled=len(outgoing), results=0, review=0, dlq_types={"undecodable": len(outgoing)},
+                                      latency_ms=(time.perf_counter() - started) * 1000, path="kafka")
         logger.warning('undecodable records task=%s partition=%s offsets=%d-%d dlq=%d error="%s"', self.processor.task,
                        _names([found.partition]), found.first, found.end - 1, len(outgoing), found.error)
         return True
@@ -589,8 +591,9 @@ class TaskConsumerLoop:
                 raise
             latency_ms = (time.perf_counter() - started) * 1000
             span.set_attributes({"slm.results": plan.results, "slm.review": plan.review, "slm.dlq": plan.dlq})
-        self.instruments.record_batch(polled=len(records), results=plan.results, review=plan.review, dlq=plan.dlq,
-                                      latency_ms=latency_ms, source="kafka")
+        self.instruments.record_batch(polled=len(records), results=plan.results, review=plan.review,
+                                      dlq_types=plan.dlq_types, latency_ms=latency_ms, path="kafka")
+        self.instruments.record_latencies(_since_produced(records, plan.outgoing, self.topics.dlq), path="kafka")
         logger.info('batch task=%s records=%d results=%d review=%d dlq=%d dlq_types="%s" latency_ms=%.1f',
                     self.processor.task, len(records), plan.results, plan.review, plan.dlq,
                     ",".join(f"{k}:{v}" for k, v in sorted(plan.dlq_types.items())), latency_ms)
@@ -687,14 +690,24 @@ def _offsets(offsets: dict) -> str:
     return ",".join(sorted(f"{tp.topic}[{tp.partition}]={om.offset}" for tp, om in offsets.items())) or "none"
 
 
-def _lag(consumer) -> int:
-    """Records between the position and the high watermark, summed over the assignment.
+def _since_produced(records, outgoing: list[OutgoingRecord], dlq_topic: str) -> list[float]:
+    """Milliseconds from each answered record's timestamp (its producer's clock, or the broker's
+    for LogAppendTime topics) to now, when its answer is committed: the end-to-end latency."""
+    answered = {out.source for out in outgoing if out.topic != dlq_topic}
+    now_ms = time.time() * 1000
+    stamps = [(getattr(record, "timestamp", None) or 0) if (record.topic, record.partition, record.offset) in answered
+              else 0 for record in records]
+    return [max(0.0, now_ms - stamp) for stamp in stamps if stamp > 0]
+
+
+def _lag(consumer) -> dict[tuple[str, int], int]:
+    """Records between the position and the high watermark, per partition of the assignment.
 
     Only partitions with a known high watermark (it arrives with the first fetch) and a position
     known without asking the broker count: during an outage ``position()`` waits for a metadata
     refresh to validate the offset and fails, which must not take the loop down.
     """
-    total = 0
+    behind = {}
     for tp in consumer.assignment():
         high = consumer.highwater(tp)
         if high is None:
@@ -704,8 +717,8 @@ def _lag(consumer) -> int:
         except Exception:  # noqa: BLE001 - unknown for now; counted again once the broker answers
             continue
         if position is not None:
-            total += max(0, high - position)
-    return total
+            behind[(tp.topic, tp.partition)] = max(0, high - position)
+    return behind
 
 
 def _names(partitions) -> str:

@@ -5,6 +5,7 @@
   spans and metrics go over OTLP/HTTP.
 - ``OTEL_TRACES_EXPORTER=console`` / ``OTEL_METRICS_EXPORTER=console``: printed to stderr.
 - Otherwise spans are still created (so trace context propagates) but not exported.
+Metrics are always readable as Prometheus text on ``/metrics`` (:mod:`shared.telemetry.prometheus`).
 ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES`` name the resource as usual.
 """
 
@@ -85,7 +86,9 @@ def setup_telemetry(service_name: str) -> None:
             tracer_provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
         trace.set_tracer_provider(tracer_provider)
 
-        readers = []
+        from shared.telemetry.prometheus import prometheus_reader
+
+        readers = [prometheus_reader()]  # /metrics, whatever else exports them
         metrics_choice = _exporter_choice("metrics")
         if metrics_choice == "otlp":
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
