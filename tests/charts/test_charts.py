@@ -332,7 +332,7 @@ def test_deployment_mode_with_autoscaling_and_kafka(helm_env, charts_dir):
         values[f"{task}.mode"] = "deployment"
     values["sentiment.autoscaling"] = {"enabled": True, "minReplicas": 2, "maxReplicas": 3, "targetMemory": 80}
     values["transactions.replicaCount"] = 2
-    values["entities.settings"] = {"reviewThreshold": 0.6}
+    values["entities.settings"] = {"reviewThreshold": 0.6, "reviewIncludeInput": False}
     docs = render(helm_env, charts_dir, *set_args(values))
     assert_valid_and_hardened(docs)
     assert not by_kind(docs, "RayService")
@@ -363,6 +363,9 @@ def test_deployment_mode_with_autoscaling_and_kafka(helm_env, charts_dir):
     assert config["OTEL_SERVICE_NAME"] == "slm-sentiment"
     assert config["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector.observability:4318"
     assert named(docs, "ConfigMap", f"{RELEASE}-entities")["data"]["SLM_REVIEW_THRESHOLD"] == "0.6"
+    # Review records carry the input unless a task turns it off (privacy).
+    assert config["SLM_REVIEW_INCLUDE_INPUT"] == "true"
+    assert named(docs, "ConfigMap", f"{RELEASE}-entities")["data"]["SLM_REVIEW_INCLUDE_INPUT"] == "false"
 
 
 @needs_k8s_schemas
@@ -493,7 +496,7 @@ def test_strimzi_topics_and_service_monitors(helm_env, charts_dir):
     assert_valid_and_hardened(docs)
     topics = by_kind(docs, "KafkaTopic")
     assert sorted(t["spec"]["topicName"] for t in topics) == sorted(
-        f"{task}.{kind}" for task in TASKS for kind in ("requests", "results", "review", "dlq")
+        f"{task}.{kind}" for task in TASKS for kind in ("requests", "results", "review", "dlq", "feedback")
     )
     for topic in topics:
         assert topic["metadata"]["labels"]["strimzi.io/cluster"] == "my-cluster"
@@ -560,7 +563,7 @@ def test_skaffold_profile_values_render(helm_env, charts_dir, values_file):
             assert deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] == "IfNotPresent"
         assert not by_kind(docs, "HorizontalPodAutoscaler") and not by_kind(docs, "RayService")
     elif values_file == "values-production.yaml":
-        assert len(by_kind(docs, "RayService")) == 4 and len(by_kind(docs, "KafkaTopic")) == 16
+        assert len(by_kind(docs, "RayService")) == 4 and len(by_kind(docs, "KafkaTopic")) == 20
         for pdb in by_kind(docs, "PodDisruptionBudget"):
             assert pdb["spec"]["minAvailable"] == 1
         for task in TASKS:

@@ -76,7 +76,7 @@ what is specific to a task (its service class, topics, settings, model volume) l
 {{- end -}}
 
 {{/*
-A topic name: <prefix><task>.<kind>, kind one of requests, results, review, dlq.
+A topic name: <prefix><task>.<kind>, kind one of requests, results, review, dlq, feedback.
 Usage: {{ include "slm-task.kafka.topic" (dict "kind" "requests" "context" $) }}
 */}}
 {{- define "slm-task.kafka.topic" -}}
