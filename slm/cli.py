@@ -16,6 +16,7 @@ import click
 
 from shared.errors import ConfigError
 from shared.task_kinds import TASKS
+from slm.compare import compare_command
 from slm.console import clean_errors, configure_logging, validated
 from slm.feedback import feedback
 
@@ -28,6 +29,9 @@ def main(verbose: bool) -> None:
 
     configure_logging(verbose)
     warn_unknown_settings()  # a misspelt SLM_* name would otherwise be ignored without a word
+
+
+main.add_command(compare_command)  # slm compare: a shadow's answers against the primary's (slm/compare.py)
 
 
 main.add_command(feedback)  # slm feedback export: reviewers' verdicts into a training file (slm/feedback.py)

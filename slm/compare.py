@@ -1,0 +1,266 @@
+"""``slm compare``: the primary's answers against the shadow's, and both against reviewers' labels.
+
+The primary publishes to ``<task>.results``, a shadow (``SLM_KAFKA_SHADOW``) to
+``<task>.shadow.results``, both answering the same ``<task>.requests``. This reads both topics to
+the end they have when it starts, joins the answers by request id (the last answer of an id
+counts: at least once may deliver one twice) and reports:
+
+- agreement: the share of joined ids with the same answer (same label; for entities, the same
+  set of (type, start, end) spans);
+- per model: its model ids and the distribution of its scores (a classification's top score, each
+  entity span's score): quantiles and a ten-bin histogram;
+- where reviewers' verdicts exist on ``<task>.feedback`` (records ``{"id", "label"}``; for
+  entities a list of spans ``{"type", "start", "end"}``), each model's accuracy on the joined
+  items that have one. No feedback topic: no such section (the primary creates the topic, so an
+  installation without reviewers yet reads "none of the joined ids has a reviewer's label yet").
+
+The logic is :func:`compare_answers`, on plain dicts; :func:`read_to_end` and the command wrap it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import click
+
+from shared.errors import SlmError
+from shared.task_kinds import TASKS
+from slm.console import clean_errors
+
+__all__ = ["CompareError", "Comparison", "ModelSummary", "compare_answers", "compare_command", "json_values", "read_to_end",
+           "render"]
+
+logger = logging.getLogger(__name__)
+
+QUANTILES = (0.0, 0.1, 0.5, 0.9, 1.0)
+BINS = 10
+
+
+class CompareError(SlmError):
+    """The result topics could not be read (missing, or not to their end in time)."""
+
+
+@dataclass
+class ModelSummary:
+    """One side's answers: ``models`` counts answers per model id, ``scores`` every score."""
+
+    answers: int = 0
+    models: Counter = field(default_factory=Counter)
+    scores: list[float] = field(default_factory=list)
+    correct: int = 0  # joined items with feedback this model answered as the reviewer did
+
+    def quantiles(self) -> dict[float, float]:
+        """Score quantiles (nearest rank) at :data:`QUANTILES`; empty without scores."""
+        ordered = sorted(self.scores)
+        if not ordered:
+            return {}
+        return {q: ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] for q in QUANTILES}
+
+    def histogram(self) -> list[int]:
+        """Scores counted into :data:`BINS` equal bins over [0, 1] (1.0 in the last)."""
+        counts = [0] * BINS
+        for score in self.scores:
+            counts[min(BINS - 1, max(0, int(score * BINS)))] += 1
+        return counts
+
+
+@dataclass
+class Comparison:
+    """What :func:`compare_answers` found.
+
+    Args:
+        joined (`int`): ids answered by both.
+        agreed (`int`): joined ids with the same answer.
+        primary_only / shadow_only (`int`): ids answered by one side only (the other is behind,
+            was started later, or dead-lettered the request).
+        primary / shadow (`ModelSummary`): each side over the joined ids.
+        feedback (`int | None`): joined ids with a reviewer's label; None when no feedback was read.
+    """
+
+    joined: int = 0
+    agreed: int = 0
+    primary_only: int = 0
+    shadow_only: int = 0
+    primary: ModelSummary = field(default_factory=ModelSummary)
+    shadow: ModelSummary = field(default_factory=ModelSummary)
+    feedback: int | None = None
+
+    @property
+    def agreement(self) -> float | None:
+        return self.agreed / self.joined if self.joined else None
+
+
+def _answer(result: dict) -> object:
+    """What two models agree on: a classification's label, or an entity result's set of spans."""
+    if "entities" in result:
+        return frozenset((e["type"], e["start"], e["end"]) for e in result["entities"])
+    return result["label"]
+
+
+def _scores(result: dict) -> list[float]:
+    if "entities" in result:
+        return [float(e["score"]) for e in result["entities"]]
+    return [float(result["score"])]
+
+
+def _verdict(label: object) -> object | None:
+    """A reviewer's label in the form of :func:`_answer`; None when it is neither a label nor spans."""
+    if isinstance(label, str):
+        return label
+    if isinstance(label, list):
+        try:
+            return frozenset((e["type"], int(e["start"]), int(e["end"])) for e in label)
+        except (TypeError, KeyError, ValueError):
+            return None
+    return None
+
+
+def _last_by_id(results: Iterable[dict]) -> dict[str, dict]:
+    latest: dict[str, dict] = {}
+    for result in results:
+        latest[str(result["id"])] = result
+    return latest
+
+
+def compare_answers(primary: Iterable[dict], shadow: Iterable[dict],
+                    feedback: Iterable[dict] | None = None) -> Comparison:
+    """Join ``primary`` and ``shadow`` results (dicts as the services publish them) by id.
+
+    ``feedback``: reviewers' records ``{"id", "label"}`` (the last per id counts); None when there
+    is no feedback topic. Records without an id or with a label of another shape are skipped.
+    """
+    first, second = _last_by_id(primary), _last_by_id(shadow)
+    joined = first.keys() & second.keys()
+    comparison = Comparison(joined=len(joined), primary_only=len(first.keys() - joined),
+                            shadow_only=len(second.keys() - joined))
+    verdicts: dict[str, object] = {}
+    if feedback is not None:
+        for record in feedback:
+            verdict = _verdict(record.get("label")) if isinstance(record, dict) else None
+            if verdict is not None and record.get("id") is not None:
+                verdicts[str(record["id"])] = verdict
+        comparison.feedback = sum(1 for id_ in joined if id_ in verdicts)
+    for id_ in joined:
+        answers = []
+        for summary, result in ((comparison.primary, first[id_]), (comparison.shadow, second[id_])):
+            summary.answers += 1
+            summary.models[result["model"]] += 1
+            summary.scores.extend(_scores(result))
+            answers.append(_answer(result))
+            if id_ in verdicts and answers[-1] == verdicts[id_]:
+                summary.correct += 1
+        comparison.agreed += answers[0] == answers[1]
+    return comparison
+
+
+def render(comparison: Comparison, topics: tuple[str, str]) -> list[str]:
+    """The report's lines: agreement, each model's ids and scores, accuracy on feedback."""
+    c = comparison
+    lines = [f"joined        {c.joined} ids answered by both ({c.primary_only} by the primary only, "
+             f"{c.shadow_only} by the shadow only)"]
+    if c.agreement is None:
+        return [*lines, "agreement     n/a (no id answered by both)"]
+    lines.append(f"agreement     {c.agreement:.4f} ({c.agreed} of {c.joined} the same answer)")
+    for name, topic, summary in (("primary", topics[0], c.primary), ("shadow", topics[1], c.shadow)):
+        lines += ["", f"== {name} ({topic}) =="]
+        lines += [f"model         {model} ({n} answers)" for model, n in summary.models.most_common()]
+        quantiles = summary.quantiles()
+        if quantiles:
+            lines.append("scores        " + "  ".join(f"{'min' if q == 0 else 'max' if q == 1 else f'p{q * 100:.0f}'} "
+                                                      f"{v:.3f}" for q, v in quantiles.items()))
+            counts = summary.histogram()
+            top = max(counts) or 1
+            for i, count in enumerate(counts):
+                lines.append(f"  {i / BINS:.1f}-{(i + 1) / BINS:.1f}  {'#' * round(30 * count / top):<30} {count}")
+        else:
+            lines.append("scores        none (no entities found)")
+    if c.feedback:
+        lines += ["", f"== feedback ({c.feedback} joined ids with a reviewer's label) =="]
+        lines.append(f"accuracy      primary {c.primary.correct / c.feedback:.4f}  shadow {c.shadow.correct / c.feedback:.4f}")
+    elif c.feedback == 0:
+        lines += ["", "feedback      none of the joined ids has a reviewer's label yet"]
+    return lines
+
+
+def read_to_end(options: dict, topic: str, *, timeout_s: float = 120.0) -> list | None:
+    """Every record of ``topic`` (kafka-python ``ConsumerRecord``), up to the end offsets it has when
+    the read starts; None when the topic does not exist. Read ``read_committed`` (exactly-once
+    outputs); no consumer group, nothing committed.
+
+    ``options``: kafka-python's connection options (:func:`shared.kafka.clients.client_options`).
+
+    Raises:
+        CompareError: the end was not reached within ``timeout_s``.
+    """
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(**options, group_id=None, enable_auto_commit=False, isolation_level="read_committed")
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            return None
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        records: list = []
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            if time.monotonic() > deadline:
+                raise CompareError(f"{topic}: not read to its end within {timeout_s:.0f}s")
+            for tp, batch in consumer.poll(timeout_ms=500).items():
+                records.extend(record for record in batch if record.offset < ends[tp])
+        return records
+    finally:
+        consumer.close()
+
+
+def json_values(records: Sequence, topic: str) -> list[dict]:
+    """The records' values that are JSON objects; the others are skipped with one warning."""
+    values = []
+    for record in records:
+        try:
+            value = json.loads(record.value)
+        except (TypeError, ValueError):
+            value = None
+        if isinstance(value, dict):
+            values.append(value)
+    if len(values) < len(records):
+        logger.warning('skipped records that are not JSON objects topic=%s count=%d', topic, len(records) - len(values))
+    return values
+
+
+@click.command("compare")
+@click.option("--task", type=click.Choice(TASKS), required=True)
+@click.option("--bootstrap", required=True, help="Kafka bootstrap servers (security options from SLM_KAFKA_*).")
+@click.option("--prefix", default=None, help="Topic prefix (default SLM_KAFKA_TOPIC_PREFIX).")
+@click.option("--timeout", "timeout_s", type=float, default=120.0, show_default=True,
+              help="Seconds to read each topic to its end.")
+@clean_errors
+def compare_command(task: str, bootstrap: str, prefix: str | None, timeout_s: float) -> None:
+    """Agreement of TASK's primary and shadow results, their model ids and scores, and their
+    accuracy on reviewers' feedback (<task>.feedback) where there is any."""
+    from shared.kafka.clients import client_options
+    from shared.kafka.topics import TaskTopics
+    from shared.settings import KafkaSettings
+
+    topics = TaskTopics(task, KafkaSettings().topic_prefix if prefix is None else prefix)
+    options = client_options(bootstrap)
+    read = {}
+    for side, topic in (("primary", topics.primary_results), ("shadow", topics.shadow_results)):
+        records = read_to_end(options, topic, timeout_s=timeout_s)
+        if records is None:
+            raise CompareError(f"topic {topic} does not exist: is the {side} of {task} running"
+                               + (f" (slm serve {task} --shadow, or the chart's shadow.enabled)?" if side == "shadow"
+                                  else "?"))
+        read[side] = json_values(records, topic)
+    # The reviewers' topic (slm feedback): read when it exists, else the report has no feedback section.
+    feedback = read_to_end(options, topics.feedback, timeout_s=timeout_s)
+    comparison = compare_answers(read["primary"], read["shadow"],
+                                 None if feedback is None else json_values(feedback, topics.feedback))
+    click.echo("\n".join(render(comparison, (topics.primary_results, topics.shadow_results))))
