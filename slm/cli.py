@@ -415,6 +415,86 @@ def models_manifest(folder: Path) -> None:
     click.echo(f"{folder}: manifest of {len(info.files)} files (+{len(info.optional_files)} optional) written")
 
 
+# --- Drift -------------------------------------------------------------------------------
+
+@main.group("drift", invoke_without_command=True)
+@click.option("--task", type=click.Choice(TASKS), default=None, help="The task whose results are read.")
+@click.option("--bootstrap", default=None, help="Kafka host:port (default SLM_KAFKA_BOOTSTRAP).")
+@click.option("--window", type=click.IntRange(min=1), default=None,
+              help="Last results read (default SLM_DRIFT_WINDOW, 1000).")
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), default=None,
+              help="Model folder holding the reference (default models/<task>).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@click.pass_context
+@clean_errors
+def drift(ctx, task: str | None, bootstrap: str | None, window: int | None, model_dir: Path | None,
+          as_json: bool) -> None:
+    """PSI of TASK's last results on <task>.results against its model's drift reference.
+
+    Label and score only: results carry no text, so text length is the service's gauge
+    (slm.drift.psi) only. Under 0.1: no shift; 0.1 to 0.25: moderate; above: large.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from shared.drift import REFERENCE_FILE, DriftReference
+    from shared.kafka import TaskTopics
+    from shared.settings import KafkaSettings, ServiceSettings, default_model_dir
+    from slm.drift import drift_report, read_last_records, verdict
+
+    if task is None:
+        raise ConfigError("give --task (or a subcommand: slm drift reference)")
+    model_dir = model_dir or default_model_dir(task)
+    reference = DriftReference.read(model_dir)
+    if reference is None:
+        raise ConfigError(f"{model_dir} has no {REFERENCE_FILE}: `slm drift reference --task {task} --model "
+                          f"{model_dir}` writes it")
+    kafka = validated(KafkaSettings, **({"bootstrap": bootstrap} if bootstrap else {}))
+    if not kafka.bootstrap:
+        raise ConfigError("give --bootstrap or set SLM_KAFKA_BOOTSTRAP")
+    window = window or validated(ServiceSettings).drift_window
+    topic = TaskTopics(task, kafka.topic_prefix).results
+    records = read_last_records(kafka, topic, window)
+    report = drift_report(reference, [r.value for r in records])
+    if as_json:
+        click.echo(json.dumps({"task": task, "topic": topic, "window": window, **report.to_dict()}))
+        return
+    click.echo(f"{topic}: last {report.read} records, {report.used} results of {report.model}")
+    for model, n in sorted(report.other_models.items()):
+        click.echo(f"  {n} results of another model ({model}) left out")
+    if report.unreadable:
+        click.echo(f"  {report.unreadable} records that are no result left out")
+    if not report.psi:
+        click.echo("no results of this model to compare")
+        return
+    for feature, value in report.psi.items():
+        click.echo(f"psi {feature:<6} {value:.4f}  {verdict(value)}")
+    click.echo("psi length: not in the results; the service's gauge slm.drift.psi reports it")
+
+
+@drift.command("reference")
+@click.option("--task", type=click.Choice(TASKS), required=True)
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), default=None,
+              help="Model folder (default models/<task>).")
+@click.option("--data", "data_file", type=click.Path(path_type=Path, exists=True), default=None,
+              help="Labelled held-out file (default: the task's test split).")
+@clean_errors
+def drift_reference(task: str, model_dir: Path | None, data_file: Path | None) -> None:
+    """Write MODEL's drift reference from its answers on DATA, and rewrite its manifest.
+
+    For a folder trained before training wrote one (training does, from its test file).
+    """
+    from pipelines.drift_reference import refresh_drift_reference
+    from pipelines.tasks import dataset_for
+    from shared.drift import REFERENCE_FILE
+    from shared.settings import default_model_dir
+
+    model_dir = model_dir or default_model_dir(task)
+    data_file = data_file or dataset_for(task).test_file
+    reference = refresh_drift_reference(model_dir, data_file)
+    click.echo(f"{model_dir / REFERENCE_FILE}: {reference.items} answers of {reference.model} on {data_file}; "
+               "manifest rewritten")
+
+
 # --- Serving -----------------------------------------------------------------------------
 
 
