@@ -384,5 +384,6 @@ values.schema.json covers types, ranges and enums.
 {{- if and .Values.keda.enabled (gt (int .Values.keda.minReplicaCount) (int .Values.keda.maxReplicaCount)) -}}
 {{- $messages = append $messages (printf "%s: keda.minReplicaCount (%v) is above keda.maxReplicaCount (%v)" .Values.task .Values.keda.minReplicaCount .Values.keda.maxReplicaCount) -}}
 {{- end -}}
+{{- $messages = concat $messages (fromYamlArray (include "slm-task.validateValues.shadow" .)) -}}
 {{- include "slm-common.validations.fail" $messages -}}
 {{- end -}}

@@ -1,0 +1,121 @@
+"""The chart's shadow: a second model version's Deployment beside the primary (shadow.enabled).
+
+Rendered with the real helm through the umbrella chart, as test_charts.py does, and validated
+against the Kubernetes schemas.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.kafka.topics import TaskTopics
+from tests.charts.test_charts import (RELEASE, assert_valid_and_hardened, by_kind, charts_dir, helm_env,  # noqa: F401
+                                      named, needs_k8s_schemas, render, set_args, template)
+
+KAFKA = {"bootstrap": "kafka.kafka:9092", "topicPrefix": "prod."}
+PRIMARY, SHADOW = f"{RELEASE}-sentiment", f"{RELEASE}-sentiment-shadow"
+
+
+def _values(**sentiment) -> dict:
+    values = {"global.slm.kafka": KAFKA, "sentiment.mode": "deployment",
+              "sentiment.image": {"tag": "2026.11.26"}}
+    values.update({f"sentiment.{key}": value for key, value in sentiment.items()})
+    return values
+
+
+def _selects(selector: dict, labels: dict) -> bool:
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+def _env(container: dict) -> dict:
+    return {e["name"]: e.get("value") for e in container.get("env", [])}
+
+
+def test_no_shadow_by_default(helm_env, charts_dir):
+    docs = render(helm_env, charts_dir, *set_args(_values(autoscaling={"enabled": True})))
+    assert [d["metadata"]["name"] for d in by_kind(docs, "Deployment") if "shadow" in d["metadata"]["name"]] == []
+    assert not [d for d in docs if d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "shadow"]
+
+
+@needs_k8s_schemas
+def test_the_shadow_deployment_reads_in_its_own_group_and_is_outside_the_service_and_the_autoscaler(
+        helm_env, charts_dir):
+    values = _values(autoscaling={"enabled": True, "minReplicas": 2, "maxReplicas": 3},
+                     shadow={"enabled": True, "model": {"image": {"tag": "2026.12.01"}}})
+    docs = render(helm_env, charts_dir, *set_args(values))
+    assert_valid_and_hardened(docs)
+    primary, shadow = named(docs, "Deployment", PRIMARY), named(docs, "Deployment", SHADOW)
+    container = shadow["spec"]["template"]["spec"]["containers"][0]
+    env = _env(container)
+    assert env["SLM_KAFKA_SHADOW"] == "true"
+    # The group the service would take by itself (a shadow refuses the primary's), set here because
+    # the task's ConfigMap, which the shadow reads too, names the primary's.
+    shadow_topics = TaskTopics("sentiment", KAFKA["topicPrefix"], shadow=True)
+    assert env["SLM_KAFKA_GROUP_ID"] == shadow_topics.consumer_group(None) == "slm-sentiment-shadow"
+    assert named(docs, "ConfigMap", PRIMARY)["data"]["SLM_KAFKA_GROUP_ID"] == "slm-sentiment"
+    assert container["envFrom"][0]["configMapRef"]["name"] == PRIMARY
+    assert env["SLM_MODEL_DIR"] == "/app/models/sentiment"
+    # The second version is the shadow's image; the primary keeps its own.
+    assert container["image"].endswith("slm-sentiment:2026.12.01")
+    assert primary["spec"]["template"]["spec"]["containers"][0]["image"].endswith("slm-sentiment:2026.11.26")
+    assert shadow["spec"]["replicas"] == 1
+
+    shadow_pods = shadow["spec"]["template"]["metadata"]["labels"]
+    primary_pods = primary["spec"]["template"]["metadata"]["labels"]
+    service = named(docs, "Service", PRIMARY)["spec"]["selector"]
+    assert _selects(service, primary_pods) and not _selects(service, shadow_pods)
+    assert not _selects(primary["spec"]["selector"]["matchLabels"], shadow_pods)
+    assert not _selects(shadow["spec"]["selector"]["matchLabels"], primary_pods)
+    assert _selects(shadow["spec"]["selector"]["matchLabels"], shadow_pods)
+    pdb = named(docs, "PodDisruptionBudget", PRIMARY)["spec"]["selector"]["matchLabels"]
+    assert not _selects(pdb, shadow_pods)
+    (hpa,) = by_kind(docs, "HorizontalPodAutoscaler")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == PRIMARY
+    assert _selects(named(docs, "NetworkPolicy", SHADOW)["spec"]["podSelector"]["matchLabels"], shadow_pods)
+
+
+@needs_k8s_schemas
+def test_the_shadow_with_keda_strimzi_and_a_model_from_an_init_container(helm_env, charts_dir):
+    values = _values(keda={"enabled": True},
+                     model={"source": "initContainer", "initContainer": {
+                         "image": "amazon/aws-cli:2.31.0", "command": ["sh", "-c"],
+                         "args": ['aws s3 cp --recursive "$SLM_MODEL_URL" "$SLM_MODEL_DIR"'],
+                         "url": "s3://models/sentiment/2026-11-26/"}},
+                     shadow={"enabled": True, "model": {"url": "s3://models/sentiment/2026-12-01/"}})
+    values["global.slm.strimzi"] = {"enabled": True, "clusterName": "my-cluster"}
+    docs = render(helm_env, charts_dir, *set_args(values))
+    assert_valid_and_hardened(docs)
+    (scaled,) = by_kind(docs, "ScaledObject")
+    assert scaled["spec"]["scaleTargetRef"]["name"] == PRIMARY
+
+    def fetched(name: str) -> str:
+        (init,) = named(docs, "Deployment", name)["spec"]["template"]["spec"]["initContainers"]
+        return _env(init)["SLM_MODEL_URL"]
+
+    assert fetched(SHADOW) == "s3://models/sentiment/2026-12-01/"
+    assert fetched(PRIMARY) == "s3://models/sentiment/2026-11-26/"
+    # With Strimzi the services create no topics: the shadow's results topic is a KafkaTopic too.
+    topics = {t["spec"]["topicName"] for t in by_kind(docs, "KafkaTopic")}
+    assert TaskTopics("sentiment", "prod.", shadow=True).results in topics
+    assert TaskTopics("sentiment", "prod.").results in topics
+
+
+def test_promotion_is_a_values_change(helm_env, charts_dir):
+    promoted = _values(image={"tag": "2026.12.01"}, shadow={"enabled": False, "model": {"image": {"tag": "2026.12.01"}}})
+    docs = render(helm_env, charts_dir, *set_args(promoted))
+    (deployment,) = by_kind(docs, "Deployment")
+    assert deployment["metadata"]["name"] == PRIMARY
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"].endswith("slm-sentiment:2026.12.01")
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"sentiment.shadow": {"enabled": True, "model": {"image": {"tag": "v2"}}}, "global.slm.kafka": KAFKA},
+     "sentiment: shadow.enabled is not supported yet with mode=ray"),
+    ({**_values(), "global.slm.kafka": {"bootstrap": ""}, "sentiment.shadow": {"enabled": True, "model": {"dir": "/m"}}},
+     "sentiment: shadow.enabled needs global.slm.kafka.bootstrap"),
+    ({**_values(), "sentiment.shadow": {"enabled": True}}, "sentiment: shadow.model names no second model version"),
+])
+def test_a_shadow_that_cannot_work_fails_with_a_clear_message(helm_env, charts_dir, values, message):
+    result = template(helm_env, charts_dir, *set_args(values))
+    assert result.returncode != 0, "helm template accepted a shadow that cannot work"
+    assert message in result.stderr
