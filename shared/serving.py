@@ -111,15 +111,23 @@ class ServedTask:
             Overloaded: the request waited longer than ``batch_max_latency_ms`` (HTTP 503).
         """
         started = time.perf_counter()
-        results = await self.batcher.submit(requests)
+        with tracer.start_as_current_span(f"{self.task} answer", attributes={"slm.items": len(requests)}) as span:
+            # The model runs these items in a batch shared with other requests, under a span of
+            # its own (another trace) that links to this one: the request's trace stays its own.
+            link = trace.Link(span.get_span_context())
+            results = await self.batcher.submit([(link, request) for request in requests])
         waited_ms = (time.perf_counter() - started) * 1000
         self.instruments.record_latencies([waited_ms] * len(results), path="rest")
         return results
 
-    def predict(self, requests: Sequence[TaskRequestV1]) -> list:
-        """Results for a REST batch (already validated by the API's pydantic model)."""
+    def predict(self, items: Sequence[tuple[trace.Link, TaskRequestV1]]) -> list:
+        """Results for a REST batch of (link to the request's span, request) pairs; the requests
+        are already validated by the API's pydantic model."""
         started = time.perf_counter()
-        with tracer.start_as_current_span(f"{self.task} predict", attributes={"slm.batch_size": len(requests)}):
+        links = list({link.context.span_id: link for link, _ in items}.values())
+        requests = [request for _, request in items]
+        with tracer.start_as_current_span(f"{self.task} predict", links=links,
+                                          attributes={"slm.batch_size": len(requests)}):
             results = self.processor.process([Received.now(r) for r in requests])
         review = sum(1 for r in results if r.review)
         self.instruments.record_batch(polled=len(requests), results=len(results), review=review, dlq_types={},
