@@ -220,6 +220,12 @@ def train_model(recipe: KindRecipe, task: str, train_file: Path | Sequence[Path]
                             "review_threshold": info.review_threshold, **info.training})
         info.training["total_seconds"] = round(time.perf_counter() - started, 1)
         write_model_info(build_dir, info)
+        if eval_file is not None:
+            from pipelines.drift_reference import write_drift_reference
+
+            # The served model's answers on its test split, binned: what the services' drift gauge compares with.
+            write_drift_reference(build_dir, recipe, eval_file, limit=args.max_test_examples, seed=args.seed)
+            write_model_info(build_dir, info)
     return TrainedFolder(info, metrics)
 
 
