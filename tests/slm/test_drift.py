@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from shared.drift import REFERENCE_FILE, DriftMonitor, DriftReference
 from shared.kafka import TaskConsumerLoop, TaskTopics
+from shared.runtime import read_model_info
 from shared.settings import KafkaSettings
 from slm.cli import main
 from slm.drift import drift_report, read_last_records
@@ -130,6 +131,8 @@ def test_drift_reference_writes_the_file_and_a_manifest_that_verifies(tmp_path):
                               timeout=120)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert verified.stdout.startswith(f"ok    {folder}")
+    # The fp32 graph the release folder leaves out keeps its entry: a copy put there later is checked.
+    assert read_model_info(folder).optional_files == read_model_info(SHIPPED_SENTIMENT).optional_files != {}
 
 
 def test_drift_without_a_reference_is_one_line(tmp_path):
