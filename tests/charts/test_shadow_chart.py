@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from shared.kafka.topics import TaskTopics
+from shared.settings import known_setting_names
 from tests.charts.test_charts import (RELEASE, assert_valid_and_hardened, by_kind, charts_dir, helm_env,  # noqa: F401
                                       named, needs_k8s_schemas, render, set_args, template)
 
@@ -48,6 +49,7 @@ def test_the_shadow_deployment_reads_in_its_own_group_and_is_outside_the_service
     container = shadow["spec"]["template"]["spec"]["containers"][0]
     env = _env(container)
     assert env["SLM_KAFKA_SHADOW"] == "true"
+    assert {name for name in env if name.startswith("SLM_")} <= known_setting_names()
     # The group the service would take by itself (a shadow refuses the primary's), set here because
     # the task's ConfigMap, which the shadow reads too, names the primary's.
     shadow_topics = TaskTopics("sentiment", KAFKA["topicPrefix"], shadow=True)
