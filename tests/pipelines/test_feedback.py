@@ -158,3 +158,25 @@ def test_an_entities_file_reads_back_as_training_sentences(tmp_path):
     assert second.spans == () and second.tokens == ("No", "names", "here")
     # Separate documents: one reviewed text is never the context of another.
     assert first.right == () and second.left == ()
+
+
+def _csv(path, rows):
+    path.write_text("text,label\n" + "".join(f"{t},{l}\n" for t, l in rows), encoding="utf-8")
+    return path
+
+
+def test_training_reads_every_data_file_and_keeps_every_feedback_row_out_of_dev(tmp_path):
+    from pipelines.common.args import TrainingArgs
+    from pipelines.recipe import read_training_data
+
+    first = _csv(tmp_path / "a.csv", [(f"up {i}", "bullish") for i in range(30)])
+    second = _csv(tmp_path / "b.csv", [(f"down {i}", "bearish") for i in range(30)])
+    feedback = _csv(tmp_path / "feedback.csv", [(f"fed back {i}", "neutral") for i in range(5)])
+    # A cap smaller than the data: --quick's subsample must not drop the corrections.
+    args = TrainingArgs.quick(max_train_examples=20, dev_fraction=0.2)
+    data = read_training_data(ClassificationRecipe(), [first, second], args, feedback_files=[feedback])
+    train_texts, dev_texts = {e.text for e in data.train}, {e.text for e in data.dev}
+    assert {f"fed back {i}" for i in range(5)} <= train_texts
+    assert not any(t.startswith("fed back") for t in dev_texts)
+    assert len(data.train) == 25 and data.labels == ["bearish", "bullish", "neutral"]
+    assert any(t.startswith("up") for t in dev_texts) and any(t.startswith("down") for t in dev_texts)
