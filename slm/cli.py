@@ -532,6 +532,13 @@ def serve(task: str, port: int, host: str, model_dir: Path | None, bootstrap: st
     # The settings, validated once (a bad SLM_* value is one line), the options in place of theirs.
     kafka_options = {"bootstrap": bootstrap, "delivery": delivery, "shadow": shadow}
     settings = validated(ServingSettings.from_env, kafka={k: v for k, v in kafka_options.items() if v})
+    if settings.kafka.shadow:
+        from shared.kafka.topics import TaskTopics
+
+        if any(v is not None for v in (replicas, min_replicas, max_replicas, cpus_per_replica)):
+            raise ConfigError("--shadow with Ray Serve replicas is not supported yet: serve the shadow as one "
+                              "process (no --replicas), or as the chart's shadow Deployment (mode: deployment)")
+        TaskTopics.of(task, settings.kafka).consumer_group(settings.kafka.group_id)  # not the primary's group
     model_dir = Path(model_dir or settings.model_dir(task)).resolve()
     open_model_folder(model_dir)  # refuse here, in one line, rather than in the worker
     if settings.kafka.bootstrap:
@@ -543,10 +550,6 @@ def serve(task: str, port: int, host: str, model_dir: Path | None, bootstrap: st
                    "cpus_per_replica": cpus_per_replica}
     if any(v is not None for v in ray_options.values()):
         from shared.settings import ReplicaSettings
-
-        if settings.kafka.shadow:
-            raise ConfigError("--shadow with Ray Serve replicas is not supported yet: serve the shadow as one "
-                              "process (no --replicas), or as the chart's shadow Deployment (mode: deployment)")
         from slm.replicas import serve_replicas
 
         replica_settings = validated(ReplicaSettings, **{k: v for k, v in ray_options.items() if v is not None})

@@ -1,0 +1,23 @@
+"""slm serve --shadow refuses, in one line and before starting anything, what a shadow cannot do."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from slm.cli import main
+
+CLEAN = {"SLM_KAFKA_BOOTSTRAP": None, "SLM_KAFKA_GROUP_ID": None, "SLM_KAFKA_SHADOW": None}
+
+
+@pytest.mark.parametrize(("args", "env", "message"), [
+    ([], {}, "shadow=true needs bootstrap (SLM_KAFKA_BOOTSTRAP)"),
+    (["--kafka", "127.0.0.1:1", "--replicas", "2"], {}, "--shadow with Ray Serve replicas is not supported yet"),
+    (["--kafka", "127.0.0.1:1"], {"SLM_KAFKA_GROUP_ID": "slm-sentiment"},
+     "SLM_KAFKA_GROUP_ID='slm-sentiment' is the primary's group"),
+])
+def test_a_shadow_that_cannot_work_is_refused_in_one_line(args, env, message):
+    result = CliRunner().invoke(main, ["serve", "sentiment", "--shadow", *args], env={**CLEAN, **env})
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
