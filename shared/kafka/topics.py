@@ -92,7 +92,8 @@ class TaskTopics:
         return group
 
     def all(self) -> list[str]:
-        """The topics to create on demand: the requests and what this instance produces."""
+        """The topics to create on demand: the requests, what this instance produces and, for a primary,
+        the reviewers' feedback topic."""
         if self.shadow:
             return [self.requests, self.results]
         return [self.requests, self.results, self.review, self.dlq, self.feedback]
