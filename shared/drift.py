@@ -219,7 +219,8 @@ class DriftReference:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> DriftReference:
-        return cls(task=data["task"], model=data["model"], items=int(data["items"]), source=dict(data.get("source", {})),
+        return cls(task=data["task"], model=data["model"], items=int(data["items"]),
+                   source=dict(data.get("source", {})),
                    features={name: FeatureReference.from_dict(f) for name, f in data["features"].items()})
 
     def write(self, model_dir: Path) -> Path:
@@ -268,7 +269,8 @@ class DriftReference:
         return {**values, "max": max(values.values())} if values else {}
 
 
-def build_reference(task: str, model: str, answers: Sequence[AnswerFeatures], source: dict | None = None) -> DriftReference:
+def build_reference(task: str, model: str, answers: Sequence[AnswerFeatures],
+                    source: dict | None = None) -> DriftReference:
     """The reference of a model from its ``answers`` on held-out data: label frequencies, and counts over
     the deciles of the scores and of the text lengths.
 

@@ -7,7 +7,6 @@ import logging
 import math
 import threading
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider

@@ -48,7 +48,8 @@ def _requests(task: str, limit: int | None) -> list[dict]:
 
     info = read_model_info(REPO_ROOT / "models" / task)
     recipe = recipe_class(kind_named(info.kind)).for_model(info)
-    return [r.model_dump(exclude_none=True) for r in reference_requests(recipe, dataset_for(task).test_file, limit=limit)]
+    requests = reference_requests(recipe, dataset_for(task).test_file, limit=limit)
+    return [r.model_dump(exclude_none=True) for r in requests]
 
 
 def _cli_drift(bootstrap: str, prefix: str) -> dict:
@@ -66,8 +67,8 @@ def test_drift_of_the_sentiment_service_on_its_own_test_set_and_on_helpdesk_tick
     assert reference is not None, f"{SHIPPED_SENTIMENT} has no {REFERENCE_FILE}"
     processor = load_processor("sentiment", SHIPPED_SENTIMENT, intra_op_threads=2)
     monitor = DriftMonitor("sentiment", processor.model_id, reference, window=WINDOW)
-    settings = KafkaSettings(bootstrap=kafka_bootstrap, topic_prefix=topic_prefix, group_id=f"{topic_prefix}slm-sentiment",
-                             max_batch=64)
+    settings = KafkaSettings(bootstrap=kafka_bootstrap, topic_prefix=topic_prefix,
+                             group_id=f"{topic_prefix}slm-sentiment", max_batch=64)
     topics = TaskTopics("sentiment", topic_prefix)
     own = _requests("sentiment", None)
     shifted = _requests("helpdesk", WINDOW)
