@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 
 __all__ = ["setup_logging", "setup_telemetry", "shutdown_telemetry"]
@@ -29,6 +30,12 @@ def _exporter_choice(signal: str) -> str:
     if os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         return "otlp"
     return "none"
+
+
+def _in_ray_worker() -> bool:
+    """A Ray Serve replica's process (Ray is imported and connected), not ``bentoml serve``."""
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized()
 
 
 def setup_logging(level: int = logging.INFO) -> None:
@@ -89,6 +96,10 @@ def setup_telemetry(service_name: str) -> None:
         from shared.telemetry.prometheus import prometheus_reader
 
         readers = [prometheus_reader()]  # /metrics, whatever else exports them
+        if _in_ray_worker():
+            from shared.telemetry.ray_metrics import ray_metrics_reader
+
+            readers.append(ray_metrics_reader())  # Ray's per-node metrics port, which Prometheus scrapes
         metrics_choice = _exporter_choice("metrics")
         if metrics_choice == "otlp":
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter

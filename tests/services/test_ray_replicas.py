@@ -56,12 +56,14 @@ def _settings(model_dir, kafka_bootstrap: str, prefix: str) -> ServingSettings:
         "max_batch": 16})
 
 
-def _deploy(settings: ServingSettings, replicas: ReplicaSettings, partitions: int | None = 4) -> None:
+def _deploy(settings: ServingSettings, replicas: ReplicaSettings, partitions: int | None = 4,
+            telemetry: bool = False) -> None:
     from ray import serve
 
     from shared.ray_replicas import task_application
 
-    serve.run(task_application(TASK, settings, replicas, partitions, process_env={"OTEL_SDK_DISABLED": "true"}),
+    process_env = {"OTEL_SDK_DISABLED": "false" if telemetry else "true"}
+    serve.run(task_application(TASK, settings, replicas, partitions, process_env=process_env),
               name=APP, route_prefix="/")
 
 
@@ -179,6 +181,29 @@ def test_autoscaling_goes_from_one_to_two_replicas_under_load_and_back(serve_url
     wait_for(lambda: seen.append(_running_replicas()) or seen[-1] == 1, 120, interval=1,
              what="back to one replica without load")
     assert max(seen) == 2
+
+
+def test_replica_metrics_reach_rays_metrics_port_as_prometheus_scrapes_it(serve_url, quick_model_dir):
+    """Redeploys one replica with telemetry on and no Kafka; Ray's agent exports what the replica
+    records on the node's metrics port, where the chart's ServiceMonitor scrapes."""
+    import ray
+    from prometheus_client.parser import text_string_to_metric_families
+
+    settings = ServingSettings.from_env(service={"model_dir": quick_model_dir}, kafka={"bootstrap": None})
+    _deploy(settings, ReplicaSettings(num_replicas=1, cpus_per_replica=0.5), partitions=None, telemetry=True)
+    for text in ("Gold rallies", "Oil slips", "Banks steady"):
+        assert httpx.post(f"{serve_url}/predict", json={"items": [{"text": text}]}, timeout=60).status_code == 200
+    port = ray._private.worker._global_node.metrics_export_port
+
+    def rest_requests() -> float:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+                   if sample.name == "ray_slm_requests_total" and sample.labels.get("path") == "rest"
+                   and sample.labels.get("task") == TASK)
+
+    wait_for(lambda: rest_requests() == 3, 60, interval=1, what="ray_slm_requests_total on Ray's metrics port")
+    # The replica's own /metrics, through the ingress, has them too (one replica's view).
+    assert "slm_requests_total{" in httpx.get(f"{serve_url}/metrics", timeout=10).text
 
 
 def test_the_ray_serve_ingress_requires_api_keys_like_bentoml_serve(serve_url, quick_model_dir, tmp_path):
