@@ -60,4 +60,16 @@ def read_topic(settings: KafkaSettings, topic: str, *, timeout_s: float = 120.0)
             pending = [tp for tp in pending if consumer.position(tp) < ends[tp]]
         return [record for tp in tps for record in by_partition[tp]]
     finally:
+        _close_quietly(consumer)
+
+
+def _close_quietly(consumer) -> None:
+    """Close ``consumer`` without kafka-python's ``Metadata refresh: failed Cancelled`` ERROR line: a refresh
+    that our own close cancels is no failure, and a tool's user would read it as one."""
+    cluster_log = logging.getLogger("kafka.cluster")
+    level = cluster_log.level
+    cluster_log.setLevel(logging.CRITICAL)
+    try:
         consumer.close()
+    finally:
+        cluster_log.setLevel(level)
