@@ -24,6 +24,19 @@ TEST_SETUP += .cache/bin/helm
 
 .PHONY: charts-deps charts-lint charts-test charts-readme
 
+# The PrometheusRule CRD, absent from ../shared/k8s-schemas, from the prometheus-operator module on
+# the Go module proxy at the version of the ServiceMonitor CRD there (0.93.0).
+PROMETHEUS_OPERATOR_VERSION := v0.93.0
+PROMETHEUS_RULE_CRD := .cache/crds/monitoring.coreos.com_prometheusrules.yaml
+TEST_SETUP += $(PROMETHEUS_RULE_CRD)
+
+$(PROMETHEUS_RULE_CRD): charts/charts.mk
+	@mkdir -p $(@D)
+	cp "$$(GOMODCACHE=$(CURDIR)/.cache/go-mod GOFLAGS=-modcacherw go mod download -json \
+	  github.com/prometheus-operator/prometheus-operator@$(PROMETHEUS_OPERATOR_VERSION) | \
+	  $(PY) -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')/example/prometheus-operator-crd/$(@F)" $@
+	@chmod u+w $@
+
 # Rebuilt when this file changes (a new HELM_VERSION). About 3 minutes on 2 cores the first time.
 # Go's build and module caches stay in .cache with the rest of what the project fetches
 # (-modcacherw: so `rm -rf .cache` can remove them).
