@@ -40,7 +40,8 @@ def read_last_records(settings: KafkaSettings, topic: str, count: int, *, timeou
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(**settings.client_options(), group_id=None, enable_auto_commit=False,
-                             isolation_level="read_committed", auto_offset_reset="earliest")
+                             isolation_level="read_committed", auto_offset_reset="earliest",
+                             allow_auto_create_topics=False)
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:

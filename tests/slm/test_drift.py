@@ -158,3 +158,10 @@ def test_drift_reference_refuses_a_folder_whose_files_changed(tmp_path):
     assert refused.stderr.strip() == (f"error: model folder refused: {config}: has {config.stat().st_size} bytes, "
                                       f"the manifest says {config.stat().st_size - 1}")
     assert (folder / "slm_model.json").read_bytes() == manifest_before
+
+
+
+@pytest.mark.integration
+def test_the_last_records_of_a_topic_that_does_not_exist_are_none(kafka_bootstrap, topic_prefix):
+    settings = KafkaSettings(bootstrap=kafka_bootstrap, topic_prefix=topic_prefix)
+    assert read_last_records(settings, TaskTopics("sentiment", topic_prefix).results, WINDOW) == []
