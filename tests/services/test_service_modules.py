@@ -23,7 +23,8 @@ assert type(trace.get_tracer_provider()).__name__ == "ProxyTracerProvider", "a t
 assert dict(HTTP_PROTOCOLS) == protocols, "uvicorn's protocols were patched"
 assert logging.getLogger("shared").handlers == handlers, "logging was configured"
 assert [api.route for api in service.apis.values()] == ["/predict"]
-assert {{cls.__name__ for cls, _ in service.middlewares}} == {{"UnprocessableEntityMiddleware", "RequestGuardMiddleware"}}
+assert {{cls.__name__ for cls, _ in service.middlewares}} == {{"MetricsMiddleware", "UnprocessableEntityMiddleware",
+                                                           "RequestGuardMiddleware"}}
 
 service.to_asgi()
 from bentoml._internal.configuration.containers import BentoMLContainer
