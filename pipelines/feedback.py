@@ -120,8 +120,9 @@ def _json_object(value: bytes | None) -> dict:
 
 
 def _reviewed_inputs(records: Iterable[Any]) -> dict[str, dict | None]:
-    """id -> the review record's ``input`` (``None`` when written without it); the last record of an id wins
-    (a request consumed twice, at least once, gives two copies of the same input)."""
+    """id -> the review record's ``input`` (``None`` when written without it). The last record of an id wins
+    (a request consumed twice, at least once, gives two copies of the same input), but a copy without
+    input never hides one with it (written before ``SLM_REVIEW_INCLUDE_INPUT`` was turned off)."""
     inputs: dict[str, dict | None] = {}
     for record in _in_order(records):
         try:
@@ -132,7 +133,10 @@ def _reviewed_inputs(records: Iterable[Any]) -> dict[str, dict | None]:
             continue
         given = payload.get("input")
         ok = isinstance(given, dict) and isinstance(given.get("text"), str) and isinstance(given.get("fields", {}), dict)
-        inputs[payload["id"]] = {"text": given["text"], "fields": given.get("fields", {})} if ok else None
+        if ok:
+            inputs[payload["id"]] = {"text": given["text"], "fields": given.get("fields", {})}
+        else:
+            inputs.setdefault(payload["id"], None)
     return inputs
 
 

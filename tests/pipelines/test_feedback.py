@@ -87,6 +87,12 @@ def test_the_last_review_record_of_an_id_gives_its_input():
     assert item.text == "second copy"
 
 
+def test_a_review_copy_without_input_does_not_hide_an_earlier_one_with_it():
+    reviews = [_review("a", "shares soar", 0), _review("a", "", 1, with_input=False)]
+    (item,) = join_feedback(reviews, [_verdict("a", "bullish", 0)], entities=False).items
+    assert item.text == "shares soar"
+
+
 def test_a_classification_file_reads_back_with_the_tasks_columns(tmp_path):
     reviews = [_review("t1", "SHELL KINGS 587", 0, fields={"amount": 20.0, "directorate": "Local Services"}),
                _review("t2", "TESCO STORE", 1, fields={"amount": 3.5})]
