@@ -6,6 +6,8 @@ import json
 import logging
 from dataclasses import dataclass, field
 
+import pytest
+
 from shared.kafka.batch import plan_batch, review_value
 from shared.kafka.topics import TaskTopics
 from shared.schemas import TaskRequestV1
@@ -71,3 +73,28 @@ def test_planning_a_batch_logs_no_input_text(caplog):
         plan_batch(records, FakeProcessor(), TOPICS, max_bytes=1000)
     assert caplog.records, "the failing batch is expected to log its retry"
     assert "secret-words-xyz" not in caplog.text and "Zürich" not in caplog.text
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("include", [True, False])
+def test_the_served_task_gives_its_loop_the_setting(quick_model_dir, kafka_bootstrap, topic_prefix, include):
+    """SLM_REVIEW_INCLUDE_INPUT reaches the Kafka loop a service runs (ServedTask), on the real broker."""
+    from shared.serving import ServedTask
+    from shared.settings import KafkaSettings, ServingSettings
+    from tests.support.kafka_io import drain, produce
+
+    serving = ServingSettings(
+        service=ServiceSettings(model_dir=quick_model_dir, review_threshold=1.0, review_include_input=include,
+                                onnx_threads=1),
+        kafka=KafkaSettings(bootstrap=kafka_bootstrap, topic_prefix=topic_prefix, group_id=f"{topic_prefix}g"))
+    served = ServedTask("sentiment", serving)
+    try:
+        assert served.loop.wait_ready(60)
+        produce(kafka_bootstrap, TaskTopics("sentiment", topic_prefix).requests,
+                [(None, json.dumps({"id": "r1", "text": "Shares of Acme drift"}).encode(), [])])
+        (review,) = drain(kafka_bootstrap, TaskTopics("sentiment", topic_prefix).review, until=lambda r: len(r) >= 1)
+    finally:
+        served.loop.stop()
+    value = json.loads(review.value)
+    assert value["id"] == "r1"
+    assert value.get("input") == ({"text": "Shares of Acme drift", "fields": {}} if include else None)
