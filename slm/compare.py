@@ -14,14 +14,13 @@ counts: at least once may deliver one twice) and reports:
   items that have one. No feedback topic: no such section (the primary creates the topic, so an
   installation without reviewers yet reads "none of the joined ids has a reviewer's label yet").
 
-The logic is :func:`compare_answers`, on plain dicts; :func:`read_to_end` and the command wrap it.
+The logic is :func:`compare_answers`, on plain dicts; :func:`compare_command` reads the topics and wraps it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from shared.errors import SlmError
 from shared.task_kinds import TASKS
 from slm.console import clean_errors
 
-__all__ = ["CompareError", "Comparison", "ModelSummary", "compare_answers", "compare_command", "json_values", "read_to_end",
+__all__ = ["CompareError", "Comparison", "ModelSummary", "compare_answers", "compare_command", "json_values",
            "render"]
 
 logger = logging.getLogger(__name__)
@@ -187,39 +186,6 @@ def render(comparison: Comparison, topics: tuple[str, str]) -> list[str]:
     return lines
 
 
-def read_to_end(options: dict, topic: str, *, timeout_s: float = 120.0) -> list | None:
-    """Every record of ``topic`` (kafka-python ``ConsumerRecord``), up to the end offsets it has when
-    the read starts; None when the topic does not exist. Read ``read_committed`` (exactly-once
-    outputs); no consumer group, nothing committed.
-
-    ``options``: kafka-python's connection options (:func:`shared.kafka.clients.client_options`).
-
-    Raises:
-        CompareError: the end was not reached within ``timeout_s``.
-    """
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(**options, group_id=None, enable_auto_commit=False, isolation_level="read_committed")
-    try:
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            return None
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        ends = consumer.end_offsets(tps)
-        records: list = []
-        deadline = time.monotonic() + timeout_s
-        while any(consumer.position(tp) < ends[tp] for tp in tps):
-            if time.monotonic() > deadline:
-                raise CompareError(f"{topic}: not read to its end within {timeout_s:.0f}s")
-            for tp, batch in consumer.poll(timeout_ms=500).items():
-                records.extend(record for record in batch if record.offset < ends[tp])
-        return records
-    finally:
-        consumer.close()
-
-
 def json_values(records: Sequence, topic: str) -> list[dict]:
     """The records' values that are JSON objects; the others are skipped with one warning."""
     values = []
@@ -246,6 +212,7 @@ def compare_command(task: str, bootstrap: str, prefix: str | None, timeout_s: fl
     """Agreement of TASK's primary and shadow results, their model ids and scores, and their
     accuracy on reviewers' feedback (<task>.feedback) where there is any."""
     from shared.kafka.clients import client_options
+    from shared.kafka.topic_reader import read_topic_or_none
     from shared.kafka.topics import TaskTopics
     from shared.settings import KafkaSettings
 
@@ -253,14 +220,14 @@ def compare_command(task: str, bootstrap: str, prefix: str | None, timeout_s: fl
     options = client_options(bootstrap)
     read = {}
     for side, topic in (("primary", topics.primary_results), ("shadow", topics.shadow_results)):
-        records = read_to_end(options, topic, timeout_s=timeout_s)
+        records = read_topic_or_none(options, topic, timeout_s=timeout_s)
         if records is None:
             raise CompareError(f"topic {topic} does not exist: is the {side} of {task} running"
                                + (f" (slm serve {task} --shadow, or the chart's shadow.enabled)?" if side == "shadow"
                                   else "?"))
         read[side] = json_values(records, topic)
     # The reviewers' topic (slm feedback): read when it exists, else the report has no feedback section.
-    feedback = read_to_end(options, topics.feedback, timeout_s=timeout_s)
+    feedback = read_topic_or_none(options, topics.feedback, timeout_s=timeout_s)
     comparison = compare_answers(read["primary"], read["shadow"],
                                  None if feedback is None else json_values(feedback, topics.feedback))
     click.echo("\n".join(render(comparison, (topics.primary_results, topics.shadow_results))))

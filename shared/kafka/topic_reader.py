@@ -12,7 +12,7 @@ import time
 from shared.errors import SlmError
 from shared.settings import KafkaSettings
 
-__all__ = ["TopicReadError", "read_topic"]
+__all__ = ["TopicReadError", "read_topic", "read_topic_or_none"]
 
 logger = logging.getLogger(__name__)
 
@@ -22,12 +22,17 @@ class TopicReadError(SlmError):
 
 
 def read_topic(settings: KafkaSettings, topic: str, *, timeout_s: float = 120.0) -> list:
-    """Every record of ``topic`` up to its end offsets taken when the read starts, partition by
-    partition in offset order (kafka-python ``ConsumerRecord``). A topic that does not exist has none.
+    """:func:`read_topic_or_none` with the services' connection, and none for a missing topic."""
+    return read_topic_or_none(settings.client_options(), topic, timeout_s=timeout_s) or []
 
-    Read ``read_committed``: under exactly-once the services' review records belong to transactions,
-    and an aborted batch's copies must not count. The connection (TLS, SASL) is the services' own,
-    from ``settings.client_options()``.
+
+def read_topic_or_none(options: dict, topic: str, *, timeout_s: float = 120.0) -> list | None:
+    """Every record of ``topic`` up to its end offsets taken when the read starts, partition by
+    partition in offset order (kafka-python ``ConsumerRecord``); None when the topic does not exist.
+
+    Read ``read_committed``: under exactly-once the services' records belong to transactions, and
+    an aborted batch's must not count. ``options`` are kafka-python's connection options
+    (:func:`shared.kafka.clients.client_options`, ``KafkaSettings.client_options()``).
 
     Raises:
         TopicReadError: the end was not reached within ``timeout_s``; a partial read would
@@ -35,13 +40,13 @@ def read_topic(settings: KafkaSettings, topic: str, *, timeout_s: float = 120.0)
     """
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(**settings.client_options(), group_id=None, enable_auto_commit=False,
+    consumer = KafkaConsumer(**options, group_id=None, enable_auto_commit=False,
                              isolation_level="read_committed", auto_offset_reset="earliest")
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:
             logger.info('topic=%s does not exist: no records', topic)
-            return []
+            return None
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)

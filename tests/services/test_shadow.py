@@ -27,7 +27,7 @@ from shared.runtime import read_model_info, write_model_info
 from shared.settings import KafkaSettings, default_model_dir
 from shared.task_kinds import load_processor
 from slm.cli import main
-from slm.compare import read_to_end
+from shared.kafka.topic_reader import read_topic_or_none
 from slm.service_process import ServerProcess, free_port
 from tests.support.kafka_io import committed_offsets, drain, produce
 from tests.support.processes import ServiceProcess, wait_for
@@ -106,8 +106,8 @@ def test_primary_and_shadow_each_answer_every_request_and_only_the_primary_revie
     assert {r["model"] for r in primary_results.values()} == {primary_id}
     assert {r["model"] for r in shadow_results.values()} == {shadow_id}
     options = client_options(kafka_bootstrap)
-    review = read_to_end(options, primary_topics.review)
-    dlq = read_to_end(options, primary_topics.dlq)
+    review = read_topic_or_none(options, primary_topics.review)
+    dlq = read_topic_or_none(options, primary_topics.dlq)
     # Review copies and dead letters are the primary's alone: one each, not one per model.
     assert sorted(json.loads(r.value)["id"] for r in review) == sorted(
         i for i, r in primary_results.items() if r["review"])
