@@ -121,3 +121,26 @@ def test_a_shadow_that_cannot_work_fails_with_a_clear_message(helm_env, charts_d
     result = template(helm_env, charts_dir, *set_args(values))
     assert result.returncode != 0, "helm template accepted a shadow that cannot work"
     assert message in result.stderr
+
+
+@needs_k8s_schemas
+def test_the_shadow_is_scraped_through_its_own_service_and_kept_out_of_the_alerts(helm_env, charts_dir):
+    values = _values(shadow={"enabled": True, "model": {"image": {"tag": "2026.12.01"}}},
+                     metrics={"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}})
+    docs = render(helm_env, charts_dir, *set_args(values))
+    assert_valid_and_hardened(docs)
+    shadow_pods = named(docs, "Deployment", SHADOW)["spec"]["template"]["metadata"]["labels"]
+    primary_pods = named(docs, "Deployment", PRIMARY)["spec"]["template"]["metadata"]["labels"]
+    scrape = named(docs, "Service", f"{SHADOW}-metrics")
+    assert scrape["spec"]["clusterIP"] == "None"
+    assert _selects(scrape["spec"]["selector"], shadow_pods) and not _selects(scrape["spec"]["selector"], primary_pods)
+    monitors = {d["metadata"]["name"]: d for d in by_kind(docs, "ServiceMonitor")}
+    assert set(monitors) == {PRIMARY, SHADOW}
+    shadow_selector = monitors[SHADOW]["spec"]["selector"]["matchLabels"]
+    assert _selects(shadow_selector, scrape["metadata"]["labels"])
+    assert not _selects(monitors[PRIMARY]["spec"]["selector"]["matchLabels"], scrape["metadata"]["labels"])
+    # The shadow's job is its name (jobLabel), which the alerts leave out.
+    assert monitors[SHADOW]["spec"]["jobLabel"] == "app.kubernetes.io/name"
+    assert scrape["metadata"]["labels"]["app.kubernetes.io/name"].endswith("-shadow")
+    rules = [r for group in named(docs, "PrometheusRule", PRIMARY)["spec"]["groups"] for r in group["rules"]]
+    assert rules and all('job!~".+-shadow"' in rule["expr"] for rule in rules)
