@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from shared.drift import REFERENCE_FILE, DriftMonitor, DriftReference
 from shared.kafka import TaskConsumerLoop, TaskTopics
+from shared.observed import ObservedProcessor
 from shared.runtime import read_model_info
 from shared.settings import KafkaSettings
 from slm.cli import main
@@ -24,19 +25,6 @@ from tests.support.processes import REPO_ROOT
 SHIPPED_SENTIMENT = REPO_ROOT / "models" / "sentiment"
 SLM = str(Path(sys.executable).with_name("slm"))
 WINDOW = 1000
-
-
-class Watched:
-    """A processor whose answers the drift monitor sees, as the service wires it (shared/serving.py)."""
-
-    def __init__(self, processor, monitor: DriftMonitor) -> None:
-        self.processor, self.monitor = processor, monitor
-        self.task, self.model_id = processor.task, processor.model_id
-
-    def process(self, items):
-        results = self.processor.process(items)
-        self.monitor.observe(items, results)
-        return results
 
 
 def _requests(task: str, limit: int | None) -> list[dict]:
@@ -72,7 +60,7 @@ def test_drift_of_the_sentiment_service_on_its_own_test_set_and_on_helpdesk_tick
     topics = TaskTopics("sentiment", topic_prefix)
     own = _requests("sentiment", None)
     shifted = _requests("helpdesk", WINDOW)
-    loop = TaskConsumerLoop(Watched(processor, monitor), settings)
+    loop = TaskConsumerLoop(ObservedProcessor(processor, [monitor]), settings)  # as the service wires it
     loop.start()
     try:
         assert loop.wait_ready(60), "consumer never joined its group"
