@@ -31,8 +31,8 @@ from shared.errors import DataError
 from shared.model_text import field_value_text
 from shared.runtime.tagging import OUTSIDE
 
-__all__ = ["ExportCounts", "FeedbackExport", "InvalidFeedback", "LabelledItem", "conll_tokens", "join_feedback",
-           "write_training_file"]
+__all__ = ["ExportCounts", "FeedbackExport", "InvalidFeedback", "LabelledItem", "conll_tokens", "in_order",
+           "join_feedback", "write_training_file"]
 
 # A tag is the token's last whitespace-separated column in CoNLL: an entity type must not contain spaces.
 _ENTITY_TYPE = re.compile(r"^[^\s]+$")
@@ -96,8 +96,10 @@ class FeedbackExport:
     invalid_reasons: dict[str, int] = field(default_factory=dict)
 
 
-def _in_order(records: Iterable[Any]) -> list[Any]:
-    """Each partition in offset order, partitions merged by timestamp (ties: lower partition first)."""
+def in_order(records: Iterable[Any]) -> list[Any]:
+    """Each partition in offset order, partitions merged by timestamp (ties: lower partition first).
+
+    The order in which "the last record of an id wins" is decided, here and in ``slm compare``."""
     by_partition: dict[int, list] = {}
     for record in records:
         by_partition.setdefault(record.partition, []).append(record)
@@ -124,7 +126,7 @@ def _reviewed_inputs(records: Iterable[Any]) -> dict[str, dict | None]:
     (a request consumed twice, at least once, gives two copies of the same input), but a copy without
     input never hides one with it (written before ``SLM_REVIEW_INCLUDE_INPUT`` was turned off)."""
     inputs: dict[str, dict | None] = {}
-    for record in _in_order(records):
+    for record in in_order(records):
         try:
             payload = _json_object(record.value)
         except InvalidFeedback:
@@ -193,7 +195,7 @@ def join_feedback(review_records: Sequence[Any], feedback_records: Sequence[Any]
     counts.review_records, counts.feedback_records = len(review_records), len(feedback_records)
     inputs = _reviewed_inputs(review_records)
     final: dict[str, LabelledItem] = {}
-    for record in _in_order(feedback_records):
+    for record in in_order(feedback_records):
         try:
             item_id, label = _feedback(_json_object(record.value))
             if item_id not in inputs:
