@@ -37,7 +37,7 @@ class ResultCache(Generic[V]):
         self.hits = 0
         self.misses = 0
         meter = meter or metrics.get_meter("slm.services")
-        self._attributes = {"task": task, "model": model}
+        self.attributes = {"task": task, "model": model}
         self._hit_counter = meter.create_counter("slm.cache.hits", unit="{item}", description="Answers from the cache")
         self._miss_counter = meter.create_counter("slm.cache.misses", unit="{item}", description="Answers computed")
 
@@ -71,6 +71,6 @@ class ResultCache(Generic[V]):
                     self._entries.popitem(last=False)
         self.hits += hits
         self.misses += len(keys) - hits
-        self._hit_counter.add(hits, self._attributes)
-        self._miss_counter.add(len(keys) - hits, self._attributes)
+        self._hit_counter.add(hits, self.attributes)
+        self._miss_counter.add(len(keys) - hits, self.attributes)
         return [found[k] for k in keys]

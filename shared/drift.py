@@ -365,11 +365,14 @@ class DriftMonitor:
         reference (`DriftReference`): the served model's reference.
         window (`int`): answers in the sliding window (``SLM_DRIFT_WINDOW``).
         meter: where the gauges are registered (default: the global meter provider's).
+        role (`str`, defaults to `"primary"`): ``shadow`` for a shadow's monitor, a third attribute.
     """
 
-    def __init__(self, task: str, model_id: str, reference: DriftReference, window: int, meter=None) -> None:
+    def __init__(self, task: str, model_id: str, reference: DriftReference, window: int, meter=None,
+                 role: str = "primary") -> None:
         self.task = task
         self.model_id = model_id
+        self.role = role
         self.window = DriftWindow(reference, window)
         if reference.model != model_id:
             logger.warning('drift reference is of another model task=%s model=%s reference_model=%s',
@@ -390,17 +393,17 @@ class DriftMonitor:
 
     @property
     def attributes(self) -> dict[str, str]:
-        return {"task": self.task, "model": self.model_id}
+        return {"task": self.task, "model": self.model_id, "role": self.role}
 
 
-def drift_monitors(task: str, model_id: str, model_dir: Path, window: int) -> list[DriftMonitor]:
+def drift_monitors(task: str, model_id: str, model_dir: Path, window: int, role: str = "primary") -> list[DriftMonitor]:
     """``[DriftMonitor]`` for a served model folder, or ``[]`` (logged at INFO) when it has no drift reference."""
     reference = DriftReference.read(model_dir)
     if reference is None:
         logger.info('no drift reference, no drift gauge task=%s model=%s file="%s"', task, model_id,
                     Path(model_dir) / REFERENCE_FILE)
         return []
-    return [DriftMonitor(task, model_id, reference, window)]
+    return [DriftMonitor(task, model_id, reference, window, role=role)]
 
 
 def _psi_observations(_options=None) -> list:

@@ -24,6 +24,7 @@ from shared.settings import ServiceSettings, ServingSettings
 from shared.processors import Received, TaskProcessor
 from shared.task_kinds import load_processor
 from shared.telemetry import TaskInstruments
+from shared.telemetry.instruments import role_of
 
 __all__ = ["ServedTask", "cpu_quota", "onnx_threads_for", "served_task"]
 
@@ -89,10 +90,12 @@ class ServedTask:
                                max_batch_size=settings.onnx_batch_size,
                                max_batch_tokens=settings.onnx_batch_tokens or None,
                                review_threshold=settings.review_threshold, cache_size=settings.cache_size)
-        self.instruments = TaskInstruments(task, model.model_id)
+        role = role_of(kafka.shadow)
+        self.instruments = TaskInstruments(task, model.model_id, role=role)
+        model.cache.attributes["role"] = role
         # Every answer, REST's and Kafka's, passes these on its way out.
         observers: list[ResultObserver] = [self.instruments.predictions]
-        observers += drift_monitors(task, model.model_id, model_dir, settings.drift_window)
+        observers += drift_monitors(task, model.model_id, model_dir, settings.drift_window, role)
         self.processor: TaskProcessor = ObservedProcessor(model, observers)
         # Our micro-batcher, not BentoML's adaptive batching: see shared/batching.py.
         self.batcher = MicroBatcher(self.predict, settings.max_batch_size, max_queue_ms=settings.batch_max_latency_ms,

@@ -59,6 +59,7 @@ from shared.kafka.topics import TaskTopics, ensure_topics
 from shared.settings import KafkaSettings
 from shared.processors import TaskProcessor
 from shared.telemetry import TaskInstruments, context_from_headers, headers_with_context
+from shared.telemetry.instruments import role_of
 
 __all__ = ["TaskConsumerLoop"]
 
@@ -104,7 +105,8 @@ class TaskConsumerLoop:
         self.review_input = review_input
         self.topics = TaskTopics.of(processor.task, settings)  # a shadow's topics and group (settings.shadow)
         self.group_id = self.topics.consumer_group(settings.group_id)
-        self.instruments = TaskInstruments(processor.task, getattr(processor, "model_id", "unknown"))
+        self.instruments = TaskInstruments(processor.task, getattr(processor, "model_id", "unknown"),
+                                           role=role_of(settings.shadow))
         self._stop = threading.Event()
         self._joined_group = threading.Event()
         self._thread: threading.Thread | None = None
@@ -117,6 +119,7 @@ class TaskConsumerLoop:
         self._consumer = None
         self._finished: dict = {}  # TopicPartition -> OffsetAndMetadata of the last finished batch
         self._last_contact: float | None = None  # monotonic time the broker last answered the loop
+        self._started_at: float | None = None
         self._last_check = float("-inf")
         self._outage_reported = False
         self.undecodable = 0  # records dead-lettered because the client could not decode them
@@ -135,6 +138,7 @@ class TaskConsumerLoop:
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._started_at = self._clock()
         self._thread = threading.Thread(target=self._run_forever, name=f"kafka-{self.processor.task}", daemon=True)
         self._thread.start()
 
@@ -176,6 +180,12 @@ class TaskConsumerLoop:
     def seconds_since_contact(self) -> float | None:
         """Seconds since the broker last answered the loop; None before the first answer."""
         last = self._last_contact
+        return None if last is None else self._clock() - last
+
+    def seconds_silent(self) -> float | None:
+        """Seconds since the broker last answered the loop or, before its first answer, since the
+        loop started (a broker down from the start is silence too); None before the start."""
+        last = self._last_contact if self._last_contact is not None else self._started_at
         return None if last is None else self._clock() - last
 
     def broker_reachable(self) -> bool:
@@ -534,7 +544,8 @@ class TaskConsumerLoop:
             raise
         consumer.seek(found.partition, found.end)
         self.undecodable += len(outgoing)
-        self.instruments.record_batch(polled=len(outgoing), results=0, review=0, dlq_types={"undecodable": len(outgoing)},
+        self.instruments.record_batch(polled=len(outgoing), results=0, review=0,
+                                      dlq_types={"undecodable": len(outgoing)},
                                       latency_ms=(time.perf_counter() - started) * 1000, path="kafka")
         logger.warning('undecodable records task=%s partition=%s offsets=%d-%d dlq=%d error="%s"', self.processor.task,
                        _names([found.partition]), found.first, found.end - 1, len(outgoing), found.error)

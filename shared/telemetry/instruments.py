@@ -1,24 +1,32 @@
 """The one set of instruments every task service reports, whichever exporter reads them.
 
 The same OpenTelemetry instruments feed OTLP (when configured) and the Prometheus text on
-``/metrics`` (:mod:`shared.telemetry.prometheus`). Every series carries ``task`` and ``model``;
-``path`` says whether a request came over ``rest`` or ``kafka``.
+``/metrics`` (:mod:`shared.telemetry.prometheus`). Every series carries ``task``, ``model`` and
+``role`` (``primary``, or ``shadow`` for a version that only publishes for comparison, so that
+dashboards and alerts can leave it out); ``path`` says whether a request came over ``rest`` or
+``kafka``.
 """
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Sequence
 
 from opentelemetry import metrics
 from opentelemetry.metrics import Observation
 
-__all__ = ["PredictionMetrics", "TaskInstruments"]
+__all__ = ["PredictionMetrics", "TaskInstruments", "role_of"]
 
 _METER = "slm.services"
 # Scores are probabilities: tenths, with the top decile split where review thresholds sit.
 SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99, 1.0)
 # Milliseconds, from a cached answer to a request that waited out a broker outage.
 LATENCY_BUCKETS_MS = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
+
+
+def role_of(shadow: bool) -> str:
+    return "shadow" if shadow else "primary"
 
 
 class PredictionMetrics:
@@ -53,9 +61,10 @@ class TaskInstruments:
     global provider's.
     """
 
-    def __init__(self, task: str, model: str = "unknown", meter: metrics.Meter | None = None) -> None:
+    def __init__(self, task: str, model: str = "unknown", meter: metrics.Meter | None = None,
+                 role: str = "primary") -> None:
         meter = self.meter = meter or metrics.get_meter(_METER)
-        self.attributes = {"task": task, "model": model}
+        self.attributes = {"task": task, "model": model, "role": role}
         self.requests = meter.create_counter("slm.requests", unit="{request}", description="Requests received")
         self.results = meter.create_counter("slm.results", unit="{message}", description="Results answered")
         self.review = meter.create_counter("slm.review", unit="{message}", description="Results sent to review")
@@ -83,21 +92,47 @@ class TaskInstruments:
             self.end_to_end_latency.record(latency, attrs)
 
     def observe_loop(self, loop) -> None:
-        """Gauges of a consumer loop's Kafka health, read at each collection: the seconds since
-        the broker last answered it, and its lag per assigned partition. Kafka's health is
-        reported here, not by readiness."""
-        meter = self.meter
-        attributes = self.attributes
+        """Report a consumer loop's Kafka health at each collection: the seconds the broker has been
+        silent to it, and its lag per assigned partition. Kafka's health is reported here, not by
+        readiness. A loop is reported while it lives and runs."""
+        _loop_attributes[loop] = self.attributes
+        _register_loop_gauges(self.meter)
 
-        def since_contact(_options):
-            seconds = loop.seconds_since_contact()
-            return [] if seconds is None else [Observation(seconds, attributes)]
 
-        def lag(_options):
-            return [Observation(behind, {**attributes, "topic": topic, "partition": str(partition)})
-                    for (topic, partition), behind in sorted(loop.partition_lag.items())]
+# One callback per meter reports every live loop: the SDK keeps the first registration of a
+# name and drops a second one's callback, so a gauge per loop would report the first loop only.
+_loop_attributes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_gauge_meters: list = []
+_gauge_lock = threading.Lock()
 
-        meter.create_observable_gauge("slm.kafka.broker.silence", callbacks=[since_contact], unit="s",
-                                      description="Seconds since the broker last answered the consumer loop")
-        meter.create_observable_gauge("slm.kafka.lag", callbacks=[lag], unit="{message}",
+
+def _running_loops() -> list:
+    return [(loop, attributes) for loop, attributes in list(_loop_attributes.items())
+            if getattr(loop, "running", True)]
+
+
+def _silence(_options) -> list[Observation]:
+    observations = []
+    for loop, attributes in _running_loops():
+        seconds = loop.seconds_silent()
+        if seconds is not None:
+            observations.append(Observation(seconds, attributes))
+    return observations
+
+
+def _lag(_options) -> list[Observation]:
+    return [Observation(behind, {**attributes, "topic": topic, "partition": str(partition)})
+            for loop, attributes in _running_loops()
+            for (topic, partition), behind in sorted(loop.partition_lag.items())]
+
+
+def _register_loop_gauges(meter) -> None:
+    with _gauge_lock:
+        if any(known is meter for known in _gauge_meters):
+            return
+        _gauge_meters.append(meter)
+        meter.create_observable_gauge("slm.kafka.broker.silence", callbacks=[_silence], unit="s",
+                                      description="Seconds since the broker last answered the consumer loop "
+                                                  "(since the loop started, before the first answer)")
+        meter.create_observable_gauge("slm.kafka.lag", callbacks=[_lag], unit="{message}",
                                       description="Records behind the end of each assigned partition")

@@ -62,6 +62,7 @@ class RayMetricsExporter(MetricExporter):
         self._ray_metrics = ray_metrics
         self.prefix = prefix
         self._metrics: dict[tuple, Any] = {}
+        self._gauge_tags: dict[str, set[tuple]] = {}  # a gauge's label sets at the last export
 
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs) -> MetricExportResult:
         for resource_metrics in metrics_data.resource_metrics:
@@ -74,6 +75,7 @@ class RayMetricsExporter(MetricExporter):
     def _mirror(self, metric) -> None:
         name = prometheus_name(metric.name, metric.unit or "")
         data = metric.data
+        reported = set()
         for point in data.data_points:
             tags = {key: str(value) for key, value in point.attributes.items()}
             if isinstance(data, Sum) and data.is_monotonic:
@@ -81,8 +83,17 @@ class RayMetricsExporter(MetricExporter):
                     self._metric("Counter", name, metric.description, tags).inc(point.value, tags)
             elif isinstance(data, (Sum, Gauge)):
                 self._metric("Gauge", name, metric.description, tags).set(point.value, tags)
+                reported.add(tuple(sorted(tags.items())))
             elif isinstance(data, HistogramData):
                 self._observe(name, metric.description, point, tags)
+        if isinstance(data, Gauge) or (isinstance(data, Sum) and not data.is_monotonic):
+            # Ray keeps a gauge's last value for good: a series no longer observed (the lag of a
+            # partition now assigned to another replica) is set to 0, or sums over replicas
+            # would count it twice.
+            for gone in self._gauge_tags.get(name, set()) - reported:
+                tags = dict(gone)
+                self._metric("Gauge", name, metric.description, tags).set(0, tags)
+            self._gauge_tags[name] = reported
 
     def _observe(self, name: str, description: str, point, tags: dict[str, str]) -> None:
         bounds = list(point.explicit_bounds)

@@ -873,7 +873,7 @@ def test_prometheus_rule_and_grafana_dashboard_are_opt_in_and_valid(helm_env, ch
     task_variable = next(v for v in dashboard["templating"]["list"] if v["name"] == "task")
     assert task_variable["current"]["value"] == "sentiment"
     exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
-    assert exprs and all('task="$task"' in expr for expr in exprs)
+    assert exprs and all('task="$task"' in expr and 'role!="shadow"' in expr for expr in exprs)
 
 
 def exported_metric_names() -> set[str]:
@@ -888,6 +888,7 @@ def exported_metric_names() -> set[str]:
     from shared.cache import ResultCache
     from shared.drift import DriftMonitor, DriftReference
     from shared.telemetry.instruments import TaskInstruments
+    from tests.shared.test_ray_metrics import LoopHealth
 
     registry = CollectorRegistry()
     meter = MeterProvider(metric_readers=[PrometheusMetricReader(scope_info_enabled=False, registry=registry)]
@@ -896,7 +897,8 @@ def exported_metric_names() -> set[str]:
     instruments.record_batch(polled=1, results=1, review=1, dlq_types={"schema": 1}, latency_ms=1.0, path="kafka")
     instruments.record_latencies([1.0], path="kafka")
     instruments.predictions.observe([], [SimpleNamespace(label="a", score=0.5)])
-    instruments.observe_loop(SimpleNamespace(seconds_since_contact=lambda: 1.0, partition_lag={("t.requests", 0): 1}))
+    loop = LoopHealth(1.0, {("t.requests", 0): 1})  # kept alive until the collection below
+    instruments.observe_loop(loop)
     ResultCache(1, "t", "m", meter=meter).get_or_compute(["k", "k"], lambda keys: keys)
     drift = DriftMonitor("t", "m", DriftReference.read(REPO_ROOT / "models/sentiment"), window=1, meter=meter)
     drift.observe([SimpleNamespace(request=SimpleNamespace(text="Gold rallies"))],

@@ -52,7 +52,7 @@ def test_metrics_count_rest_and_kafka_requests_results_dlq_and_predictions(quick
         assert service.terminate() == 0
 
     model = json.loads(results[0].value)["model"]
-    identity = {"task": "sentiment", "model": model}
+    identity = {"task": "sentiment", "model": model, "role": "primary"}
     assert total(samples, "slm_requests_total", path="kafka", **identity) == 32
     assert total(samples, "slm_requests_total", path="rest", **identity) == 3
     assert total(samples, "slm_results_total", path="kafka", **identity) == 30

@@ -32,7 +32,7 @@ def test_dlq_counts_by_error_type_and_requests_by_path():
                              path="kafka")
     instruments.record_batch(polled=2, results=2, review=0, dlq_types={}, latency_ms=3.0, path="rest")
     samples = _samples(registry)
-    who = {("task", "entities"), ("model", "ner-1")}
+    who = {("task", "entities"), ("model", "ner-1"), ("role", "primary")}
     assert samples[("slm_requests_total", frozenset(who | {("path", "kafka")}))] == 5
     assert samples[("slm_requests_total", frozenset(who | {("path", "rest")}))] == 2
     assert samples[("slm_dlq_total", frozenset(who | {("error_type", "not_json")}))] == 1
@@ -47,7 +47,7 @@ def test_entity_predictions_count_each_span_by_type_with_its_score():
                SimpleNamespace(entities=[span("ORG", 0.97)]), SimpleNamespace(entities=[])]
     instruments.predictions.observe([], results)
     samples = _samples(registry)
-    who = {("task", "entities"), ("model", "ner-1")}
+    who = {("task", "entities"), ("model", "ner-1"), ("role", "primary")}
     assert samples[("slm_predictions_total", frozenset(who | {("label", "ORG")}))] == 2
     assert samples[("slm_predictions_total", frozenset(who | {("label", "PER")}))] == 1
     assert samples[("slm_score_count", frozenset(who))] == 3

@@ -5,13 +5,24 @@ scrapes it on a real cluster)."""
 from __future__ import annotations
 
 import bisect
-from types import SimpleNamespace
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
 from shared.telemetry.instruments import LATENCY_BUCKETS_MS, TaskInstruments
 from shared.telemetry.ray_metrics import RayMetricsExporter, prometheus_name
+
+
+class LoopHealth:
+    """What the gauges read of a consumer loop."""
+
+    running = True
+
+    def __init__(self, silent_s: float, partition_lag: dict) -> None:
+        self.silent_s, self.partition_lag = silent_s, partition_lag
+
+    def seconds_silent(self) -> float:
+        return self.silent_s
 
 
 class Recorded:
@@ -55,7 +66,7 @@ def test_counters_reach_ray_as_increments_since_the_last_export():
     requests = ray_metrics.created["slm_requests"]
     assert requests.kind == "Counter"
     assert [value for value, _ in requests.calls] == [5, 2]  # not 5 then 7
-    assert requests.calls[0][1] == {"task": "sentiment", "model": "m-1", "path": "kafka"}
+    assert requests.calls[0][1] == {"task": "sentiment", "model": "m-1", "role": "primary", "path": "kafka"}
     assert [value for value, _ in ray_metrics.created["slm_dlq"].calls] == [1]
 
 
@@ -76,8 +87,8 @@ def test_histograms_reach_ray_bucket_by_bucket():
 
 def test_gauges_reach_ray_with_their_labels_and_other_instruments_stay_out():
     instruments, reader, ray_metrics, meter = _bridge()
-    instruments.observe_loop(SimpleNamespace(seconds_since_contact=lambda: 2.5,
-                                             partition_lag={("s.requests", 0): 7, ("s.requests", 1): 0}))
+    loop = LoopHealth(2.5, {("s.requests", 0): 7, ("s.requests", 1): 0})
+    instruments.observe_loop(loop)
     meter.create_counter("http.server.requests").add(1)
     reader.force_flush()
     lag = ray_metrics.created["slm_kafka_lag"]
@@ -92,3 +103,16 @@ def test_names_match_the_prometheus_readers():
     assert prometheus_name("slm.kafka.broker.silence", "s") == "slm_kafka_broker_silence_seconds"
     assert prometheus_name("slm.requests", "{request}") == "slm_requests"
     assert prometheus_name("slm.score", "1") == "slm_score"
+
+
+def test_a_gauge_series_no_longer_observed_goes_to_zero_in_ray():
+    instruments, reader, ray_metrics, _ = _bridge()
+    loop = LoopHealth(0.5, {("s.requests", 0): 7, ("s.requests", 1): 3})
+    instruments.observe_loop(loop)
+    reader.force_flush()
+    loop.partition_lag = {("s.requests", 0): 4}  # partition 1 went to another replica
+    reader.force_flush()
+    last = {}
+    for value, tags in ray_metrics.created["slm_kafka_lag"].calls:
+        last[tags["partition"]] = value
+    assert last == {"0": 4, "1": 0}

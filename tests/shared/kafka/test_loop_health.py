@@ -48,6 +48,7 @@ def test_by_default_a_loop_that_never_reaches_the_broker_leaves_rest_ready_and_a
         wait_for(loop.is_alive, 10, interval=0.01, what="the loop to come round again")
         assert loop.is_ready()
         assert loop.seconds_since_contact() is None
+        assert loop.seconds_silent() >= 3600, "a broker down from the start is silence too (the gauge)"
         assert not strict.is_ready(), "unready_after_s > 0 waits for the group and the broker"
     finally:
         loop.stop()
