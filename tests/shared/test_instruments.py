@@ -88,3 +88,20 @@ def test_metrics_endpoint_serves_the_task_series_alone_where_bentomls_fails(monk
 
 def test_other_paths_pass_through_untouched():
     assert _call(_answering(404, b"nope"), path="/predict") == (404, b"nope")
+
+
+def test_every_live_running_loop_is_reported_not_only_the_first():
+    from tests.shared.test_ray_metrics import LoopHealth
+
+    registry = CollectorRegistry()
+    meter = MeterProvider(metric_readers=[PrometheusMetricReader(scope_info_enabled=False, registry=registry)]
+                          ).get_meter("test")
+    first, second = LoopHealth(1.0, {("a.requests", 0): 5}), LoopHealth(2.0, {("b.requests", 0): 9})
+    TaskInstruments("a", "m", meter=meter).observe_loop(first)
+    TaskInstruments("b", "m", meter=meter).observe_loop(second)
+    lags = {dict(labels)["task"]: value for (name, labels), value in _samples(registry).items()
+            if name == "slm_kafka_lag"}
+    assert lags == {"a": 5, "b": 9}
+    second.running = False  # a stopped loop is no longer reported
+    lags = {dict(labels)["task"] for (name, labels), value in _samples(registry).items() if name == "slm_kafka_lag"}
+    assert lags == {"a"}
