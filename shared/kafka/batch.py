@@ -33,6 +33,8 @@ class BatchPlan:
     outgoing: list[OutgoingRecord] = field(default_factory=list)
     results: int = 0
     review: int = 0
+    # Review copies published without the request's input because with it they were over the size limit.
+    review_without_input: int = 0
     dlq: int = 0
     dlq_types: dict[str, int] = field(default_factory=dict)
     dlq_max_value_bytes: int = 262_144
@@ -91,7 +93,9 @@ def plan_batch(records: Sequence[Any], processor: TaskProcessor, topics: TaskTop
     A request that fails to decode for a reason other than its content, or fails in the model,
     is dead-lettered when ``on_processing_error`` says so, else the exception propagates.
     A review copy carries the request's text and fields unless ``review_input`` is false
-    (``SLM_REVIEW_INCLUDE_INPUT``).
+    (``SLM_REVIEW_INCLUDE_INPUT``) or the copy with them would be over ``max_bytes``: then it is the
+    result's bytes alone, counted in ``review_without_input``, for the producer would refuse the
+    larger copy and a request that was answered would be dead-lettered as ``too_large``.
     """
     plan = BatchPlan(dlq_max_value_bytes=dlq_max_value_bytes)
     valid: list[tuple[Any, Received]] = []
@@ -119,8 +123,17 @@ def plan_batch(records: Sequence[Any], processor: TaskProcessor, topics: TaskTop
         plan.outgoing.append(OutgoingRecord(topics.results, record.key, value, headers, _source(record), record.value))
         plan.results += 1
         if output.review:
-            plan.outgoing.append(OutgoingRecord(topics.review, record.key,
-                                                review_value(value, received.request, review_input), headers,
-                                                _source(record), record.value))
+            review = review_value(value, received.request, review_input)
+            if len(review) > max_bytes:
+                # The input is what made it too large: without it the copy is the result's own bytes, refused
+                # only if the result is, and it still reaches the reviewers (the export counts it as such).
+                review = value
+                plan.review_without_input += 1
+            plan.outgoing.append(OutgoingRecord(topics.review, record.key, review, headers, _source(record),
+                                                record.value))
             plan.review += 1
+    if plan.review_without_input:
+        # A count and the limit only: the input is what did not fit, and it is never logged.
+        logger.warning('review copies published without input (over max_bytes=%d) task=%s review_without_input=%d',
+                       max_bytes, processor.task, plan.review_without_input)
     return plan

@@ -61,6 +61,24 @@ def test_the_result_bytes_are_kept_exactly_when_the_input_is_added():
     assert json.loads(value)["input"]["text"] == 'quote " and \\ and \n newline'
 
 
+def test_a_review_copy_too_large_with_its_input_goes_without_it_and_is_counted(caplog):
+    # The request and its result fit the limit, the result with the request's text appended does not: the
+    # producer would refuse that copy and the loop dead-letter a request that was answered.
+    text = "unsure " + "secret-words-xyz " * 30
+    request = json.dumps({"id": "big", "text": text}).encode()
+    limit = len(request) + 20
+    with caplog.at_level(logging.DEBUG):
+        plan = plan_batch([Record(request, 0), *_records()], FakeProcessor(), TOPICS, max_bytes=limit)
+    assert (plan.results, plan.review, plan.dlq, plan.review_without_input) == (3, 2, 0, 1)
+    results = {json.loads(r.value)["id"]: r.value for r in plan.outgoing if r.topic == "sentiment.results"}
+    reviews = {json.loads(r.value)["id"]: r.value for r in plan.outgoing if r.topic == "sentiment.review"}
+    assert len(results["big"]) <= limit and len(review_value(results["big"], TaskRequestV1(text=text))) > limit
+    assert reviews["big"] == results["big"]                # the result's bytes alone, as without input
+    assert "input" in json.loads(reviews["a"])             # a copy that fits keeps its input
+    assert all(len(r.value) <= limit for r in plan.outgoing)
+    assert "review_without_input=1" in caplog.text and "secret-words-xyz" not in caplog.text
+
+
 def test_the_setting_reads_slm_review_include_input(monkeypatch):
     assert ServiceSettings().review_include_input is True
     monkeypatch.setenv("SLM_REVIEW_INCLUDE_INPUT", "false")
@@ -79,7 +97,7 @@ def test_planning_a_batch_logs_no_input_text(caplog):
 @pytest.mark.parametrize("include", [True, False])
 def test_the_served_task_gives_its_loop_the_setting(quick_model_dir, kafka_bootstrap, topic_prefix, include):
     """SLM_REVIEW_INCLUDE_INPUT reaches the Kafka loop a service runs (ServedTask), on the real broker."""
-    from shared.serving import ServedTask
+    from shared.serving import ServedTask, served_task
     from shared.settings import KafkaSettings, ServingSettings
     from tests.support.kafka_io import drain, produce
 
@@ -94,7 +112,8 @@ def test_the_served_task_gives_its_loop_the_setting(quick_model_dir, kafka_boots
                 [(None, json.dumps({"id": "r1", "text": "Shares of Acme drift"}).encode(), [])])
         (review,) = drain(kafka_bootstrap, TaskTopics("sentiment", topic_prefix).review, until=lambda r: len(r) >= 1)
     finally:
-        served.loop.stop()
+        served.close()  # the loop, the REST batcher and the registry entry: nothing left for the next run
+    assert served_task("sentiment") is None
     value = json.loads(review.value)
     assert value["id"] == "r1"
     assert value.get("input") == ({"text": "Shares of Acme drift", "fields": {}} if include else None)
