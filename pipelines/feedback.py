@@ -21,18 +21,19 @@ import csv
 import heapq
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipelines.common.data import ColumnMapping
 from shared.errors import DataError
+from shared.kafka.topic_reader import NotAJsonObject, json_object
 from shared.model_text import field_value_text
-from shared.runtime.tagging import OUTSIDE
+from shared.runtime.tagging import OUTSIDE, parse_tag
 
 __all__ = ["ExportCounts", "FeedbackExport", "InvalidFeedback", "LabelledItem", "conll_tokens", "in_order",
-           "join_feedback", "write_training_file"]
+           "join_feedback", "model_label_names", "write_training_file"]
 
 # A tag is the token's last whitespace-separated column in CoNLL: an entity type must not contain spaces.
 _ENTITY_TYPE = re.compile(r"^[^\s]+$")
@@ -108,17 +109,18 @@ def in_order(records: Iterable[Any]) -> list[Any]:
 
 
 def _json_object(value: bytes | None) -> dict:
-    if not value:
-        raise InvalidFeedback("empty value")
     try:
-        payload = json.loads(value.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise InvalidFeedback("not UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise InvalidFeedback(f"not JSON ({exc.msg})") from None
-    if not isinstance(payload, dict):
-        raise InvalidFeedback(f"not a JSON object ({type(payload).__name__})")
-    return payload
+        return json_object(value)
+    except NotAJsonObject as exc:
+        raise InvalidFeedback(str(exc)) from None
+
+
+def model_label_names(labels: Sequence[str], *, entities: bool) -> frozenset[str]:
+    """The names a verdict may use for a model whose output labels are ``labels`` (``ModelInfo.labels``):
+    the classes, or for entities the span types of its IOB2 tags (``B-ORG`` gives ``ORG``)."""
+    if not entities:
+        return frozenset(labels)
+    return frozenset(parsed[1] for parsed in map(parse_tag, labels) if parsed is not None)
 
 
 def _reviewed_inputs(records: Iterable[Any]) -> dict[str, dict | None]:
@@ -151,14 +153,19 @@ def _feedback(payload: dict) -> tuple[str, Any]:
     return item_id, label
 
 
-def _class_label(label: Any) -> str:
+def _class_label(label: Any, known: Collection[str] | None) -> str:
     if not isinstance(label, str) or not label.strip():
         raise InvalidFeedback("label is not a non-empty string")
+    # A typo ("bulish") would otherwise become a class of its own when the model is retrained.
+    if known is not None and label.strip() not in known:
+        raise InvalidFeedback("label not among the model's labels")
     return label.strip()
 
 
-def _entity_spans(label: Any, text: str) -> Spans:
-    """The corrected spans, checked against the reviewed text: within it, typed, not overlapping."""
+def _entity_spans(label: Any, text: str, known: Collection[str] | None) -> Spans:
+    """The corrected spans, checked against the reviewed text: within it, typed, not overlapping; each
+    span's edges moved inwards past whitespace, for a span that starts or ends on a space would give
+    its first token an ``I-`` tag with no ``B-`` before it in the CoNLL file."""
     if not isinstance(label, list):
         raise InvalidFeedback("entities label is not a list of spans")
     spans = []
@@ -168,12 +175,21 @@ def _entity_spans(label: Any, text: str) -> Spans:
         kind, start, end = span.get("type"), span.get("start"), span.get("end")
         if not isinstance(kind, str) or not _ENTITY_TYPE.match(kind):
             raise InvalidFeedback("a span's type is missing or contains whitespace")
-        if type(start) is not int or type(end) is not int or not 0 <= start < end <= len(text):
-            raise InvalidFeedback(f"span offsets {start!r}..{end!r} are not within the text (0..{len(text)})")
+        if known is not None and kind not in known:
+            raise InvalidFeedback("a span's type is not among the model's entity types")
+        if type(start) is not int or type(end) is not int:
+            # The types only: the values are whatever the record held, and reasons are printed.
+            raise InvalidFeedback(f"span offsets are not integers ({type(start).__name__}..{type(end).__name__})")
+        if not 0 <= start < end <= len(text):
+            raise InvalidFeedback(f"span offsets {start}..{end} are not within the text (0..{len(text)})")
         if "text" in span and span["text"] != text[start:end]:
             raise InvalidFeedback(f"span text differs from the reviewed text at {start}..{end}")
         if not text[start:end].strip():
             raise InvalidFeedback(f"span {start}..{end} covers only whitespace")
+        while text[start].isspace():
+            start += 1
+        while text[end - 1].isspace():
+            end -= 1
         spans.append((kind, start, end))
     spans.sort(key=lambda s: (s[1], s[2]))
     for (_, _, end), (_, start, _) in zip(spans, spans[1:]):
@@ -182,13 +198,16 @@ def _entity_spans(label: Any, text: str) -> Spans:
     return tuple(spans)
 
 
-def join_feedback(review_records: Sequence[Any], feedback_records: Sequence[Any], *, entities: bool) -> FeedbackExport:
+def join_feedback(review_records: Sequence[Any], feedback_records: Sequence[Any], *, entities: bool,
+                  labels: Collection[str] | None = None) -> FeedbackExport:
     """Pair each id's last valid verdict with its reviewed input.
 
     Args:
         review_records (`Sequence`): records of ``<task>.review`` (their value is a result with ``input``).
         feedback_records (`Sequence`): records of ``<task>.feedback``.
         entities (`bool`): labels are entity spans (the entities task), else class names.
+        labels (`Collection[str]`, *optional*): the class names (for entities, span types) a verdict may
+            use (:func:`model_label_names`); any other is invalid. ``None`` accepts new ones.
     """
     export = FeedbackExport()
     counts = export.counts
@@ -205,7 +224,7 @@ def join_feedback(review_records: Sequence[Any], feedback_records: Sequence[Any]
             if given is None:
                 counts.review_without_input += 1
                 continue
-            label = _entity_spans(label, given["text"]) if entities else _class_label(label)
+            label = _entity_spans(label, given["text"], labels) if entities else _class_label(label, labels)
         except InvalidFeedback as exc:
             counts.invalid += 1
             reason = str(exc)

@@ -420,19 +420,23 @@ def models_manifest(folder: Path) -> None:
 @main.group("drift", invoke_without_command=True)
 @click.option("--task", type=click.Choice(TASKS), default=None, help="The task whose results are read.")
 @click.option("--bootstrap", default=None, help="Kafka host:port (default SLM_KAFKA_BOOTSTRAP).")
+@click.option("--topic-prefix", default=None, help="Topic prefix (default SLM_KAFKA_TOPIC_PREFIX).")
 @click.option("--window", type=click.IntRange(min=1), default=None,
-              help="Last results read (default SLM_DRIFT_WINDOW, 1000).")
+              help="Last results read (default SLM_DRIFT_WINDOW, 1000): each partition from N offsets before "
+                   "its end; under exactly-once transaction markers take offsets, so fewer may be read.")
 @click.option("--model", "model_dir", type=click.Path(path_type=Path), default=None,
               help="Model folder holding the reference (default models/<task>).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.pass_context
 @clean_errors
-def drift(ctx, task: str | None, bootstrap: str | None, window: int | None, model_dir: Path | None,
-          as_json: bool) -> None:
+def drift(ctx, task: str | None, bootstrap: str | None, topic_prefix: str | None, window: int | None,
+          model_dir: Path | None, as_json: bool) -> None:
     """PSI of TASK's last results on <task>.results against its model's drift reference.
 
     Label and score only: results carry no text, so text length is the service's gauge
     (slm.drift.psi) only. Under 0.1: no shift; 0.1 to 0.25: moderate; above: large.
+    Under exactly-once, transaction markers take offsets: the last N offsets can hold fewer
+    than N results (the report says how many it read).
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -448,7 +452,8 @@ def drift(ctx, task: str | None, bootstrap: str | None, window: int | None, mode
     if reference is None:
         raise ConfigError(f"{model_dir} has no {REFERENCE_FILE}: `slm drift reference --task {task} --model "
                           f"{model_dir}` writes it")
-    kafka = validated(KafkaSettings, **({"bootstrap": bootstrap} if bootstrap else {}))
+    kafka = validated(KafkaSettings, **({"bootstrap": bootstrap} if bootstrap else {}),
+                      **({"topic_prefix": topic_prefix} if topic_prefix is not None else {}))
     if not kafka.bootstrap:
         raise ConfigError("give --bootstrap or set SLM_KAFKA_BOOTSTRAP")
     window = window or validated(ServiceSettings).drift_window

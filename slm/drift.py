@@ -8,63 +8,28 @@ group, nothing committed, the connection options are the services' own.
 
 from __future__ import annotations
 
-import json
-import logging
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 
 from shared.drift import DriftReference, answer_features
-from shared.errors import SlmError
+from shared.kafka.topic_reader import NotAJsonObject, json_object, read_topic
 from shared.settings import KafkaSettings
 
-__all__ = ["DriftReport", "LastRecordsError", "drift_report", "read_last_records", "verdict"]
-
-logger = logging.getLogger(__name__)
-
-
-class LastRecordsError(SlmError):
-    """The end of a topic was not reached in time (the broker is down or too slow)."""
+__all__ = ["DriftReport", "drift_report", "read_last_records", "verdict"]
 
 
 def read_last_records(settings: KafkaSettings, topic: str, count: int, *, timeout_s: float = 60.0) -> list:
     """The last ``count`` records of ``topic`` as of now, oldest first (kafka-python ``ConsumerRecord``s).
 
-    Each partition is read from ``count`` records before its end; the records of all partitions are
-    ordered by timestamp and the last ``count`` kept. Read ``read_committed``, as a downstream reader
-    of exactly-once output must. A topic that does not exist has none.
+    Each partition is read from ``count`` offsets before its end (:func:`read_topic`, ``read_committed``);
+    the records of all partitions are ordered by timestamp and the last ``count`` kept. Under exactly-once,
+    transaction markers take offsets too, so a partition can give fewer: with one partition, the last
+    ``count`` offsets hold fewer than ``count`` results. A topic that does not exist has none.
 
     Raises:
-        LastRecordsError: the ends were not reached within ``timeout_s``.
+        TopicReadError: the ends were not reached within ``timeout_s``.
     """
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(**settings.client_options(), group_id=None, enable_auto_commit=False,
-                             isolation_level="read_committed", auto_offset_reset="earliest",
-                             allow_auto_create_topics=False)
-    try:
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            logger.info('topic=%s does not exist: no records', topic)
-            return []
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        begins, ends = consumer.beginning_offsets(tps), consumer.end_offsets(tps)
-        for tp in tps:
-            consumer.seek(tp, max(begins[tp], ends[tp] - count))
-        records: list = []
-        deadline = time.monotonic() + timeout_s
-        pending = [tp for tp in tps if consumer.position(tp) < ends[tp]]
-        while pending:
-            if time.monotonic() > deadline:
-                behind = {tp.partition: ends[tp] - consumer.position(tp) for tp in pending}
-                raise LastRecordsError(f"topic {topic!r} not read to its end in {timeout_s:.0f}s "
-                                       f"(records left by partition: {behind})")
-            for tp, batch in consumer.poll(timeout_ms=500).items():
-                records.extend(r for r in batch if r.offset < ends[tp])
-            pending = [tp for tp in pending if consumer.position(tp) < ends[tp]]
-    finally:
-        consumer.close()
+    records = read_topic(settings, topic, timeout_s=timeout_s, last=count)
     records.sort(key=lambda r: (r.timestamp, r.partition, r.offset))
     return records[-count:] if count else []
 
@@ -108,10 +73,10 @@ def drift_report(reference: DriftReference, values: list[bytes | None]) -> Drift
     answers, others, unreadable = [], Counter(), 0
     for value in values:
         try:
-            result = json.loads(value) if value is not None else None
-        except (ValueError, UnicodeDecodeError):
+            result = json_object(value)
+        except NotAJsonObject:
             result = None
-        features = answer_features(result) if isinstance(result, dict) else None
+        features = answer_features(result) if result is not None else None
         if features is None:
             unreadable += 1
         elif result.get("model") != reference.model:

@@ -10,7 +10,7 @@ import pytest
 from pipelines.classification import ClassificationRecipe
 from pipelines.common.data import ColumnMapping, read_examples
 from pipelines.common.token_files import read_conll
-from pipelines.feedback import conll_tokens, join_feedback, write_training_file
+from pipelines.feedback import conll_tokens, join_feedback, model_label_names, write_training_file
 from pipelines.tasks import dataset_for
 from shared.errors import DataError
 
@@ -186,3 +186,37 @@ def test_training_reads_every_data_file_and_keeps_every_feedback_row_out_of_dev(
     assert not any(t.startswith("fed back") for t in dev_texts)
     assert len(data.train) == 25 and data.labels == ["bearish", "bullish", "neutral"]
     assert any(t.startswith("up") for t in dev_texts) and any(t.startswith("down") for t in dev_texts)
+
+
+def test_a_label_the_model_does_not_have_is_invalid_unless_new_labels_are_allowed():
+    feedback = [_verdict("a", "bulish", 0), _verdict("b", "bearish", 1)]
+    known = model_label_names(["bearish", "bullish", "neutral"], entities=False)
+    export = join_feedback(REVIEWS, feedback, entities=False, labels=known)
+    assert [(i.id, i.label) for i in export.items] == [("b", "bearish")]
+    assert export.invalid_reasons == {"label not among the model's labels": 1}
+    # A customer adding a class on purpose: no label set, the new one is kept.
+    assert {i.label for i in join_feedback(REVIEWS, feedback, entities=False).items} == {"bulish", "bearish"}
+
+
+def test_a_span_type_the_model_does_not_have_is_invalid():
+    known = model_label_names(["O", "B-ORG", "I-ORG", "B-PER", "I-PER"], entities=True)
+    assert known == {"ORG", "PER"}
+    feedback = [_verdict("e", _spans(("ORG", 8, 17), ("PERS", 29, 37)), 0)]
+    export = join_feedback([_review("e", TEXT, 0)], feedback, entities=True, labels=known)
+    assert export.items == [] and export.invalid_reasons == {"a span's type is not among the model's entity types": 1}
+
+
+def test_span_edges_on_whitespace_are_moved_in_so_every_entity_starts_with_b():
+    # " Acme Corp," from the space before it to the comma's space after: the tags must still be B-, I-.
+    feedback = [_verdict("e", [{"type": "ORG", "start": 7, "end": 17}, {"type": "PER", "start": 29, "end": 38}], 0)]
+    (item,) = join_feedback([_review("e", TEXT, 0)], feedback, entities=True).items
+    assert item.label == (("ORG", 8, 17), ("PER", 29, 37))
+    tags = dict(conll_tokens(item.text, item.label))
+    assert (tags["Acme"], tags["Corp"], tags["Jane"], tags["Doe"]) == ("B-ORG", "I-ORG", "B-PER", "I-PER")
+
+
+def test_invalid_reasons_never_quote_a_records_offsets():
+    bad = [{"type": "ORG", "start": "secret-words-xyz", "end": ["more secret"]}]
+    export = join_feedback([_review("e", TEXT, 0)], [_verdict("e", bad, 0)], entities=True)
+    (reason,) = export.invalid_reasons
+    assert "secret" not in reason and reason == "span offsets are not integers (str..list)"

@@ -153,3 +153,14 @@ def test_drift_reference_refuses_a_folder_whose_files_changed(tmp_path):
 def test_the_last_records_of_a_topic_that_does_not_exist_are_none(kafka_bootstrap, topic_prefix):
     settings = KafkaSettings(bootstrap=kafka_bootstrap, topic_prefix=topic_prefix)
     assert read_last_records(settings, TaskTopics("sentiment", topic_prefix).results, WINDOW) == []
+
+
+@pytest.mark.integration
+def test_drift_reads_the_topic_of_its_topic_prefix(kafka_bootstrap, topic_prefix):
+    # --topic-prefix wins over SLM_KAFKA_TOPIC_PREFIX, as in slm feedback export.
+    produce(kafka_bootstrap, TaskTopics("sentiment", topic_prefix).results, [(None, b"not a result", [])])
+    result = CliRunner().invoke(main, ["drift", "--task", "sentiment", "--bootstrap", kafka_bootstrap, "--topic-prefix",
+                                       topic_prefix, "--json"], env={"SLM_KAFKA_TOPIC_PREFIX": "elsewhere."})
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (report["topic"], report["read"], report["unreadable"]) == (f"{topic_prefix}sentiment.results", 1, 1)
