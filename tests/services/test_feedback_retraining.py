@@ -116,7 +116,7 @@ def test_feedback_on_review_records_retrains_the_model_to_the_corrected_labels(q
 
     feedback_file = tmp_path / "feedback.csv"
     exported = _slm("feedback", "export", "--task", "sentiment", "--bootstrap", kafka_bootstrap,
-                    "--topic-prefix", topic_prefix, "--out", str(feedback_file))
+                    "--topic-prefix", topic_prefix, "--model", str(quick_model_dir), "--out", str(feedback_file))
     assert exported.returncode == 0, exported.stderr[-3000:]
     assert (f"joined {len(ids)}, duplicates 1, conflicts overridden 1, feedback without a review record 1, "
             "review records without input 0, invalid feedback records 2") in exported.stdout
