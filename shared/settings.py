@@ -23,13 +23,16 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["ImageSettings", "KafkaSettings", "LocalBrokerSettings", "REPO_ROOT", "ReplicaSettings", "SETTINGS_CLASSES",
-           "ServiceSettings", "ServingSettings", "WorkspaceSettings", "child_environment", "default_model_dir",
-           "invalid_setting", "known_setting_names", "service_import", "settings_env", "unknown_settings",
-           "warn_unknown_settings"]
+           "SHADOW_SUFFIX", "ServiceSettings", "ServingSettings", "WorkspaceSettings", "child_environment",
+           "default_model_dir", "invalid_setting", "known_setting_names", "service_import", "settings_env",
+           "unknown_settings", "warn_unknown_settings"]
 
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# The end of a shadow's consumer group and of an explicit transactional id: neither may be the primary's.
+SHADOW_SUFFIX = "-shadow"
 
 
 class WorkspaceSettings(BaseSettings):
@@ -181,6 +184,18 @@ class KafkaSettings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _shadow_transactional_id_is_its_own(self) -> "KafkaSettings":
+        # Under exactly-once a producer that initialises a transactional id fences every other holder of
+        # it: a shadow given the primary's (an inherited SLM_KAFKA_TRANSACTIONAL_ID) would stop the
+        # primary's next commit. The derived default is <shadow group>-<member id>, the primary's never.
+        if self.shadow and self.transactional_id and not self.transactional_id.endswith(SHADOW_SUFFIX):
+            raise ValueError(f"shadow=true: transactional_id={self.transactional_id!r} (SLM_KAFKA_TRANSACTIONAL_ID) "
+                             f"does not end in {SHADOW_SUFFIX!r}: under exactly_once a shadow with the primary's "
+                             f"id fences the primary's producer; unset it or give the shadow its own, ending "
+                             f"in {SHADOW_SUFFIX!r}")
+        return self
+
+    @model_validator(mode="after")
     def _heartbeat_within_session(self) -> "KafkaSettings":
         if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
             raise ValueError(f"heartbeat_interval_ms={self.heartbeat_interval_ms} must be at most a third of "
@@ -201,7 +216,8 @@ class KafkaSettings(BaseSettings):
 
     def transactional_id_for(self, group_id: str) -> str | None:
         """The producer's transactional id under exactly-once (None otherwise): the setting, else
-        the group and the static member id, so a restarted pod or replica gets its predecessor's."""
+        the group and the static member id, so a restarted pod or replica gets its predecessor's.
+        A shadow's setting ends in ``-shadow`` (validated), so it never fences the primary's."""
         if not self.exactly_once:
             return None
         if self.transactional_id:

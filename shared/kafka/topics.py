@@ -6,9 +6,9 @@ import logging
 from dataclasses import dataclass
 
 from shared.errors import ConfigError
-from shared.settings import KafkaSettings
+from shared.settings import SHADOW_SUFFIX, KafkaSettings
 
-__all__ = ["TaskTopics", "ensure_topics"]
+__all__ = ["SHADOW_SUFFIX", "TaskTopics", "ensure_topics"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class TaskTopics:
     @property
     def results(self) -> str:
         """``<task>.results``, or ``<task>.shadow.results`` for a shadow."""
-        return f"{self.prefix}{self.task}.shadow.results" if self.shadow else self.primary_results
+        return self.shadow_results if self.shadow else self.primary_results
 
     @property
     def primary_results(self) -> str:
@@ -69,7 +69,7 @@ class TaskTopics:
 
     @property
     def group(self) -> str:
-        return f"slm-{self.task}-shadow" if self.shadow else f"slm-{self.task}"
+        return f"slm-{self.task}{SHADOW_SUFFIX}" if self.shadow else f"slm-{self.task}"
 
     @property
     def produced(self) -> frozenset[str]:
@@ -82,13 +82,19 @@ class TaskTopics:
         """The group to consume in: ``configured`` (``SLM_KAFKA_GROUP_ID``), else :attr:`group`.
 
         Raises:
-            ConfigError: a shadow configured into the primary's default group, where it would take
-                partitions, and so requests, away from the primary.
+            ConfigError: a shadow configured into a group whose name does not end in ``-shadow``.
+                Whatever group the primary uses (``slm-<task>``, the chart's ``kafka.groupId``, a
+                prefixed one), a shadow that joined it would take partitions, and so requests,
+                away from it; the primary's group inherited through the environment is the usual
+                way there. The suffix is the one rule that holds for every primary's group, as the
+                chart names the shadow's ``<kafka.groupId>-shadow``.
         """
         group = configured or self.group
-        if self.shadow and group == f"slm-{self.task}":
-            raise ConfigError(f"SLM_KAFKA_GROUP_ID={group!r} is the primary's group: a shadow (SLM_KAFKA_SHADOW) "
-                              f"would take requests away from it; unset it for slm-{self.task}-shadow")
+        if self.shadow and not group.endswith(SHADOW_SUFFIX):
+            raise ConfigError(f"SLM_KAFKA_GROUP_ID={group!r} does not end in {SHADOW_SUFFIX!r}: a shadow "
+                              f"(SLM_KAFKA_SHADOW) in another group, such as the primary's, would take requests "
+                              f"away from it; unset it for {self.group!r} or name the shadow's own group "
+                              f"<primary's group>{SHADOW_SUFFIX}")
         return group
 
     def all(self) -> list[str]:

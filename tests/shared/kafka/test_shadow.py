@@ -41,10 +41,28 @@ def test_a_shadow_reads_the_requests_in_its_own_group_and_writes_its_own_results
     assert shadow.consumer_group("team-shadow") == "team-shadow"
 
 
-def test_a_shadow_refuses_the_primarys_group():
-    with pytest.raises(ConfigError, match="'slm-sentiment' is the primary's group"):
-        TaskTopics("sentiment", shadow=True).consumer_group("slm-sentiment")
-    assert TaskTopics("sentiment").consumer_group("slm-sentiment") == "slm-sentiment"
+@pytest.mark.parametrize("group", ["slm-sentiment", "p.slm-sentiment", "team-a-classifier", "slm-sentiment-shadowy"])
+def test_a_shadow_refuses_any_group_but_a_shadow_one(group):
+    # The primary's default, a prefixed one and the chart's kafka.groupId alike: an inherited
+    # SLM_KAFKA_GROUP_ID would put the shadow among the primary's members.
+    with pytest.raises(ConfigError, match=f"SLM_KAFKA_GROUP_ID='{group}' does not end in '-shadow'"):
+        TaskTopics("sentiment", shadow=True).consumer_group(group)
+    assert TaskTopics("sentiment").consumer_group(group) == group
+    assert TaskTopics("sentiment", shadow=True).consumer_group(f"{group}-shadow") == f"{group}-shadow"
+
+
+def test_a_shadow_refuses_an_explicit_transactional_id_of_its_own_only_when_it_ends_in_shadow():
+    base = {"bootstrap": "b:9092", "delivery": "exactly_once", "group_instance_id": "pod-0"}
+    with pytest.raises(ValidationError, match="transactional_id='slm-sentiment-pod-0' .* does not end in '-shadow'"):
+        KafkaSettings(**base, shadow=True, transactional_id="slm-sentiment-pod-0")
+    # A primary's is its own business; a shadow's own ending in -shadow is kept as given.
+    primary = KafkaSettings(**base, transactional_id="slm-sentiment-pod-0")
+    assert primary.transactional_id_for("slm-sentiment") == "slm-sentiment-pod-0"
+    shadow = KafkaSettings(**base, shadow=True, transactional_id="tx-shadow")
+    assert shadow.transactional_id_for("slm-sentiment-shadow") == "tx-shadow"
+    # Derived from the shadow's group: never the primary's.
+    derived = KafkaSettings(**base, shadow=True).transactional_id_for("slm-sentiment-shadow")
+    assert derived == "slm-sentiment-shadow-pod-0" != KafkaSettings(**base).transactional_id_for("slm-sentiment")
 
 
 def test_a_shadow_needs_a_broker():
