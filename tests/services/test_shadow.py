@@ -126,7 +126,8 @@ def test_slm_compare_reports_agreement_models_and_accuracy_on_feedback(kafka_boo
                               KafkaSettings(**base, shadow=True, group_id=f"{topic_prefix}slm-{TASK}-shadow"))
     topics = TaskTopics(TASK, topic_prefix)
     runner = CliRunner()
-    command = ["compare", "--task", TASK, "--bootstrap", kafka_bootstrap, "--prefix", topic_prefix, "--timeout", "30"]
+    command = ["compare", "--task", TASK, "--bootstrap", kafka_bootstrap, "--topic-prefix", topic_prefix,
+               "--timeout", "30"]
     primary.start()
     try:
         assert primary.wait_ready(60)
