@@ -6,9 +6,11 @@ so neither the task's Service, PodDisruptionBudget and NetworkPolicy nor the pri
 selector take them in, and the HPA and the ScaledObject scale the primary Deployment only.
 */}}
 
-{{/* The shadow's name label, "<name>-shadow": keeps its pods out of every selector of the primary's. */}}
+{{/* The shadow's name label, "<name>-shadow": keeps its pods out of every selector of the primary's.
+The name is cut to 56 characters first so that "-shadow" always survives the 63-character limit:
+cutting after the suffix would give a 63-character name back unchanged, the primary's own label. */}}
 {{- define "slm-task.shadow.name" -}}
-{{- printf "%s-shadow" (include "slm-task.name" .) | trunc 63 | trimSuffix "-" -}}
+{{- printf "%s-shadow" (include "slm-task.name" . | trunc 56 | trimSuffix "-") -}}
 {{- end -}}
 
 {{/* Selector labels of the shadow's pods (name and instance, as the primary's). */}}
@@ -42,6 +44,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $model := $shadow.model -}}
 {{- if not (or $model.image.repository $model.image.tag $model.image.digest $model.dir $model.pvcSubPath $model.url) -}}
 {{- $messages = append $messages (printf "%s: shadow.model names no second model version: set shadow.model.image.tag (or .digest, .repository), shadow.model.dir, shadow.model.pvcSubPath or shadow.model.url" .Values.task) -}}
+{{- end -}}
+{{- /* Either would change nothing under another model.source: the shadow would run the primary's model. */ -}}
+{{- if and $model.pvcSubPath (ne .Values.model.source "pvc") -}}
+{{- $messages = append $messages (printf "%s: shadow.model.pvcSubPath applies only when model.source=pvc (it is %s): the shadow would run the primary's model; set the shadow's model as model.source reads it (shadow.model.image, .dir or .url)" .Values.task .Values.model.source) -}}
+{{- end -}}
+{{- if and $model.url (ne .Values.model.source "initContainer") -}}
+{{- $messages = append $messages (printf "%s: shadow.model.url applies only when model.source=initContainer (it is %s): the shadow would run the primary's model; set the shadow's model as model.source reads it (shadow.model.image, .dir or .pvcSubPath)" .Values.task .Values.model.source) -}}
 {{- end -}}
 {{- end -}}
 {{- toYaml $messages -}}
