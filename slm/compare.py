@@ -23,7 +23,6 @@ The logic is :func:`compare_answers`, on decoded values; :func:`compare_command`
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -223,13 +222,16 @@ def render(comparison: Comparison, topics: tuple[str, str]) -> list[str]:
     return lines
 
 
-def decoded_values(records: Iterable) -> list[object]:
-    """Each record's value decoded from JSON, None where it is not JSON (counted as malformed later)."""
-    values = []
+def decoded_values(records: Iterable) -> list[dict | None]:
+    """Each record's value as a JSON object (the tools' one parse, ``json_object``); None where it is not
+    one, counted as malformed by :func:`compare_answers`."""
+    from shared.kafka.topic_reader import NotAJsonObject, json_object
+
+    values: list[dict | None] = []
     for record in records:
         try:
-            values.append(json.loads(record.value))
-        except (TypeError, ValueError):  # no value, not UTF-8, not JSON
+            values.append(json_object(record.value))
+        except NotAJsonObject:
             values.append(None)
     return values
 
