@@ -9,10 +9,8 @@ its window: the reference and the window measure the same thing by the same code
 
 from __future__ import annotations
 
-import json
 import logging
 import random
-from dataclasses import asdict
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -103,13 +101,8 @@ def refresh_drift_reference(model_dir: Path, data_file: Path, *, split: str = "t
     if problems:
         raise ModelIntegrityError(f"model folder refused: {problems[0]}")
     (model_dir / REFERENCE_FILE).unlink(missing_ok=True)
-    # The release folders leave the fp32 graph out: its entry stays, so a copy put there later is checked.
-    absent_optional = {name: entry for name, entry in info.optional_files.items() if not (model_dir / name).exists()}
     write_model_info(model_dir, info)  # the manifest without the reference, so that the processor loads
     reference = write_drift_reference(model_dir, recipe_class(kind_named(info.kind, model_dir)).for_model(info),
                                       data_file, split=split)
     write_model_info(model_dir, info)
-    if absent_optional:
-        info.optional_files = {**absent_optional, **info.optional_files}
-        (model_dir / INFO_FILE).write_text(json.dumps(asdict(info), indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return reference

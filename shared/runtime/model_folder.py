@@ -66,10 +66,15 @@ def write_model_info(model_dir: Path, info: ModelInfo) -> None:
     """Write ``slm_model.json`` with the manifest of the folder's files as they are now.
 
     Confusion matrices stay in the card (``card/metrics.json``): with 124 labels the four of
-    them (dev and test, served and fp32) made this file 1.1 MB.
+    them (dev and test, served and fp32) made this file 1.1 MB. An optional file the manifest
+    lists but the folder lacks (the fp32 graph a release folder leaves out) keeps its entry, so
+    a copy put back later is still checked.
     """
     info.metrics = _without_confusion_matrices(info.metrics)
-    info.files, info.optional_files = folder_manifest(Path(model_dir), INFO_FILE)
+    absent = {name: entry for name, entry in (info.optional_files or {}).items()
+              if not (Path(model_dir) / name).exists()}
+    info.files, present = folder_manifest(Path(model_dir), INFO_FILE)
+    info.optional_files = {**absent, **present}
     (model_dir / INFO_FILE).write_text(json.dumps(asdict(info), indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 

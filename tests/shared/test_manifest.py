@@ -118,3 +118,17 @@ def test_models_manifest_rewrites_it_after_a_deliberate_change(folder):
     assert written.returncode == 0, written.stderr
     assert _slm("models", "verify", str(folder)).returncode == 0
     assert read_model_info(folder).files["card/card.md"]["size"] == len("# card, edited\n")
+
+
+def test_models_manifest_keeps_the_entry_of_an_optional_file_left_out(folder):
+    """A release folder leaves the fp32 graph out; a rewritten manifest still checks a copy put back."""
+    fp32 = folder / "model.fp32.onnx"
+    original = fp32.read_bytes()
+    fp32.unlink()
+    (folder / "card" / "card.md").write_text("# card, edited\n", encoding="utf-8")
+    assert _slm("models", "manifest", str(folder)).returncode == 0
+    assert "model.fp32.onnx" in read_model_info(folder).optional_files
+    fp32.write_bytes(b"fp32" * 101)
+    assert "model.fp32.onnx: has 404 bytes, the manifest says 400" in _refusal(folder)
+    fp32.write_bytes(original)
+    open_model_folder(folder)
