@@ -9,6 +9,7 @@ import json
 import threading
 import time
 
+import httpx
 import pytest
 import yaml
 
@@ -17,6 +18,7 @@ from slm import local_cluster
 from slm.local_cluster.kubectl import kubectl_json
 from tests.cluster.conftest import predict, request_records, restricted_namespace, unique
 from tests.support.kafka_io import drain, produce
+from tests.support.processes import wait_for
 
 NAMESPACE = "slm-e2e"
 RELEASE = "e2e"
@@ -44,12 +46,24 @@ def release(cluster, helm, cluster_kafka, task_images, tmp_path_factory):
     assert result.returncode == 0, result.stderr
     ready_s = time.monotonic() - started
     print(f"\ndeployment mode: helm install --wait of four tasks took {ready_s:.0f} s")
+    # Ready pods reach a Service's rules a moment later (EndpointSlice, then kube-proxy's sync):
+    # until then its address refuses connections, as it would for any client.
+    for task in TASKS:
+        address = _service_address(cluster, namespace, task)
+        wait_for(lambda: _routes(address), 60, interval=0.5, what=f"the {task} Service to route to its pods")
     yield {"namespace": namespace, "values": values, "ready_s": ready_s}
     helm("uninstall", RELEASE, "--namespace", namespace, "--wait")
 
 
 def _pods(cluster, namespace: str) -> list[dict]:
     return kubectl_json(cluster, "get", "pods", "-n", namespace, "-l", f"app.kubernetes.io/instance={RELEASE}")["items"]
+
+
+def _routes(address: str) -> bool:
+    try:
+        return httpx.get(f"http://{address}/readyz", timeout=5).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 def _service_address(cluster, namespace: str, task: str) -> str:
