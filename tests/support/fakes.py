@@ -1,6 +1,8 @@
-"""Fakes for unit tests: a keyword 'model' behind the TaskProcessor interface."""
+"""Fakes for unit tests: a keyword 'model' behind the TaskProcessor interface, and a polled record."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 from shared.schemas import ClassificationResultV1, LabelScore
 
@@ -22,3 +24,15 @@ class FakeProcessor:
                 scores={"bullish": score}, top=[LabelScore(label="bullish", score=score)], review=score < 0.5,
                 received_at=item.at, latency_ms=0.1))
         return results
+
+
+@dataclass
+class Record:
+    """A polled Kafka record, as kafka-python's ConsumerRecord has it for the batch planner."""
+
+    value: bytes | None
+    offset: int
+    key: bytes | None = b"k"
+    headers: list = field(default_factory=list)
+    topic: str = "sentiment.requests"
+    partition: int = 0

@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 
 from shared.kafka.batch import plan_batch
 from shared.kafka.topics import TaskTopics
-from tests.support.fakes import FakeProcessor
+from tests.support.fakes import FakeProcessor, Record
 
 TOPICS = TaskTopics("sentiment")
-
-
-@dataclass
-class Record:
-    value: bytes | None
-    offset: int
-    key: bytes | None = b"k"
-    headers: list = field(default_factory=list)
-    topic: str = "sentiment.requests"
-    partition: int = 0
 
 
 def _value(text, **extra):

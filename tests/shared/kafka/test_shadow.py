@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass, field
 
 import pytest
 from pydantic import ValidationError
@@ -16,17 +15,7 @@ from shared.kafka.shadow import own_records
 from shared.kafka.topics import TaskTopics
 from shared.settings import KafkaSettings
 from shared.shadow import ShadowRestMiddleware
-from tests.support.fakes import FakeProcessor
-
-
-@dataclass
-class Record:
-    value: bytes | None
-    offset: int
-    key: bytes | None = b"k"
-    headers: list = field(default_factory=list)
-    topic: str = "p.sentiment.requests"
-    partition: int = 0
+from tests.support.fakes import FakeProcessor, Record
 
 
 def test_a_shadow_reads_the_requests_in_its_own_group_and_writes_its_own_results():
@@ -71,9 +60,9 @@ def test_a_shadow_needs_a_broker():
 
 
 def _plan(topics: TaskTopics):
-    records = [Record(json.dumps({"id": "a", "text": "up"}).encode(), 0),
-               Record(json.dumps({"id": "b", "text": "unsure"}).encode(), 1),  # FakeProcessor: review
-               Record(b"secret words, not json", 2)]
+    records = [Record(json.dumps({"id": "a", "text": "up"}).encode(), 0, topic="p.sentiment.requests"),
+               Record(json.dumps({"id": "b", "text": "unsure"}).encode(), 1, topic="p.sentiment.requests"),  # FakeProcessor: review
+               Record(b"secret words, not json", 2, topic="p.sentiment.requests")]
     return plan_batch(records, FakeProcessor(), topics, max_bytes=1000)
 
 
