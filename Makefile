@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	@touch $@
 
-.cache/kafka-ready: $(STAMP) slm/local_kafka/kafka-pom.xml
+.cache/kafka-ready: $(STAMP) devtools/local_kafka/kafka-pom.xml
 	$(SLM) kafka install
 	@touch $@
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 import time
 
+from pipelines.labelled_rows import load_rows
+from shared.processors import Received
 from shared.schemas import TaskRequestV1
 from shared.settings import default_model_dir
-from shared.processors import Received
 from shared.task_kinds import load_processor
-from pipelines.labelled_rows import load_rows
 
 
 def main(argv: list[str] | None = None) -> int:

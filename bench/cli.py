@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from pipelines.tasks import TASKS
-from slm.console import clean_errors, configure_logging
+from shared.console import clean_errors, configure_logging
 
 __all__ = ["main"]
 
@@ -38,7 +38,7 @@ def main(tasks: tuple[str, ...], quick: bool, out: Path | None, bootstrap: str |
 
     configure_logging(verbose)
     if bootstrap is None:
-        from slm import local_kafka
+        from devtools import local_kafka
 
         cfg = local_kafka.BrokerConfig.from_env()
         local_kafka.up(cfg)

@@ -19,9 +19,9 @@ import uuid
 from pathlib import Path
 
 from bench.harness import _started, stream_through_kafka
+from devtools.service_process import ServiceProcess
 from pipelines.labelled_rows import load_rows
 from shared.settings import default_model_dir
-from slm.service_process import ServiceProcess
 
 MODES = ("at_least_once", "exactly_once")
 READER = {"at_least_once": "read_uncommitted", "exactly_once": "read_committed"}

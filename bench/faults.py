@@ -2,7 +2,7 @@
 
     python -m bench.faults --model models/sentiment [--records 1500] [--rate 100] [--out reports/faults]
 
-Everything runs on 127.0.0.1: the script starts its own Kafka broker (``slm.local_kafka``, free
+Everything runs on 127.0.0.1: the script starts its own Kafka broker (``devtools.local_kafka``, free
 ports, a data folder under ``--out``) and ``slm serve <task>`` processes, and stops them all at
 the end. Each scenario sends a bounded stream of tracked requests (ids ``<scenario>-<n>``) at a
 fixed rate, injects its fault mid-stream, then waits (bounded) until every request is answered
@@ -35,9 +35,9 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from devtools.service_process import ServiceProcess
 from shared.kafka.clients import client_options
 from shared.settings import REPO_ROOT
-from slm.service_process import ServiceProcess, free_port
 
 __all__ = ["ScenarioResult", "main", "run_faults"]
 
@@ -194,12 +194,10 @@ class Broker:
     """A private single-node broker for the run, which the broker scenario kills and restarts."""
 
     def __init__(self, data_dir: Path) -> None:
-        from slm import local_kafka
+        from devtools import local_kafka
 
         self.kafka = local_kafka
-        cache = local_kafka.BrokerConfig.from_env().cache_dir
-        self.cfg = local_kafka.BrokerConfig(port=free_port(), controller_port=free_port(), cache_dir=cache,
-                                            data_dir=data_dir)
+        self.cfg = local_kafka.BrokerConfig.on_free_ports(data_dir)
         self.bootstrap = local_kafka.bootstrap(self.cfg)
 
     def up(self) -> None:

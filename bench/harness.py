@@ -33,10 +33,11 @@ import httpx
 import numpy as np
 
 from bench.peers import PEERS
+from devtools.host_tools import free_port
+from devtools.service_process import ServerProcess, ServiceProcess
 from pipelines.labelled_rows import load_rows
 from shared.kafka.clients import client_options
 from shared.settings import default_model_dir
-from slm.service_process import ServerProcess, ServiceProcess, free_port
 
 __all__ = ["BenchPlan", "percentiles", "ratios", "rest_load", "results_table", "run_bench", "stream_through_kafka",
            "tokens_per_item"]

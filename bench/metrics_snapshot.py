@@ -26,9 +26,9 @@ from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.harness import _started
+from devtools.service_process import ServiceProcess
 from pipelines.labelled_rows import load_rows
 from shared.settings import default_model_dir
-from slm.service_process import ServiceProcess
 
 TASK = "sentiment"
 QUANTILES = (0.5, 0.99)

@@ -20,8 +20,8 @@ import logging
 import sys
 from pathlib import Path
 
-from pipelines.common.args import TrainingArgs
 from bench.entity_decoding import compare_decoders
+from pipelines.common.args import TrainingArgs
 from pipelines.recipe import train_model
 from pipelines.token_classification import EntityRecipe
 from shared.settings import REPO_ROOT

@@ -20,9 +20,9 @@ import uuid
 from dataclasses import dataclass
 
 from bench.harness import stream_through_kafka
+from pipelines.labelled_rows import load_rows
 from shared.kafka.groups import group_members
 from shared.settings import ReplicaSettings, ServingSettings, default_model_dir
-from pipelines.labelled_rows import load_rows
 
 logger = logging.getLogger("bench.replicas")
 
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     import ray
     from ray import serve
 
-    from slm.replicas import start_ray
+    from shared.ray_local import start_ray
 
     rows, _, _ = load_rows(args.task, None)
     texts = [r["text"] for r in rows]

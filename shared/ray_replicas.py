@@ -7,7 +7,7 @@ the service instance, which starts the task's consumer loop in group ``slm-<task
 topic's partitions spread over the replicas, and a replica that stops finishes and commits
 its batch and leaves the group (BentoML's shutdown hook, run by Ray's graceful shutdown).
 
-Two ways in: ``slm serve <task> --replicas N`` (a local cluster, :mod:`slm.replicas`), and
+Two ways in: ``slm serve <task> --replicas N`` (a local cluster, :mod:`shared.ray_local`), and
 a Serve config file or KubeRay ``RayService`` naming ``shared.ray_replicas:build_app`` with
 ``args: {task: <task>}`` (:class:`AppArgs`). Either way the settings are read and validated once,
 where the application is built, and bound to the deployment: each replica gets the

@@ -15,14 +15,14 @@ import difflib
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ImageSettings", "KafkaSettings", "LocalBrokerSettings", "REPO_ROOT", "ReplicaSettings", "SETTINGS_CLASSES",
+__all__ = ["ImageSettings", "KafkaSettings", "REPO_ROOT", "ReplicaSettings", "SETTINGS_CLASSES",
            "SHADOW_SUFFIX", "ServiceSettings", "ServingSettings", "WorkspaceSettings", "child_environment",
            "default_model_dir", "invalid_setting", "known_setting_names", "service_import", "settings_env",
            "unknown_settings", "warn_unknown_settings"]
@@ -60,25 +60,6 @@ def default_model_dir(task: str, workspace: WorkspaceSettings | None = None) -> 
 def service_import(task: str) -> str:
     """The BentoML service of ``task`` as ``module:Class`` (``services.helpdesk.service:Helpdesk``)."""
     return f"services.{task}.service:{task.title()}"
-
-
-class LocalBrokerSettings(BaseSettings):
-    """The local development broker that ``slm kafka up`` runs (env prefix ``SLM_KAFKA_``).
-
-    Its default partition count is :attr:`KafkaSettings.partitions` (``SLM_KAFKA_PARTITIONS``), and its
-    cache folder :attr:`WorkspaceSettings.cache_dir`.
-
-    Args:
-        port (`int`, defaults to `9092`): the client listener's port.
-        controller_port (`int | None`): the KRaft controller's port; defaults to ``port + 1``.
-        data_dir (`Path | None`): the broker's state; defaults to ``<cache_dir>/kafka-data-<port>``.
-    """
-
-    model_config = SettingsConfigDict(env_prefix="SLM_KAFKA_", frozen=True, extra="ignore")
-
-    port: int = 9092
-    controller_port: int | None = None
-    data_dir: Path | None = None
 
 
 class ImageSettings(BaseSettings):
@@ -360,9 +341,10 @@ class ReplicaSettings(BaseSettings):
         return max(1, int(self.cpus_per_replica))
 
 
-#: Every settings class: together they define every ``SLM_*`` name.
+#: Every settings class of the product: together they define every ``SLM_*`` name it reads (the developer
+#: tools' own, such as ``SLM_KAFKA_PORT``, come in through the ``slm.settings`` entry point group).
 SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (ServiceSettings, KafkaSettings, ReplicaSettings, WorkspaceSettings,
-                                                    LocalBrokerSettings, ImageSettings)
+                                                    ImageSettings)
 #: Names of the test suite's own variables (``SLM_TEST_KAFKA_BOOTSTRAP``...), no settings of the services.
 TEST_PREFIX = "SLM_TEST_"
 
@@ -373,35 +355,37 @@ def _env_names(cls: type[BaseSettings]) -> dict[str, str]:
     return {name: f"{prefix}{name}".upper() for name in cls.model_fields}
 
 
-def known_setting_names() -> set[str]:
-    """Every ``SLM_*`` name a settings class reads."""
-    return {env for cls in SETTINGS_CLASSES for env in _env_names(cls).values()}
+def known_setting_names(extra: Iterable[type[BaseSettings]] = ()) -> set[str]:
+    """Every ``SLM_*`` name a settings class reads: the services' and ``extra`` (a plug-in's)."""
+    return {env for cls in (*SETTINGS_CLASSES, *extra) for env in _env_names(cls).values()}
 
 
-def unknown_settings(environ: Mapping[str, str] | None = None) -> dict[str, str | None]:
-    """``SLM_*`` names in ``environ`` (default: this process's) that no settings class reads, each with
-    the closest known name (``None`` when none is close)."""
+def unknown_settings(environ: Mapping[str, str] | None = None,
+                     extra: Iterable[type[BaseSettings]] = ()) -> dict[str, str | None]:
+    """``SLM_*`` names in ``environ`` (default: this process's) that no settings class (of the services or
+    ``extra``) reads, each with the closest known name (``None`` when none is close)."""
     environ = os.environ if environ is None else environ
-    known = sorted(known_setting_names())
+    known = sorted(known_setting_names(extra))
     return {name: next(iter(difflib.get_close_matches(name, known, n=1, cutoff=0.6)), None)
             for name in sorted(environ) if name.startswith("SLM_") and not name.startswith(TEST_PREFIX)
             and name not in known}
 
 
-def warn_unknown_settings(environ: Mapping[str, str] | None = None) -> dict[str, str | None]:
+def warn_unknown_settings(environ: Mapping[str, str] | None = None,
+                          extra: Iterable[type[BaseSettings]] = ()) -> dict[str, str | None]:
     """Log one warning per unknown ``SLM_*`` name in ``environ``, naming the closest known one."""
-    unknown = unknown_settings(environ)
+    unknown = unknown_settings(environ, extra)
     for name, closest in unknown.items():
         hint = f"; did you mean {closest}?" if closest else ""
         logger.warning("unknown setting %s is ignored%s", name, hint)
     return unknown
 
 
-def invalid_setting(exc: ValidationError) -> str:
-    """The first problem of a settings class's ``exc``, by its variable: ``SLM_KAFKA_PORT: Input should be ...
-    (got 'ninety')``."""
+def invalid_setting(exc: ValidationError, extra: Iterable[type[BaseSettings]] = ()) -> str:
+    """The first problem of a settings class's ``exc`` (the services' or ``extra``, a plug-in's), by its
+    variable: ``SLM_KAFKA_PORT: Input should be ... (got 'ninety')``."""
     error = exc.errors()[0]
-    names = next((_env_names(cls) for cls in SETTINGS_CLASSES if cls.__name__ == exc.title), {})
+    names = next((_env_names(cls) for cls in (*SETTINGS_CLASSES, *extra) if cls.__name__ == exc.title), {})
     field_name = str(error["loc"][0]) if error["loc"] else ""
     return f"{names.get(field_name, field_name)}: {error['msg']} (got {error.get('input')!r})"
 

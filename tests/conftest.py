@@ -28,7 +28,7 @@ def kafka_bootstrap(tmp_path_factory) -> str:
     if given:
         yield given
         return
-    from slm import local_kafka
+    from devtools import local_kafka
 
     cfg = local_kafka.BrokerConfig.from_env()
     cfg = local_kafka.BrokerConfig(port=39092, controller_port=39093, cache_dir=cfg.cache_dir,

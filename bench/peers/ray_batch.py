@@ -40,10 +40,10 @@ class TorchClassifier:
 
 
 def main() -> None:
-    from shared.settings import ReplicaSettings
-    from slm.replicas import start_ray
-
     import ray
+
+    from shared.ray_local import start_ray
+    from shared.settings import ReplicaSettings
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

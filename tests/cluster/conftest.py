@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devtools import local_cluster, local_kafka
 from shared.task_kinds import TASKS
-from slm import local_cluster, local_kafka
 from tests.support import helm as support_helm
 
 CLUSTER_KAFKA_PORT = 19094

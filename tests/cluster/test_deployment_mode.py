@@ -13,9 +13,9 @@ import httpx
 import pytest
 import yaml
 
+from devtools import local_cluster
+from devtools.local_cluster.kubectl import kubectl_json
 from shared.task_kinds import TASKS
-from slm import local_cluster
-from slm.local_cluster.kubectl import kubectl_json
 from tests.cluster.conftest import predict, request_records, restricted_namespace, unique
 from tests.support.kafka_io import drain, produce
 from tests.support.processes import wait_for

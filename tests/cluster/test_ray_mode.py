@@ -9,9 +9,9 @@ import time
 import pytest
 import yaml
 
-from slm import local_cluster
-from slm.local_cluster.daemons import wait_for
-from slm.local_cluster.kubectl import kubectl_json
+from devtools import local_cluster
+from devtools.local_cluster.daemons import wait_for
+from devtools.local_cluster.kubectl import kubectl_json
 from tests.cluster.conftest import predict, restricted_namespace
 
 NAMESPACE = "slm-e2e-ray"

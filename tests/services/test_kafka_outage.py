@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from shared.kafka import TaskTopics
-from slm import local_kafka
+from devtools import local_kafka
 from tests.support.kafka_io import drain, private_broker, produce
 from tests.support.processes import ServiceProcess, wait_for
 

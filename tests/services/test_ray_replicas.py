@@ -41,7 +41,7 @@ def serve_url():
     import ray
     from ray import serve
 
-    from slm.replicas import start_ray
+    from shared.ray_local import start_ray
 
     port = free_port()
     start_ray(ReplicaSettings(), "127.0.0.1", port)

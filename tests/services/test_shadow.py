@@ -20,15 +20,16 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+from devtools.host_tools import free_port
+from devtools.service_process import ServerProcess
 from pipelines.sentiment import DATASET
 from shared.kafka import TaskConsumerLoop, TaskTopics
 from shared.kafka.clients import client_options
+from shared.kafka.topic_reader import read_topic_or_none
 from shared.runtime import read_model_info, write_model_info
 from shared.settings import KafkaSettings, default_model_dir
 from shared.task_kinds import load_processor
 from slm.cli import main
-from shared.kafka.topic_reader import read_topic_or_none
-from slm.service_process import ServerProcess, free_port
 from tests.support.kafka_io import committed_offsets, drain, produce
 from tests.support.processes import ServiceProcess, wait_for
 

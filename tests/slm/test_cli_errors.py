@@ -10,10 +10,10 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from devtools.local_kafka import BrokerError
 from shared.errors import SlmError
 from shared.settings import REPO_ROOT
 from slm.cli import main
-from slm.local_kafka import BrokerError
 
 SLM = str(Path(sys.executable).with_name("slm"))
 
@@ -55,12 +55,12 @@ def test_invalid_arguments_and_settings_are_one_line(tmp_path):
 
 
 def test_a_value_error_that_is_no_argument_check_is_not_swallowed(monkeypatch):
-    import slm.models
+    import slm.commands.model_commands
 
     def broken():
         raise ValueError("a bug, not a bad argument")
 
-    monkeypatch.setattr(slm.models, "installed_folders", broken)
+    monkeypatch.setattr(slm.commands.model_commands, "installed_folders", broken)
     result = CliRunner().invoke(main, ["models", "list"])
     assert isinstance(result.exception, ValueError) and result.exit_code == 1
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import pytest
 from click.testing import CliRunner
+from slm.commands.compare_commands import compare_answers, render
 
 from slm.cli import main
-from slm.compare import compare_answers, render
 
 CLEAN = {"SLM_KAFKA_BOOTSTRAP": None, "SLM_KAFKA_TOPIC_PREFIX": None}
 

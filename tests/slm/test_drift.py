@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from slm.commands.drift_commands import drift_report, read_last_records
 
 from shared.drift import REFERENCE_FILE, DriftMonitor, DriftReference
 from shared.kafka import TaskConsumerLoop, TaskTopics
@@ -18,7 +19,6 @@ from shared.observed import ObservedProcessor
 from shared.runtime import read_model_info
 from shared.settings import KafkaSettings
 from slm.cli import main
-from slm.drift import drift_report, read_last_records
 from tests.support.kafka_io import drain, produce
 from tests.support.processes import REPO_ROOT
 

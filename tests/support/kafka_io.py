@@ -85,8 +85,6 @@ def committed_total(bootstrap: str, group: str) -> int:
 def private_broker(data_dir):
     """The config of a broker of one test's own, on free ports, to stop and restart at will
     (the session's broker is shared); start it with ``local_kafka.up``."""
-    from slm import local_kafka
-    from slm.service_process import free_port
+    from devtools import local_kafka
 
-    cache = local_kafka.BrokerConfig.from_env().cache_dir
-    return local_kafka.BrokerConfig(port=free_port(), controller_port=free_port(), cache_dir=cache, data_dir=data_dir)
+    return local_kafka.BrokerConfig.on_free_ports(data_dir)

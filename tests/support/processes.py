@@ -1,13 +1,14 @@
-"""Service processes for tests (:mod:`slm.service_process`, with telemetry off), and waiting without fixed sleeps."""
+"""Service processes for tests (:mod:`devtools.service_process`, with telemetry off), and waiting without fixed sleeps."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
+from devtools import service_process
+from devtools.host_tools import free_port
+from devtools.service_process import ServiceExited
 from shared.settings import REPO_ROOT
-from slm import service_process
-from slm.service_process import ServiceExited, free_port
 
 __all__ = ["REPO_ROOT", "ServiceProcess", "free_port", "wait_for"]
 

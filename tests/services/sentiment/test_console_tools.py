@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from shared.kafka import TaskTopics
-from slm.local_kafka import BrokerConfig
+from devtools.local_kafka import BrokerConfig
 from tests.services.sentiment.test_kafka import _start
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

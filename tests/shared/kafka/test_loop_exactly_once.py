@@ -118,7 +118,7 @@ def test_a_zombie_is_fenced_and_its_open_transaction_never_becomes_visible(kafka
 
 
 def test_a_broker_restart_mid_stream_loses_nothing_and_duplicates_nothing(tmp_path, topic_prefix):
-    from slm import local_kafka
+    from devtools import local_kafka
     from tests.support.kafka_io import private_broker
 
     cfg = private_broker(tmp_path / "kafka")

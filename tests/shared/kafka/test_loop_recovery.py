@@ -14,7 +14,7 @@ import pytest
 
 from shared.kafka import TaskConsumerLoop, TaskTopics
 from shared.settings import KafkaSettings
-from slm import local_kafka
+from devtools import local_kafka
 from tests.support.fakes import FakeProcessor
 from tests.support.kafka_io import drain, produce
 from tests.support.processes import REPO_ROOT, free_port, wait_for

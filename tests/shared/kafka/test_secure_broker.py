@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
+from devtools import local_kafka
+from devtools.local_kafka.security import SecurityFiles, client_settings
 from shared.kafka import TaskConsumerLoop, TaskTopics
 from shared.settings import KafkaSettings
-from slm import local_kafka
-from slm.local_kafka.security import SecurityFiles, client_settings
 from tests.support.fakes import FakeProcessor
 from tests.support.processes import REPO_ROOT, free_port, wait_for
 
@@ -25,10 +25,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def secure_broker(tmp_path_factory):
     """A private broker with its PLAINTEXT, mutual-TLS and SASL_SSL listeners; the client settings of each."""
-    cache = local_kafka.BrokerConfig.from_env().cache_dir
-    cfg = local_kafka.BrokerConfig(port=free_port(), controller_port=free_port(), ssl_port=free_port(),
-                                   sasl_port=free_port(), cache_dir=cache, secure=True,
-                                   data_dir=tmp_path_factory.mktemp("secure-kafka"))
+    cfg = local_kafka.BrokerConfig.on_free_ports(tmp_path_factory.mktemp("secure-kafka"), secure=True)
     local_kafka.up(cfg)
     try:
         yield client_settings(SecurityFiles(cfg.security_dir), cfg.host, cfg.ssl_port, cfg.sasl_port)
