@@ -1,5 +1,5 @@
-"""``python -m bench``: see :mod:`bench.cli`."""
+"""``python -m bench``: see :mod:`bench.command`."""
 
-from bench.cli import main
+from bench.command import main
 
 main()

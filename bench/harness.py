@@ -1,4 +1,4 @@
-"""``python -m bench`` (``bench.cli``): each task service against its model's own limit, measured in one run.
+"""``python -m bench`` (``bench.command``): each task service against its model's own limit, measured in one run.
 
 For every task:
 
@@ -235,7 +235,7 @@ def _started(server: ServerProcess, timeout: float = 300) -> ServerProcess:
 
 def measure_torch_limit(checkpoint: Path, model_dir: Path, texts: list[str], batch_sizes: list[int]) -> dict:
     """Items/s of the fine-tuned model in torch fp32 (fp16 on a GPU), batches sorted by length."""
-    from bench.peers.common import PeerModel
+    from bench.peers.peer_model import PeerModel
 
     model = PeerModel(checkpoint, model_dir)
     by_batch = {}
@@ -321,7 +321,7 @@ def bench_task(task: str, plan: BenchPlan) -> dict:
     env = {"SLM_KAFKA_BOOTSTRAP": plan.bootstrap, "SLM_KAFKA_TOPIC_PREFIX": prefix,
            "SLM_KAFKA_GROUP_ID": f"{prefix}slm-{task}", "OTEL_SDK_DISABLED": "true",
            # The response cache would answer the repeated test rows without the model; it has its
-           # own benchmark (bench/cache.py).
+           # own benchmark (bench/response_cache.py).
            "SLM_CACHE_SIZE": "0"}
     service = _started(ServiceProcess(task, model_dir, plan.out / f"{task}-serve.log", env=env))
     result["cold_start_s"] = service.cold_start_s

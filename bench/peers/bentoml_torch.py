@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import bentoml
 
-from bench.peers.common import Item, PeerModel
+from bench.peers.peer_model import Item, PeerModel
 
 
 @bentoml.service(workers=1, traffic={"timeout": 30})

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, Field
 from transformers import pipeline
 
-from bench.peers.common import Item, PeerModel, peer_port
+from bench.peers.peer_model import Item, PeerModel, peer_port
 
 peer = PeerModel()
 classifier = pipeline("text-classification", model=peer.model, tokenizer=peer.tokenizer, device=peer.model.device)

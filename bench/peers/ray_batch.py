@@ -18,7 +18,7 @@ use_local_ray_env()  # before Ray is imported: a cluster on 127.0.0.1 only, no u
 from ray import serve  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 
-from bench.peers.common import Item, PeerModel, peer_port  # noqa: E402
+from bench.peers.peer_model import Item, PeerModel, peer_port  # noqa: E402
 
 
 @serve.deployment(ray_actor_options={"num_cpus": os.cpu_count() or 1}, max_ongoing_requests=256)

@@ -6,7 +6,7 @@
 - :mod:`~devtools.images.base`: the Debian bookworm + Python 3.11 base image, debootstrap'ed once per recipe;
 - :mod:`~devtools.images.build`: ``services/Dockerfile`` per task, and the archives for containerd;
 - :mod:`~devtools.images.containerd`: :func:`load_into_containerd`, ``ctr images import`` into ``k8s.io``;
-- :mod:`~devtools.images.tools`: finding and running the tools, logs, the build lock.
+- :mod:`~devtools.images.host_programs`: finding and running the tools, logs, the build lock.
 
 Typical use (as root; ``make images`` installs podman, debootstrap and containerd)::
 
@@ -22,7 +22,7 @@ from devtools.images.base import BaseImage, BaseRecipe, ensure_base_image, host_
 from devtools.images.build import BuiltImage, build_task_image, list_images, prepare_podman
 from devtools.images.containerd import load_into_containerd
 from devtools.images.layout import ImageLayout, chart_app_version, kubelet_name, task_image_tag
-from devtools.images.tools import file_lock
+from devtools.images.host_programs import file_lock
 
 __all__ = ["BaseImage", "BaseRecipe", "BuiltImage", "ImageError", "ImageLayout", "build_task_image",
            "chart_app_version", "ensure_base_image", "file_lock", "host_debian_mirrors", "kubelet_name",

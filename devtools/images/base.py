@@ -24,7 +24,7 @@ from typing import Final
 from devtools.errors import ImageError
 from devtools.images.layout import ImageLayout
 from devtools.images.podman import Podman
-from devtools.images.tools import require, require_root, run_logged
+from devtools.images.host_programs import require, require_root, run_logged
 
 __all__ = ["BaseImage", "BaseRecipe", "DebianMirrors", "debian_mirrors", "ensure_base_image", "host_debian_mirrors",
            "mounts_below", "parse_sources", "remove_tree", "slim_rootfs"]

@@ -21,7 +21,7 @@ from typing import Final
 
 from devtools.images.layout import DOCKERFILE, IGNOREFILE, ImageLayout, kubelet_name, task_image_tag
 from devtools.images.podman import Podman, container_ulimits
-from devtools.images.tools import require_root
+from devtools.images.host_programs import require_root
 from shared.settings import REPO_ROOT
 
 __all__ = ["BuiltImage", "ImageRow", "build_args", "build_ca_bundle", "build_task_image", "list_images",

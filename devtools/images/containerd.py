@@ -14,7 +14,7 @@ from typing import Final
 
 from devtools.errors import ImageError
 from devtools.images.layout import kubelet_name
-from devtools.images.tools import last_line, require
+from devtools.images.host_programs import last_line, require
 
 __all__ = ["containerd_names", "import_command", "load_into_containerd", "missing_names", "sync_names"]
 

@@ -23,7 +23,7 @@ from typing import Final
 
 from devtools.errors import ImageError
 from devtools.images.layout import ImageLayout
-from devtools.images.tools import last_line, require, run_logged
+from devtools.images.host_programs import last_line, require, run_logged
 
 __all__ = ["SYSTEM_CACHE", "Podman", "container_ulimits", "removed_if_created", "storage_driver"]
 

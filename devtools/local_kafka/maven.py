@@ -17,7 +17,7 @@ from typing import Final
 from devtools.errors import BrokerError
 from devtools.host_tools import require, tail
 from devtools.local_kafka.config import POM, BrokerConfig, kafka_version
-from devtools.local_kafka.tools import run_tool
+from devtools.local_kafka.tool_runs import run_tool
 from devtools.locks import file_lock
 
 __all__ = ["install"]

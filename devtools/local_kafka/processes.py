@@ -18,7 +18,7 @@ from devtools.errors import BrokerError
 from devtools.host_tools import log_tail, tail
 from devtools.local_kafka.config import BrokerConfig, bootstrap
 from devtools.local_kafka.security import SCRAM_USER, SecurityFiles, scram_command
-from devtools.local_kafka.tools import LOG_TAIL_LINES, run_tool
+from devtools.local_kafka.tool_runs import LOG_TAIL_LINES, run_tool
 
 __all__ = ["broker_log_tail", "create_scram_user", "format_storage", "launch", "pid_alive", "running_pid", "stop", "wait_exit"]
 

@@ -66,7 +66,7 @@ def test_a_value_error_that_is_no_argument_check_is_not_swallowed(monkeypatch):
 
 
 def test_benchmarks_have_their_own_entry_point():
-    from bench.cli import main as bench_main
+    from bench.command import main as bench_main
 
     assert CliRunner().invoke(main, ["bench", "--help"]).exit_code == 2  # no such slm command
     result = CliRunner().invoke(bench_main, ["--help"])

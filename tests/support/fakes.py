@@ -1,8 +1,9 @@
-"""Fakes for unit tests: a keyword 'model' behind the TaskProcessor interface, and a polled record."""
+"""Fakes for unit tests: a keyword 'model' behind the TaskProcessor interface, a polled record, and podman."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from shared.schemas import ClassificationResultV1, LabelScore
 
@@ -36,3 +37,27 @@ class Record:
     headers: list = field(default_factory=list)
     topic: str = "sentiment.requests"
     partition: int = 0
+
+
+class FakePodman:
+    """Records podman commands; `save` writes the archive it is asked for."""
+
+    def __init__(self, existing=(), images=()):
+        self.existing = set(existing)
+        self.listed = list(images)
+        self.calls: list[tuple[str, ...]] = []
+
+    def run(self, *args, what, log, timeout=600):
+        self.calls.append(args)
+        if args[0] == "save":
+            Path(args[args.index("--output") + 1]).write_bytes(b"archive")
+        return ""
+
+    def image_exists(self, name):
+        return name in self.existing
+
+    def inspect(self, name):
+        return {"Id": "sha256:1", "Size": 128_000_000}
+
+    def images(self):
+        return self.listed

@@ -5,7 +5,7 @@ Ray cluster (127.0.0.1); after a warm-up, N requests from the task's test set ar
 at once and the clock runs until the N-th result is on the results topic. Printed as
 records/s and as a ratio to the first configuration (1 replica, 1 CPU).
 
-    slm kafka up && python -m bench.replicas [--task sentiment] [--records 2000]
+    slm kafka up && python -m bench.replica_scaling [--task sentiment] [--records 2000]
 
 The machine's cores bound it: replicas, the Serve proxy and the broker all share them, and
 each replica's ONNX Runtime gets as many threads as the CPUs it requests.
@@ -24,7 +24,7 @@ from pipelines.labelled_rows import load_rows
 from shared.kafka.groups import group_members
 from shared.settings import ReplicaSettings, ServingSettings, default_model_dir
 
-logger = logging.getLogger("bench.replicas")
+logger = logging.getLogger("bench.replica_scaling")
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 Replays the test set in file order, in batches as the Kafka loop takes them, through the
 service's own processor (int8 model, the cache keyed on what the model reads):
 
-    python -m bench.cache [--task transactions] [--sizes 0,1000,10000] [--threads 2]
+    python -m bench.response_cache [--task transactions] [--sizes 0,1000,10000] [--threads 2]
 """
 
 from __future__ import annotations
