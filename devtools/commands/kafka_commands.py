@@ -17,7 +17,7 @@ def kafka() -> None:
     """Run a local Apache Kafka broker (KRaft) on 127.0.0.1."""
 
 
-def _broker_config(port: int | None, data_dir: Path | None, secure: bool = False):
+def _broker_config(port: int | None, data_dir: Path | None, secure: bool = False, cluster_listener: str | None = None):
     from dataclasses import replace
 
     from devtools.local_kafka import BrokerConfig
@@ -28,6 +28,8 @@ def _broker_config(port: int | None, data_dir: Path | None, secure: bool = False
                       data_dir=cfg.cache_dir / f"kafka-data-{port}" if data_dir is None else data_dir)
     elif data_dir is not None:
         cfg = replace(cfg, data_dir=data_dir)
+    if cluster_listener:
+        cfg = replace(cfg, cluster_listener=cluster_listener)
     return replace(cfg, secure=True) if secure else cfg
 
 
@@ -50,14 +52,19 @@ def kafka_install() -> None:
 @click.option("--secure", is_flag=True,
               help="Also listen with mutual TLS (port+2) and SASL_SSL SCRAM-SHA-512 (port+3), certificates from a "
                    "throwaway CA; prints the client settings of each.")
+@click.option("--cluster-listener", default=None, metavar="HOST:PORT",
+              help="A second listener for the pods of the local cluster, on its node address "
+                   "(e.g. 10.244.0.1:19094, once `slm cluster up` has made the bridge).")
 @clean_errors
-def kafka_up(port: int | None, data_dir: Path | None, secure: bool) -> None:
+def kafka_up(port: int | None, data_dir: Path | None, secure: bool, cluster_listener: str | None) -> None:
     """Fetch Kafka once, format storage, start the broker and wait until it answers."""
     from devtools import local_kafka
 
-    cfg = _broker_config(port, data_dir, secure)
+    cfg = _broker_config(port, data_dir, secure, cluster_listener)
     local_kafka.up(cfg)
     click.echo(f"kafka is up on {local_kafka.bootstrap(cfg)} (log: {local_kafka.status(cfg)['log_file']})")
+    if cfg.cluster_listener:
+        click.echo(f"pods of the local cluster reach it at {cfg.cluster_listener}")
     if secure:
         from devtools.local_kafka.security import SecurityFiles, client_settings
 

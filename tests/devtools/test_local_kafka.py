@@ -227,3 +227,12 @@ def test_down_stops_broker(running: lk.BrokerConfig) -> None:
         lk.api_versions("127.0.0.1", TEST_PORT, timeout=1)
     assert pid is not None and not pid_alive(pid)
     lk.down(running)  # idempotent
+
+
+def test_kafka_up_takes_the_cluster_listener_the_walk_through_uses(tmp_path: Path) -> None:
+    from devtools.commands.kafka_commands import _broker_config
+
+    cfg = _broker_config(19092, tmp_path, cluster_listener="10.244.0.1:19094")
+    assert (cfg.port, cfg.cluster_listener) == (19092, "10.244.0.1:19094")
+    assert "CLUSTER://10.244.0.1:19094" in server_properties(cfg)
+    assert _broker_config(None, tmp_path).cluster_listener is None
