@@ -55,9 +55,10 @@ charts-deps: $(HELM)
 charts-lint: charts-deps
 	$(HELM_ENV) $(HELM) lint --strict $(CHARTS_TASK) $(CHARTS_UMBRELLA)
 
-# helm lint/template of every chart, Kubernetes and CRD schema validation, skaffold.yaml schema.
+# helm lint/template of every chart, Kubernetes and CRD schema validation (tests/charts); skaffold.yaml
+# against its schema, the Dockerfile, bentofile and serving pins (tests/packaging).
 charts-test: .venv/.installed .cache/bin/helm
-	$(PY) -m pytest tests/charts $(PYTEST_ARGS)
+	$(PY) -m pytest tests/charts tests/packaging $(PYTEST_ARGS)
 
 # The values tables of the chart READMEs, from the `## @param` lines of values.yaml.
 charts-readme: .venv/.installed

@@ -1,7 +1,7 @@
 """The chart's shadow: a second model version's Deployment beside the primary (shadow.enabled).
 
-Rendered with the real helm through the umbrella chart, as test_charts.py does, and validated
-against the Kubernetes schemas.
+Rendered with the real helm through the umbrella chart, as the other chart tests do (the fixtures
+in conftest.py, the helpers in support.py), and validated against the Kubernetes schemas (validation.py).
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 
 from shared.kafka.topics import TaskTopics
 from shared.settings import known_setting_names
-from tests.charts.test_charts import (RELEASE, assert_valid_and_hardened, by_kind, charts_dir, helm_env,  # noqa: F401
-                                      named, needs_k8s_schemas, render, set_args, template)
+from tests.charts.support import RELEASE, by_kind, named, needs_k8s_schemas, render, set_args, template
+from tests.charts.validation import assert_valid_and_hardened
 
 KAFKA = {"bootstrap": "kafka.kafka:9092", "topicPrefix": "prod."}
 PRIMARY, SHADOW = f"{RELEASE}-sentiment", f"{RELEASE}-sentiment-shadow"
