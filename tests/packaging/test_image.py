@@ -78,3 +78,20 @@ def test_serve_requirements_are_the_lock_pins_of_what_serving_imports():
                                                  for extra in {"", *wanted.extras}):
                 todo.append(requirement)
     assert set(serve) == closure, {"missing": sorted(closure - set(serve)), "extra": sorted(set(serve) - closure)}
+
+
+def test_the_serving_image_carries_no_developer_tooling():
+    """devtools/ (broker, cluster, image builder, stack, demo) stays out of the build context and the image;
+    what the image copies imports none of it (import-linter holds that too, this names the image's side)."""
+    dockerfile = (REPO_ROOT / "services" / "Dockerfile").read_text()
+    copied = {source.rstrip("/").split("/")[0] for line in re.findall(r"^COPY (?!--from)(.+)$", dockerfile, re.M)
+              for source in line.split()[:-1]}
+    assert copied >= {"shared", "services", "slm"} and "devtools" not in copied and "bench" not in copied
+    ignore = [line.strip() for line in (REPO_ROOT / "services" / "Dockerfile.dockerignore").read_text().splitlines()
+              if line.strip() and not line.startswith("#")]
+    assert ignore[0] == "*" and not any(line.lstrip("!").startswith(("devtools", "bench", "pipelines", "tests"))
+                                        for line in ignore)
+    for package in ("shared", "services", "slm"):
+        for module in (REPO_ROOT / package).rglob("*.py"):
+            text = module.read_text()
+            assert not re.search(r"^\s*(from|import) devtools\b", text, re.M), f"{module} imports devtools"
