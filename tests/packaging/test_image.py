@@ -91,6 +91,9 @@ def test_the_serving_image_carries_no_developer_tooling():
               if line.strip() and not line.startswith("#")]
     assert ignore[0] == "*" and not any(line.lstrip("!").startswith(("devtools", "bench", "pipelines", "tests"))
                                         for line in ignore)
+    # what used to live in slm/ and so shipped in every image
+    assert not [name for name in ("local_kafka", "local_cluster", "images", "stack.py", "demo.py", "service_process.py",
+                                  "locks.py") if (REPO_ROOT / "slm" / name).exists()]
     for package in ("shared", "services", "slm"):
         for module in (REPO_ROOT / package).rglob("*.py"):
             text = module.read_text()
