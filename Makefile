@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 TASKS := transactions entities helpdesk sentiment
 
 .PHONY: setup demo up down test test-unit train-all evaluate-all clean \
-	$(addprefix train-,$(TASKS)) $(addprefix evaluate-,$(TASKS)) bench bench-ner images cluster-up cluster-down test-cluster skaffold-check
+	$(addprefix train-,$(TASKS)) $(addprefix evaluate-,$(TASKS)) bench bench-ner images cluster-up cluster-down test-cluster skaffold-check docs docs-build
 
 setup: $(STAMP) .cache/kafka-ready
 
@@ -77,6 +77,14 @@ $(addprefix evaluate-,$(TASKS)): evaluate-%: setup
 	$(SLM) evaluate $* $(if $(filter entities,$*),,--baseline)
 train-all: $(addprefix train-,$(TASKS))
 evaluate-all: $(addprefix evaluate-,$(TASKS))
+
+# The documentation site (mkdocs.yml, docs/): served on 127.0.0.1:8000 with reload, or built into site/.
+# NO_MKDOCS_2_WARNING: mkdocs-material 9.8 prints a banner about its successor on every build.
+MKDOCS := NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs
+docs: $(STAMP)
+	$(MKDOCS) serve -a 127.0.0.1:8000
+docs-build: $(STAMP)
+	$(MKDOCS) build --strict -d site
 
 # Each task service against its model's own limit and its peers (BENCH_ARGS="--task helpdesk --quick").
 bench: setup
