@@ -94,7 +94,7 @@ bench: setup
 bench-ner: setup
 	$(PY) -m bench.ner_benchmark $(BENCH_ARGS)
 
-# Container images of the four services without a registry or a Docker engine (README "Images"):
+# Container images of the four services without a registry or a Docker engine (docs/kubernetes.md, "1. Images"):
 # a debootstrap'ed Debian base, podman with its storage under .cache/containers, one archive per
 # image under .cache/images for `ctr images import`. Root only; not part of `make setup`, so the
 # demo never needs these tools. IMAGES_ARGS="--task sentiment" builds one.
@@ -111,7 +111,7 @@ images: $(STAMP) .cache/images-tools-ready
 	fi
 	@mkdir -p $(@D) && touch $@
 
-# A one-node Kubernetes cluster on this machine (README "On a cluster"): Kubernetes, CoreDNS, the
+# A one-node Kubernetes cluster on this machine (docs/kubernetes.md, "On a local cluster"): Kubernetes, CoreDNS, the
 # KubeRay operator and crictl built from the Go module proxy into .cache/bin (about 10 minutes of
 # CPU once), etcd and containerd from Debian. Root only; `make cluster-down` leaves the host as it was.
 CLUSTER_TOOL_PACKAGES := etcd-server containerd runc containernetworking-plugins iptables conntrack iproute2

@@ -1,5 +1,5 @@
 """What an operator sees on ``/metrics``: one task service under mixed traffic, scraped every
-second, drawn as the dashboard's main panels (a PNG for the README).
+second, drawn as the dashboard's main panels (docs/metrics.png, shown in docs/operating.md).
 
 The sentiment service (release model) gets its own test set over Kafka and REST, with a few
 malformed records, then a shifted stream (helpdesk tickets) over Kafka, starting with a burst: the lag rises and

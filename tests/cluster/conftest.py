@@ -87,7 +87,7 @@ def restricted_namespace(cluster, name: str) -> str:
     return name
 
 
-#: One request per task, in the shape each service takes (README "REST").
+#: One request per task, in the shape each service takes (docs/contracts.md, "REST").
 SAMPLES = {
     "sentiment": {"text": "$AAPL beats estimates and raises guidance"},
     "transactions": {"text": "shell kings 587", "fields": {"amount": 35.0, "currency": "GBP",
