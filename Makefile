@@ -98,14 +98,14 @@ bench-ner: setup
 # a debootstrap'ed Debian base, podman with its storage under .cache/containers, one archive per
 # image under .cache/images for `ctr images import`. Root only; not part of `make setup`, so the
 # demo never needs these tools. IMAGES_ARGS="--task sentiment" builds one.
-IMAGE_TOOL_PACKAGES := podman debootstrap debian-archive-keyring containerd
+IMAGE_TOOL_PACKAGES := podman runc debootstrap debian-archive-keyring containerd
 images: $(STAMP) .cache/images-tools-ready
 	$(SLM) images build $(IMAGES_ARGS)
 
 # Installs the Debian packages only when one of the commands is missing (podman brings crun,
-# conmon and containers-common; containerd brings runc and ctr).
+# conmon and containers-common; containerd brings ctr). podman runs runc (devtools/images/podman.py).
 .cache/images-tools-ready:
-	@for tool in podman debootstrap ctr; do command -v $$tool >/dev/null || missing=1; done; \
+	@for tool in podman runc debootstrap ctr; do command -v $$tool >/dev/null || missing=1; done; \
 	if [ -n "$$missing" ]; then \
 	  apt-get -o DPkg::Lock::Timeout=600 update && apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends $(IMAGE_TOOL_PACKAGES); \
 	fi

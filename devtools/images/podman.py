@@ -82,10 +82,12 @@ class Podman:
     layout: ImageLayout
     executable: str = "podman"
     driver: str = "overlay"
+    runtime: str = "runc"
 
     @classmethod
     def found(cls, layout: ImageLayout) -> Podman:
         """The podman on PATH, with the storage driver this kernel supports."""
+        require("runc")  # the runtime it is told to use, found by podman on PATH
         return cls(layout, require("podman"), storage_driver())
 
     @property
@@ -103,6 +105,9 @@ class Podman:
                 # No systemd here (and none needed): cgroups by path, events to a file in --tmpdir.
                 "--cgroup-manager", "cgroupfs",
                 "--events-backend", "file",
+                # runc, not podman's default crun: crun 1.8 refuses a host with cgroup v1 controllers
+                # beside the v2 hierarchy ("cgroups in hybrid mode not supported"), as some VMs here are.
+                "--runtime", self.runtime,
                 *args]
 
     def environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -24,6 +24,7 @@ def test_podman_keeps_storage_state_and_registries_under_the_cache(tmp_path):
     assert options["--tmpdir"] == str(tmp_path / "containers" / "libpod")
     assert options["--storage-driver"] == "overlay"
     assert options["--cgroup-manager"] == "cgroupfs"
+    assert options["--runtime"] == "runc"  # crun refuses hosts with cgroup v1 controllers beside v2
     # No path of the host's own: every folder podman is given is in the cache.
     assert all(arg.startswith(str(tmp_path)) for arg in cmd[1:] if arg.startswith("/"))
     env = podman.environment({"PATH": "/usr/bin"})
