@@ -5,7 +5,7 @@ that is not UTF-8, a batch whose CRC fails, a compression codec it lacks) makes 
 raise, at the same position, for ever: the partition stalls and the records behind it are never
 answered. :func:`locate_undecodable` finds which partition and which offsets are unreadable with a
 short-lived probe consumer (no group, one partition at a time, from the main consumer's
-positions), so the loop can dead-letter them and seek past them.
+positions), so the loop can dead-letter them (:func:`undecodable_dead_letters`) and seek past them.
 """
 
 from __future__ import annotations
@@ -16,7 +16,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Undecodable", "is_decode_error", "locate_undecodable", "salvage"]
+from shared.errors import MessageError
+from shared.kafka.dlq import dead_letter
+from shared.kafka.outgoing import OutgoingRecord
+
+__all__ = ["Undecodable", "find_undecodable", "is_decode_error", "locate_undecodable", "salvage",
+           "undecodable_dead_letters"]
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +115,14 @@ def locate_undecodable(probe_consumer: Callable[[], Any], positions: Mapping[Any
         consumer.close(autocommit=False)
 
 
+def find_undecodable(consumer, assigned: list, probe_consumer: Callable[[], Any]) -> Undecodable | None:
+    """The unreadable region at the position of one of ``assigned`` (partitions of ``consumer``, the
+    main consumer), or None if every one reads (the failure was not a record's)."""
+    positions = {tp: consumer.position(tp, timeout_ms=5_000) for tp in assigned}
+    ends = consumer.end_offsets(assigned, timeout_ms=5_000)
+    return locate_undecodable(probe_consumer, positions, ends)
+
+
 def salvage(consumer, tp, first: int, end: int, timeout_s: float = 2.0) -> dict[int, Any]:
     """The records of ``[first, end)`` that ``consumer`` (made with ``check_crcs=False``) can read,
     by offset: a batch whose checksum fails may still hold the original bytes. Empty when the
@@ -132,3 +145,24 @@ def salvage(consumer, tp, first: int, end: int, timeout_s: float = 2.0) -> dict[
         except Exception:  # noqa: BLE001 - this offset cannot be read: its DLQ record keeps the pointer
             position += 1
     return found
+
+
+def undecodable_dead_letters(found: Undecodable, salvager: Callable[[], Any], dlq_topic: str,
+                             max_value_bytes: int) -> list[OutgoingRecord]:
+    """One DLQ record (``error.type=undecodable``) per unreadable offset of ``found``: the original
+    key, value and headers where ``salvager()`` (a consumer made with ``check_crcs=False``, closed
+    here) reads them, else only the pointer (``source.*``) and the error."""
+    tp = found.partition
+    consumer = salvager()
+    try:
+        salvaged = salvage(consumer, tp, found.first, found.end)
+    finally:
+        consumer.close(autocommit=False)
+    error = MessageError("undecodable", f"the client could not decode the record: {found.error}")
+    outgoing = []
+    for offset in range(found.first, found.end):
+        record = salvaged.get(offset)
+        outgoing.append(dead_letter(dlq_topic, (tp.topic, tp.partition, offset), error,
+                                    key=getattr(record, "key", None), value=getattr(record, "value", None),
+                                    headers=getattr(record, "headers", None), max_value_bytes=max_value_bytes))
+    return outgoing

@@ -104,13 +104,13 @@ def _loop() -> TaskConsumerLoop:
 
 def _revoke(loop, partitions) -> None:
     """What the asynchronous rebalance listener does on kafka-python's IO thread."""
-    asyncio.run(loop._commit_revoked(loop._on_partitions_revoked(partitions)))
+    asyncio.run(loop.checkpoint.commit_revoked(loop._on_partitions_revoked(partitions)))
 
 
 def test_revoked_partitions_get_their_finished_offsets_committed_and_awaited():
     consumer, producer = FakeConsumer(), FakeProducer()
     loop = _loop()
-    loop._consumer = consumer
+    loop.checkpoint.attach(consumer)
     loop._handle(consumer, producer, _records())
     assert len(consumer.commits) == 1  # the batch's own commit
     _revoke(loop, {TopicPartition("sentiment.requests", 2)})
@@ -119,7 +119,7 @@ def test_revoked_partitions_get_their_finished_offsets_committed_and_awaited():
     _revoke(loop, {TopicPartition("sentiment.requests", 2)})  # nothing new finished since
     assert len(consumer.commits) == committed
     assert consumer.sync_commits == []
-    loop._commit_finished()  # what the loop does before closing its clients, on its own thread
+    loop.checkpoint.commit_finished()  # what the loop does before closing its clients, on its own thread
     assert consumer.sync_commits == [{TopicPartition("sentiment.requests", 0): 7}]
 
 

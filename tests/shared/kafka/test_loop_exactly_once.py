@@ -40,13 +40,13 @@ def _read_committed(bootstrap: str, topic: str, until, timeout: float = 120) -> 
 
 def _before_each_commit(loop: TaskConsumerLoop, hook) -> None:
     """Run ``hook(offsets)`` before each of the loop's batch commits: where a fault is injected."""
-    commit_batch = loop._commit_batch
+    commit_batch = loop.checkpoint.commit
 
     def commit(consumer, producer, offsets):
         hook(offsets)
         commit_batch(consumer, producer, offsets)
 
-    loop._commit_batch = commit
+    loop.checkpoint.commit = commit
 
 
 def test_an_aborted_batch_is_consumed_again_and_read_committed_sees_each_answer_once(kafka_bootstrap, topic_prefix):

@@ -23,7 +23,7 @@ class Clock:
 def _loop(run, **settings) -> tuple[TaskConsumerLoop, Clock]:
     loop = TaskConsumerLoop(FakeProcessor(), KafkaSettings(bootstrap="127.0.0.1:1", create_topics=False, **settings))
     clock = Clock()
-    loop._clock = clock
+    loop.health.clock = clock
     loop.run = lambda: run(loop)
     return loop, clock
 
@@ -33,7 +33,7 @@ def test_by_default_a_loop_that_never_reaches_the_broker_leaves_rest_ready_and_a
 
     def poll_a_dead_broker(loop):
         while not loop._stop.is_set():  # what run() does while the broker is down: come round, wait
-            loop._last_iteration = loop._clock()
+            loop.health.came_round()
             polling.set()
             loop._stop.wait(0.05)
 
@@ -59,7 +59,7 @@ def test_a_loop_stuck_past_its_limit_is_not_alive():
     entered, release = threading.Event(), threading.Event()
 
     def stuck(loop):
-        loop._last_iteration = loop._clock()
+        loop.health.came_round()
         entered.set()
         release.wait(30)  # a call that never returns
 
@@ -92,7 +92,7 @@ def test_lag_skips_a_partition_whose_position_needs_the_broker():
     clients every 30 s instead of waiting for the broker (found by test_kafka_outage.py)."""
     from kafka import TopicPartition
 
-    from shared.kafka.loop import _lag
+    from shared.kafka.consumer import partition_lag
 
     class OutageConsumer:
         def assignment(self):
@@ -106,4 +106,4 @@ def test_lag_skips_a_partition_whose_position_needs_the_broker():
                 raise TimeoutError("metadata refresh failed: broker unreachable")
             return 60
 
-    assert _lag(OutageConsumer()) == {("t", 0): 40}  # partitions 1 and 2 unknown for now, not failed
+    assert partition_lag(OutageConsumer()) == {("t", 0): 40}  # partitions 1 and 2 unknown for now, not failed

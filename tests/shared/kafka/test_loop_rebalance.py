@@ -49,7 +49,7 @@ class IdleProducer:
 def _loop(clock: Clock, steps_for) -> tuple[TaskConsumerLoop, ScriptedConsumer]:
     loop = TaskConsumerLoop(FakeProcessor(), KafkaSettings(bootstrap="127.0.0.1:1", create_topics=False,
                                                            rebalance_stall_s=60))
-    loop._clock = clock
+    loop.health.clock = clock
     consumer = ScriptedConsumer(loop, steps_for(loop))
     loop._clients = lambda: (consumer, IdleProducer())
     return loop, consumer
