@@ -79,7 +79,7 @@ def compare_quantizations(model_dir: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from shared.runtime.installed import installed_folders
+    from shared.installed_models import installed_folders
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model_dirs", type=Path, nargs="*")

@@ -2,9 +2,9 @@
 
 Training writes it from its test file once the folder is built (:func:`pipelines.recipe.train_model`);
 ``slm drift reference`` writes it for a folder trained before drift references existed (the shipped
-models) and rewrites the manifest. The file's rows become requests as the service receives them,
-the service's processor answers them, and the answers are binned as the service's monitor bins
-its window: the reference and the window measure the same thing by the same code.
+models) and rewrites the manifest (:mod:`pipelines.drift_refresh`). The file's rows become requests as
+the service receives them, the service's processor answers them, and the answers are binned as the
+service's monitor bins its window: the reference and the window measure the same thing by the same code.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from pydantic import ValidationError
 from pipelines.common.data import ColumnMapping
 from pipelines.common.model_output import file_sha256, recorded_path
 from pipelines.tasks import TaskDataset
-from shared.drift import REFERENCE_FILE, DriftReference, answer_features, build_reference
+from shared.drift import DriftReference, answer_features, build_reference
 from shared.errors import DataError
 from shared.processors import Received
 from shared.schemas import TaskRequestV1
 
-__all__ = ["reference_requests", "refresh_drift_reference", "write_drift_reference"]
+__all__ = ["reference_requests", "write_drift_reference"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,34 +75,4 @@ def write_drift_reference(model_dir: Path, recipe, data_file: Path, *, split: st
     reference = build_reference(info.task, info.model_id, answers, source)
     path = reference.write(model_dir)
     logger.info('drift reference written model=%s items=%d file="%s"', info.model_id, reference.items, path)
-    return reference
-
-
-def refresh_drift_reference(model_dir: Path, data_file: Path, *, split: str = "test") -> DriftReference:
-    """(Re)write the drift reference of a folder trained without one (``slm drift reference``), and its manifest.
-
-    Every other file is checked against the manifest first: the manifest is rewritten from the
-    files as they are, so a changed file must refuse the folder here rather than be blessed.
-
-    Raises:
-        ModelIntegrityError: a file other than the reference does not match the manifest.
-    """
-    from pipelines.kinds import recipe_class
-    from shared.runtime import read_model_info, write_model_info
-    from shared.runtime.manifest import ModelIntegrityError, folder_problems
-    from shared.runtime.model_folder import INFO_FILE
-    from shared.task_kinds import kind_named
-
-    model_dir = Path(model_dir)
-    info = read_model_info(model_dir)
-    info.files.pop(REFERENCE_FILE, None)
-    problems = [p for p in folder_problems(model_dir, INFO_FILE, info.files, info.optional_files)
-                if p.path != model_dir / REFERENCE_FILE]
-    if problems:
-        raise ModelIntegrityError(f"model folder refused: {problems[0]}")
-    (model_dir / REFERENCE_FILE).unlink(missing_ok=True)
-    write_model_info(model_dir, info)  # the manifest without the reference, so that the processor loads
-    reference = write_drift_reference(model_dir, recipe_class(kind_named(info.kind, model_dir)).for_model(info),
-                                      data_file, split=split)
-    write_model_info(model_dir, info)
     return reference

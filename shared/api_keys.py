@@ -25,6 +25,7 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
+from shared.client_errors import respond_client_error
 from shared.errors import ConfigError
 
 __all__ = ["ApiKeyMiddleware", "ApiKeys", "parse_digests", "SECURITY_SCHEMES"]
@@ -149,8 +150,6 @@ class ApiKeyMiddleware:
         if self.keys.accepts(key):
             await self.app(scope, receive, send)
             return
-        from shared.http import respond_client_error
-
         reason = "missing API key: send Authorization: Bearer <key> or X-API-Key: <key>" if key is None \
             else "invalid API key"
         logger.warning('client error status=401 method=%s path=%s reason="%s"', scope.get("method"),

@@ -13,12 +13,15 @@
 from __future__ import annotations
 
 __all__ = ["ClientErrorLogFilter", "RequestGuardMiddleware", "UnprocessableEntityMiddleware", "install_client_error_log",
-           "patch_openapi", "respond_client_error"]
+           "patch_openapi"]
 
 import asyncio
 import json
 import logging
 import re
+
+from shared.api_keys import SECURITY_SCHEMES
+from shared.client_errors import error_body, respond_client_error
 
 logger = logging.getLogger(__name__)
 
@@ -111,22 +114,6 @@ def _content_length(scope) -> int | None:
             except ValueError:
                 return None
     return None
-
-
-def _error_body(error: str, detail: list | None = None) -> bytes:
-    return json.dumps({"error": error, "detail": detail or []}).encode()
-
-
-async def respond_client_error(send, status: int, error: str, close: bool = False,
-                               headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    """Send a client error with the one body shape, ``{"error": error, "detail": []}``."""
-    body = _error_body(error)
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-               *(headers or [])]
-    if close:
-        headers.append((b"connection", b"close"))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 class RequestGuardMiddleware:
@@ -244,13 +231,13 @@ def _normalised(body: bytes) -> bytes:
     try:
         payload = json.loads(body)
     except ValueError:
-        return _error_body(body.decode("utf-8", "replace")[:500] or "client error")
+        return error_body(body.decode("utf-8", "replace")[:500] or "client error")
     if isinstance(payload, list) and len(payload) == 1 and isinstance(payload[0], dict):
         payload = payload[0]
     if not isinstance(payload, dict) or "error" not in payload:
-        return _error_body("client error", payload if isinstance(payload, list) else [])
+        return error_body("client error", payload if isinstance(payload, list) else [])
     detail = payload.get("detail")
-    return _error_body(str(payload["error"]), detail if isinstance(detail, list) else [])
+    return error_body(str(payload["error"]), detail if isinstance(detail, list) else [])
 
 
 class _OpenAPIPatch:
@@ -287,8 +274,6 @@ class _OpenAPIPatch:
 def patch_openapi(document: bytes, api_routes: frozenset[str], secured: bool = False) -> bytes:
     """The OpenAPI document with the client-error responses of every API route declared, and with
     API keys on (*secured*), the security schemes, each route's requirement and its 401."""
-    from shared.api_keys import SECURITY_SCHEMES
-
     spec = json.loads(document)
     components = spec.setdefault("components", {})
     schemas = components.setdefault("schemas", {})

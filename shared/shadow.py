@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 
-from shared.http import respond_client_error
+from shared.client_errors import respond_client_error
 
 __all__ = ["ShadowRestMiddleware", "shadow_refusal"]
 

@@ -10,7 +10,7 @@ import click
 
 from shared.console import clean_errors
 from shared.errors import ConfigError, SlmError
-from shared.runtime.installed import installed_folders
+from shared.installed_models import installed_folders
 from shared.runtime.manifest import folder_problems
 from shared.runtime.model_folder import INFO_FILE, ModelInfo, read_model_info
 from shared.task_kinds import kind_named
