@@ -17,7 +17,7 @@ from shared.api_keys import ApiKeyMiddleware, ApiKeys
 from shared.compat import install_header_timeout, share_tracer_provider
 from shared.http import RequestGuardMiddleware, UnprocessableEntityMiddleware, install_client_error_log
 from shared.settings import ServingSettings, warn_unknown_settings
-from shared.shadow import ShadowRestMiddleware
+from shared.shadow_rest import ShadowRestMiddleware
 from shared.telemetry import setup_logging, setup_telemetry
 from shared.telemetry.prometheus import MetricsMiddleware
 
@@ -69,7 +69,7 @@ class TaskBentoService(bentoml.Service):
             self.add_asgi_middleware(ApiKeyMiddleware, keys=ApiKeys(settings.api_keys_file),
                                      open_paths=frozenset(settings.open_paths))
         if serving_settings().kafka.shadow:
-            # A shadow's answers go to <task>.shadow.results only: its API refuses with 503 (shared/shadow.py).
+            # A shadow's answers go to <task>.shadow.results only: its API refuses with 503 (shared/shadow_rest.py).
             self.add_asgi_middleware(ShadowRestMiddleware, api_routes=frozenset(api.route for api in self.apis.values()),
                                      task=self.name.removeprefix("slm-"))
         self.add_asgi_middleware(MetricsMiddleware)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from opentelemetry import trace
 
-from shared.batching import MicroBatcher
+from shared.rest_batching import MicroBatcher
 from shared.drift import drift_monitors
 from shared.kafka import TaskConsumerLoop
 from shared.schemas import TaskRequestV1
@@ -97,7 +97,7 @@ class ServedTask:
         observers: list[ResultObserver] = [self.instruments.predictions]
         observers += drift_monitors(task, model.model_id, model_dir, settings.drift_window, role)
         self.processor: TaskProcessor = ObservedProcessor(model, observers)
-        # Our micro-batcher, not BentoML's adaptive batching: see shared/batching.py.
+        # Our micro-batcher, not BentoML's adaptive batching: see shared/rest_batching.py.
         self.batcher = MicroBatcher(self.predict, settings.max_batch_size, max_queue_ms=settings.batch_max_latency_ms,
                                     max_wait_ms=settings.batch_wait_ms)
         self.loop: TaskConsumerLoop | None = None

@@ -9,7 +9,7 @@ import bentoml
 from bentoml.exceptions import ServiceUnavailable
 from pydantic import Field
 
-from shared.batching import Overloaded
+from shared.rest_batching import Overloaded
 from shared.bento import JSON_OUTPUT, SERVICE_OPTIONS, serving_settings
 from shared.schemas import ClassificationResultV1, TaskRequestV1
 from shared.telemetry import shutdown_telemetry

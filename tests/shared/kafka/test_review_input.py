@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from shared.kafka.batch import plan_batch, review_value
+from shared.kafka.batch_plan import plan_batch, review_value
 from shared.kafka.topics import TaskTopics
 from shared.schemas import TaskRequestV1
 from shared.settings import ServiceSettings

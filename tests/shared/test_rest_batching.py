@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from shared.batching import MicroBatcher, Overloaded
+from shared.rest_batching import MicroBatcher, Overloaded
 
 
 class GatedModel:

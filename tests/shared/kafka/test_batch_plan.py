@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from shared.kafka.batch import plan_batch
+from shared.kafka.batch_plan import plan_batch
 from shared.kafka.topics import TaskTopics
 from tests.support.fakes import FakeProcessor, Record
 
