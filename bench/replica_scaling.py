@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from bench.harness import stream_through_kafka
 from pipelines.labelled_rows import load_rows
 from shared.kafka.groups import group_members
-from shared.settings import ReplicaSettings, ServingSettings, default_model_dir
+from shared.ray_settings import ReplicaSettings
+from shared.settings import ServingSettings, default_model_dir
 
 logger = logging.getLogger("bench.replica_scaling")
 

@@ -12,7 +12,9 @@ import signal
 import threading
 
 from shared.compat import local_ray_init_options, use_local_ray_env
-from shared.settings import KafkaSettings, ReplicaSettings, ServingSettings
+from shared.kafka.settings import KafkaSettings
+from shared.ray_settings import ReplicaSettings
+from shared.settings import ServingSettings
 
 __all__ = ["requests_partitions", "serve_replicas", "start_ray"]
 

@@ -26,7 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.compat import keep_replica_grpc_local
 from shared.ray_autoscaling import LAG_METRIC, KafkaLagPolicy
-from shared.settings import ReplicaSettings, ServingSettings, service_import, warn_unknown_settings
+from shared.ray_settings import ReplicaSettings
+from shared.settings import ServingSettings, service_import, warn_unknown_settings
 from shared.task_kinds import TASKS
 
 __all__ = ["AppArgs", "TaskReplica", "build_app", "deployment_options", "task_application", "telemetry_env"]

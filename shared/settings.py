@@ -4,35 +4,38 @@ Each entry point (a CLI command, a BentoML service process, a Ray application bu
 settings it needs once, validated, and passes the objects down. A serving process's settings
 travel together as :class:`ServingSettings`: a Ray replica gets them bound to its deployment, and
 a child process (``slm serve`` started by ``slm up``, ``bentoml serve`` exec'd by ``slm serve``)
-gets the environment :func:`child_environment` renders from them. An ``SLM_*`` name in the
-environment that no settings class defines is reported with the closest known name
+gets the environment :func:`shared.settings_env.child_environment` renders from them. An ``SLM_*``
+name in the environment that no settings class defines is reported with the closest known name
 (:func:`warn_unknown_settings`): a misspelt setting is otherwise silently ignored.
+
+Here: the workspace's, the image's and the service's settings, a serving process's together, and
+the registry of every class (:data:`SETTINGS_CLASSES`). Kafka's are :mod:`shared.kafka.settings`,
+the Ray replicas' :mod:`shared.ray_settings`; how a class's fields map to ``SLM_*`` names and back
+into a child's environment, :mod:`shared.settings_env`.
 """
 
 from __future__ import annotations
 
 import difflib
-import json
 import logging
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ImageSettings", "KafkaSettings", "REPO_ROOT", "ReplicaSettings", "SETTINGS_CLASSES",
-           "SHADOW_SUFFIX", "ServiceSettings", "ServingSettings", "WorkspaceSettings", "child_environment",
-           "default_model_dir", "invalid_setting", "known_setting_names", "service_import", "settings_env",
-           "unknown_settings", "warn_unknown_settings"]
+from shared.kafka.settings import KafkaSettings
+from shared.ray_settings import ReplicaSettings
+from shared.settings_env import child_environment, env_names, updated
+
+__all__ = ["ImageSettings", "REPO_ROOT", "SETTINGS_CLASSES", "ServiceSettings", "ServingSettings", "WorkspaceSettings",
+           "default_model_dir", "invalid_setting", "known_setting_names", "service_import", "unknown_settings",
+           "warn_unknown_settings"]
 
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-# The end of a shadow's consumer group and of an explicit transactional id: neither may be the primary's.
-SHADOW_SUFFIX = "-shadow"
 
 
 class WorkspaceSettings(BaseSettings):
@@ -77,159 +80,6 @@ class ImageSettings(BaseSettings):
 
     task: str | None = None
     model_url: str | None = None
-
-
-class KafkaSettings(BaseSettings):
-    """Kafka connection and consumer-loop settings (env prefix ``SLM_KAFKA_``).
-
-    The loop is off when ``bootstrap`` is unset.
-    """
-
-    model_config = SettingsConfigDict(env_prefix="SLM_KAFKA_", frozen=True, extra="ignore")
-
-    bootstrap: str | None = Field(default=None, description="host:port[,host:port]; unset disables Kafka")
-    security_protocol: str = "PLAINTEXT"
-    sasl_mechanism: str | None = None
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
-    ssl_cafile: str | None = None
-    ssl_certfile: str | None = Field(default=None, description="client certificate (PEM) for mutual TLS")
-    ssl_keyfile: str | None = Field(default=None, description="its private key (PEM)")
-    ssl_password: SecretStr | None = Field(default=None, description="the private key's password, if encrypted")
-    sasl_oauth_token_file: str | None = Field(default=None, description=(
-        "SASL OAUTHBEARER: a file holding the bearer token, read again for every new connection (a "
-        "sidecar or a projected volume keeps it fresh)"))
-    group_id: str | None = Field(default=None, description="defaults to slm-<task>")
-    topic_prefix: str = Field(default="", description="prepended to every topic name")
-    client_id: str | None = None
-    partitions: int = Field(default=3, ge=1, description="partitions for topics created on demand")
-    replication_factor: int = Field(default=1, ge=1)
-    max_batch: int = Field(default=64, ge=1, le=10_000, description="records per micro-batch")
-    poll_timeout_ms: int = Field(default=200, ge=1)
-    rebalance_stall_s: float = Field(default=90.0, gt=0, description=(
-        "a rebalance (partitions revoked, none assigned) lasting longer than this rebuilds the clients"))
-    max_message_bytes: int = Field(default=65_536, ge=64, description="larger request values go to the DLQ")
-    dlq_max_value_bytes: int = Field(default=262_144, ge=0, description=(
-        "a DLQ record keeps at most this many bytes of the original value (headers original.size and "
-        "original.truncated say what was cut; source.* point at the whole record)"))
-    auto_offset_reset: str = Field(default="earliest", pattern="^(earliest|latest)$")
-    create_topics: bool = True
-    group_instance_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,249}$", description=(
-        "static group membership (KIP-345): a restarted instance with the same id takes its partitions "
-        "back at once instead of waiting for its predecessor's session to expire; the chart sets the pod "
-        "name, a Ray replica appends its replica id"))
-    session_timeout_ms: int = Field(default=30_000, ge=1_000, description=(
-        "the broker drops a member (and rebalances) after this long without a heartbeat"))
-    heartbeat_interval_ms: int = Field(default=3_000, ge=100, description="heartbeat period, under a third of the session")
-    max_poll_interval_ms: int = Field(default=300_000, ge=1_000, description=(
-        "the broker drops a member that has not polled for this long (a batch stuck in the model)"))
-    reconnect_backoff_max_ms: int = Field(default=1_000, ge=50, description=(
-        "longest wait between reconnection attempts to a broker that is down; kafka-python's 30 s made a "
-        "10 s outage hold a batch for 25 s"))
-    leave_group_on_stop: bool = Field(default=True, description=(
-        "a static member that stops gracefully (SIGTERM) removes itself from the group, so its partitions "
-        "move at once; a crash keeps them for the restart"))
-    delivery: Literal["at_least_once", "exactly_once"] = Field(default="at_least_once", description=(
-        "exactly_once: each micro-batch's results, review and DLQ records and its consumed offsets are one "
-        "Kafka transaction, requests are read read_committed; downstream readers must read read_committed"))
-    transactional_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,249}$", description=(
-        "exactly_once: the producer's transactional.id, stable across restarts so a restart fences its "
-        "predecessor and aborts its open transaction; defaults to <group>-<group_instance_id>"))
-    transaction_timeout_ms: int = Field(default=60_000, ge=1_000, description=(
-        "exactly_once: the broker aborts a transaction left open this long (a producer that died without "
-        "a successor under the same transactional id)"))
-    health_interval_s: float = Field(default=2.0, gt=0, description="how often an idle loop checks the broker")
-    unready_after_s: float = Field(default=0.0, ge=0, description=(
-        "above 0: /readyz also waits for the group join and answers 503 when the loop has not reached the "
-        "broker for this long; 0 (default): a Kafka outage leaves REST in service"))
-    stuck_after_s: float = Field(default=300.0, gt=0, description=(
-        "/livez (and /healthz) answer 503 when the consumer loop has not come round its poll loop for this "
-        "long, or stopped because it was fenced: only a restart helps then"))
-    shadow: bool = Field(default=False, description=(
-        "a second model version beside the primary: it consumes the same requests in its own group "
-        "(slm-<task>-shadow), publishes to <task>.shadow.results only (no review, no DLQ records) and "
-        "refuses REST /predict with 503; slm compare sets its answers against the primary's"))
-
-    @model_validator(mode="after")
-    def _credentials_complete(self) -> "KafkaSettings":
-        if bool(self.ssl_certfile) != bool(self.ssl_keyfile):
-            raise ValueError("ssl_certfile and ssl_keyfile go together (mutual TLS): set both or neither")
-        if self.sasl_mechanism == "OAUTHBEARER" and not self.sasl_oauth_token_file:
-            raise ValueError("sasl_mechanism=OAUTHBEARER needs sasl_oauth_token_file (SLM_KAFKA_SASL_OAUTH_TOKEN_FILE)")
-        return self
-
-    @model_validator(mode="after")
-    def _shadow_needs_kafka(self) -> "KafkaSettings":
-        if self.shadow and not self.bootstrap:
-            raise ValueError("shadow=true needs bootstrap (SLM_KAFKA_BOOTSTRAP): a shadow answers Kafka requests only")
-        return self
-
-    @model_validator(mode="after")
-    def _shadow_transactional_id_is_its_own(self) -> "KafkaSettings":
-        # Under exactly-once a producer that initialises a transactional id fences every other holder of
-        # it: a shadow given the primary's (an inherited SLM_KAFKA_TRANSACTIONAL_ID) would stop the
-        # primary's next commit. The derived default is <shadow group>-<member id>, the primary's never.
-        if self.shadow and self.transactional_id and not self.transactional_id.endswith(SHADOW_SUFFIX):
-            raise ValueError(f"shadow=true: transactional_id={self.transactional_id!r} (SLM_KAFKA_TRANSACTIONAL_ID) "
-                             f"does not end in {SHADOW_SUFFIX!r}: under exactly_once a shadow with the primary's "
-                             f"id fences the primary's producer; unset it or give the shadow its own, ending "
-                             f"in {SHADOW_SUFFIX!r}")
-        return self
-
-    @model_validator(mode="after")
-    def _heartbeat_within_session(self) -> "KafkaSettings":
-        if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
-            raise ValueError(f"heartbeat_interval_ms={self.heartbeat_interval_ms} must be at most a third of "
-                             f"session_timeout_ms={self.session_timeout_ms}")
-        return self
-
-    def group_options(self) -> dict:
-        """Group-membership options of the consumer: static membership and the timeouts."""
-        options = {"session_timeout_ms": self.session_timeout_ms, "heartbeat_interval_ms": self.heartbeat_interval_ms,
-                   "max_poll_interval_ms": self.max_poll_interval_ms}
-        if self.group_instance_id:
-            options["group_instance_id"] = self.group_instance_id
-        return options
-
-    @property
-    def exactly_once(self) -> bool:
-        return self.delivery == "exactly_once"
-
-    def transactional_id_for(self, group_id: str) -> str | None:
-        """The producer's transactional id under exactly-once (None otherwise): the setting, else
-        the group and the static member id, so a restarted pod or replica gets its predecessor's.
-        A shadow's setting ends in ``-shadow`` (validated), so it never fences the primary's."""
-        if not self.exactly_once:
-            return None
-        if self.transactional_id:
-            return self.transactional_id
-        if self.group_instance_id:
-            return f"{group_id}-{self.group_instance_id}"[:249]
-        return None
-
-    def client_options(self) -> dict:
-        """Connection options shared by kafka-python's consumer, producer and admin client."""
-        options: dict = {"bootstrap_servers": self.bootstrap, "security_protocol": self.security_protocol,
-                         "reconnect_backoff_max_ms": self.reconnect_backoff_max_ms}
-        if self.client_id:
-            options["client_id"] = self.client_id
-        if self.sasl_mechanism == "OAUTHBEARER":
-            from shared.kafka.oauth import FileTokenProvider
-
-            options["sasl_mechanism"] = self.sasl_mechanism
-            options["sasl_oauth_token_provider"] = FileTokenProvider(self.sasl_oauth_token_file)
-        elif self.sasl_mechanism:
-            options["sasl_mechanism"] = self.sasl_mechanism
-            options["sasl_plain_username"] = self.sasl_username
-            options["sasl_plain_password"] = self.sasl_password.get_secret_value() if self.sasl_password else None
-        if self.ssl_cafile:
-            options["ssl_cafile"] = self.ssl_cafile
-        if self.ssl_certfile:
-            options["ssl_certfile"] = self.ssl_certfile
-            options["ssl_keyfile"] = self.ssl_keyfile
-            if self.ssl_password:
-                options["ssl_password"] = self.ssl_password.get_secret_value()
-        return options
 
 
 class ServiceSettings(BaseSettings):
@@ -295,52 +145,6 @@ class ServiceSettings(BaseSettings):
     drift_window: int = Field(default=1000, ge=1, le=1_000_000)
 
 
-class ReplicaSettings(BaseSettings):
-    """Ray Serve replicas of one task service (env prefix ``SLM_RAY_``; ``slm serve --replicas``).
-
-    Args:
-        num_replicas (`int`, defaults to `1`): fixed replica count, used when autoscaling is off.
-        min_replicas / max_replicas (`int | None`): set both to autoscale between them.
-        target_ongoing_requests (`float`, defaults to `2`): REST requests in flight per replica
-            that Ray Serve's autoscaler aims for.
-        target_lag_per_replica (`int`, defaults to `1000`): Kafka records behind per replica that
-            the lag part of the autoscaling policy aims for; 0 turns the lag part off.
-        upscale_delay_s / downscale_delay_s (`float`): how long a decision must hold before acting.
-        cpus_per_replica (`float`, defaults to `1`): the replica's Ray CPU request; ONNX Runtime
-            gets ``max(1, floor(cpus))`` intra-op threads, so N replicas fit N x cpus cores.
-        gpus_per_replica (`float`, defaults to `0`): the replica's Ray GPU request.
-        graceful_shutdown_s (`float`, defaults to `30`): time a stopping replica has to finish and
-            commit its batch and leave the consumer group.
-        address (`str | None`): an existing Ray cluster (``ray://`` or ``host:port``); unset starts
-            a local one bound to 127.0.0.1.
-        dashboard (`bool`, defaults to `False`): start Ray's dashboard with the local cluster.
-    """
-
-    model_config = SettingsConfigDict(env_prefix="SLM_RAY_", frozen=True, extra="ignore")
-
-    num_replicas: int = Field(default=1, ge=1)
-    min_replicas: int | None = Field(default=None, ge=0)
-    max_replicas: int | None = Field(default=None, ge=1)
-    target_ongoing_requests: float = Field(default=2.0, gt=0)
-    target_lag_per_replica: int = Field(default=1000, ge=0)
-    upscale_delay_s: float = Field(default=10.0, ge=0)
-    downscale_delay_s: float = Field(default=60.0, ge=0)
-    cpus_per_replica: float = Field(default=1.0, gt=0)
-    gpus_per_replica: float = Field(default=0.0, ge=0)
-    graceful_shutdown_s: float = Field(default=30.0, gt=0)
-    address: str | None = None
-    dashboard: bool = False
-
-    @property
-    def autoscaling(self) -> bool:
-        return self.min_replicas is not None or self.max_replicas is not None
-
-    @property
-    def onnx_threads(self) -> int:
-        """Intra-op threads per replica: its CPU request, so replicas never oversubscribe cores."""
-        return max(1, int(self.cpus_per_replica))
-
-
 #: Every settings class of the product: together they define every ``SLM_*`` name it reads (the developer
 #: tools' own, such as ``SLM_KAFKA_PORT``, come in through the ``slm.settings`` entry point group).
 SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (ServiceSettings, KafkaSettings, ReplicaSettings, WorkspaceSettings,
@@ -349,15 +153,9 @@ SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (ServiceSettings, KafkaSettin
 TEST_PREFIX = "SLM_TEST_"
 
 
-def _env_names(cls: type[BaseSettings]) -> dict[str, str]:
-    """Field name -> environment variable name of a settings class."""
-    prefix = cls.model_config.get("env_prefix", "")
-    return {name: f"{prefix}{name}".upper() for name in cls.model_fields}
-
-
 def known_setting_names(extra: Iterable[type[BaseSettings]] = ()) -> set[str]:
     """Every ``SLM_*`` name a settings class reads: the services' and ``extra`` (a plug-in's)."""
-    return {env for cls in (*SETTINGS_CLASSES, *extra) for env in _env_names(cls).values()}
+    return {env for cls in (*SETTINGS_CLASSES, *extra) for env in env_names(cls).values()}
 
 
 def unknown_settings(environ: Mapping[str, str] | None = None,
@@ -385,46 +183,9 @@ def invalid_setting(exc: ValidationError, extra: Iterable[type[BaseSettings]] = 
     """The first problem of a settings class's ``exc`` (the services' or ``extra``, a plug-in's), by its
     variable: ``SLM_KAFKA_PORT: Input should be ... (got 'ninety')``."""
     error = exc.errors()[0]
-    names = next((_env_names(cls) for cls in (*SETTINGS_CLASSES, *extra) if cls.__name__ == exc.title), {})
+    names = next((env_names(cls) for cls in (*SETTINGS_CLASSES, *extra) if cls.__name__ == exc.title), {})
     field_name = str(error["loc"][0]) if error["loc"] else ""
     return f"{names.get(field_name, field_name)}: {error['msg']} (got {error.get('input')!r})"
-
-
-def _env_value(value) -> str:
-    if isinstance(value, SecretStr):
-        return value.get_secret_value()
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return json.dumps([str(item) for item in value])  # pydantic-settings reads complex types as JSON
-    return str(value)
-
-
-def settings_env(*settings: BaseSettings) -> dict[str, str]:
-    """The environment variables that give a child process ``settings``: each value that was set (by the
-    environment or explicitly), by its ``SLM_*`` name; a value of ``None`` is left out (the default)."""
-    env = {}
-    for part in settings:
-        names = _env_names(type(part))
-        for name in sorted(part.model_fields_set):
-            value = getattr(part, name)
-            if value is not None:
-                env[names[name]] = _env_value(value)
-    return env
-
-
-def child_environment(*settings: BaseSettings, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The whole environment of a child process that reads ``settings``: ``base`` (default: this process's)
-    without any of the settings' own names, then the settings rendered by :func:`settings_env`."""
-    base = os.environ if base is None else base
-    own = {env for part in settings for env in _env_names(type(part)).values()}
-    return {**{k: v for k, v in base.items() if k not in own}, **settings_env(*settings)}
-
-
-def _updated(settings: BaseSettings, **changes) -> BaseSettings:
-    """A validated copy of ``settings`` with ``changes`` (every field given: the environment is not read again)."""
-    cls = type(settings)
-    return cls(**{**{name: getattr(settings, name) for name in cls.model_fields}, **changes})
 
 
 class ServingSettings(BaseModel):
@@ -459,8 +220,8 @@ class ServingSettings(BaseModel):
 
     def replace(self, *, service: Mapping | None = None, kafka: Mapping | None = None) -> ServingSettings:
         """A validated copy with ``service`` and ``kafka`` values changed."""
-        return ServingSettings(service=_updated(self.service, **(service or {})),
-                               kafka=_updated(self.kafka, **(kafka or {})))
+        return ServingSettings(service=updated(self.service, **(service or {})),
+                               kafka=updated(self.kafka, **(kafka or {})))
 
     def for_replica(self, replica_id: str) -> ServingSettings:
         """One Ray replica's settings: a static group member id (the pod name) gets the replica's id
@@ -471,5 +232,6 @@ class ServingSettings(BaseModel):
         return self.replace(kafka={"group_instance_id": f"{instance}-{replica_id}"[:249]})
 
     def environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
-        """The environment of a child process serving with these settings (:func:`child_environment`)."""
+        """The environment of a child process serving with these settings
+        (:func:`shared.settings_env.child_environment`)."""
         return child_environment(self.service, self.kafka, base=base)

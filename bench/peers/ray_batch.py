@@ -43,7 +43,7 @@ def main() -> None:
     import ray
 
     from shared.ray_local import start_ray
-    from shared.settings import ReplicaSettings
+    from shared.ray_settings import ReplicaSettings
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -5,7 +5,7 @@ services', so a tool pointed at a secured broker connects as the services do."""
 
 from __future__ import annotations
 
-from shared.settings import KafkaSettings
+from shared.kafka.settings import KafkaSettings
 
 __all__ = ["client_options"]
 

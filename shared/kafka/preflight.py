@@ -16,7 +16,7 @@ import threading
 from typing import Final
 
 from shared.errors import ConfigError
-from shared.settings import KafkaSettings
+from shared.kafka.settings import KafkaSettings
 
 __all__ = ["check_credentials", "diagnose"]
 

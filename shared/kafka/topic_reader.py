@@ -12,7 +12,7 @@ import logging
 import time
 
 from shared.errors import SlmError
-from shared.settings import KafkaSettings
+from shared.kafka.settings import KafkaSettings
 
 __all__ = ["NotAJsonObject", "TopicReadError", "json_object", "read_topic", "read_topic_or_none"]
 

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from shared.errors import ConfigError
-from shared.settings import SHADOW_SUFFIX, KafkaSettings
+from shared.kafka.settings import SHADOW_SUFFIX, KafkaSettings
 
 __all__ = ["SHADOW_SUFFIX", "TaskTopics", "ensure_topics"]
 

@@ -248,9 +248,9 @@ def compare_command(task: str, bootstrap: str | None, topic_prefix: str | None, 
     """Agreement of TASK's primary and shadow results, their model ids and scores, and their
     accuracy on reviewers' feedback (<task>.feedback) where there is any."""
     from pipelines.feedback import in_order
+    from shared.kafka.settings import KafkaSettings
     from shared.kafka.topic_reader import read_topic_or_none
     from shared.kafka.topics import TaskTopics
-    from shared.settings import KafkaSettings
 
     options = {**({"bootstrap": bootstrap} if bootstrap else {}),
                **({"topic_prefix": topic_prefix} if topic_prefix is not None else {})}

@@ -18,8 +18,8 @@ import click
 from shared.console import clean_errors, validated
 from shared.drift import DriftReference, answer_features
 from shared.errors import ConfigError
+from shared.kafka.settings import KafkaSettings
 from shared.kafka.topic_reader import NotAJsonObject, json_object, read_topic
-from shared.settings import KafkaSettings
 from shared.task_kinds import TASKS
 
 __all__ = ["DriftReport", "drift", "drift_report", "read_last_records", "verdict"]
@@ -120,7 +120,8 @@ def drift(ctx, task: str | None, bootstrap: str | None, topic_prefix: str | None
         return
     from shared.drift import REFERENCE_FILE, DriftReference
     from shared.kafka import TaskTopics
-    from shared.settings import KafkaSettings, ServiceSettings, default_model_dir
+    from shared.kafka.settings import KafkaSettings
+    from shared.settings import ServiceSettings, default_model_dir
 
     if task is None:
         raise ConfigError("give --task (or a subcommand: slm drift reference)")

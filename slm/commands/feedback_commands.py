@@ -51,10 +51,11 @@ def feedback_export(task: str, bootstrap: str | None, out_file: Path, topic_pref
     from pipelines.common.data import ColumnChoice
     from pipelines.feedback import join_feedback, model_label_names, write_training_file
     from pipelines.tasks import dataset_for
+    from shared.kafka.settings import KafkaSettings
     from shared.kafka.topic_reader import read_topic
     from shared.kafka.topics import TaskTopics
     from shared.runtime import read_model_info
-    from shared.settings import KafkaSettings, default_model_dir
+    from shared.settings import default_model_dir
     from shared.task_kinds import ENTITIES, kind_of_task
 
     entities = kind_of_task(task).name == ENTITIES.name

@@ -65,7 +65,7 @@ def serve(task: str, port: int, host: str, model_dir: Path | None, bootstrap: st
                    "cpus_per_replica": cpus_per_replica}
     if any(v is not None for v in ray_options.values()):
         from shared.ray_local import serve_replicas
-        from shared.settings import ReplicaSettings
+        from shared.ray_settings import ReplicaSettings
 
         replica_settings = validated(ReplicaSettings, **{k: v for k, v in ray_options.items() if v is not None})
         serve_replicas(task, host, port, settings, replica_settings)

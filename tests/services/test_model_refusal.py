@@ -47,7 +47,8 @@ def test_slm_evaluate_refuses_a_changed_model(changed_model):
 
 def test_ray_application_refuses_a_truncated_model_before_any_replica(quick_model_dir, tmp_path):
     from shared.ray_replicas import task_application
-    from shared.settings import ReplicaSettings, ServingSettings
+    from shared.ray_settings import ReplicaSettings
+    from shared.settings import ServingSettings
 
     model = tmp_path / "model"
     shutil.copytree(quick_model_dir, model)

@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 from shared.kafka import TaskTopics
-from shared.settings import ReplicaSettings, ServingSettings
+from shared.ray_settings import ReplicaSettings
+from shared.settings import ServingSettings
 from pipelines.labelled_rows import load_rows
 from tests.support.kafka_io import committed_total, drain, group_members, produce
 from tests.support.processes import ServiceProcess, free_port, wait_for

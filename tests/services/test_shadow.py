@@ -25,9 +25,10 @@ from devtools.service_process import ServerProcess
 from pipelines.sentiment import DATASET
 from shared.kafka import TaskConsumerLoop, TaskTopics
 from shared.kafka.clients import client_options
+from shared.kafka.settings import KafkaSettings
 from shared.kafka.topic_reader import read_topic_or_none
 from shared.runtime import read_model_info, write_model_info
-from shared.settings import KafkaSettings, default_model_dir
+from shared.settings import default_model_dir
 from shared.task_kinds import load_processor
 from slm.cli import main
 from tests.support.kafka_io import committed_offsets, drain, produce

@@ -9,7 +9,7 @@ import pytest
 
 from shared.ray_autoscaling import LAG_METRIC, KafkaLagPolicy, desired_replicas
 from shared.ray_replicas import deployment_options
-from shared.settings import ReplicaSettings
+from shared.ray_settings import ReplicaSettings
 
 
 def _ctx(*, ongoing: float, lag_by_replica: dict, replicas: int = 1, target_ongoing: float = 2.0):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from shared.settings import KafkaSettings, ServiceSettings, ServingSettings
+from shared.kafka.settings import KafkaSettings
+from shared.settings import ServiceSettings, ServingSettings
 
 
 def _settings(**kafka) -> ServingSettings:

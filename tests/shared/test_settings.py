@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from shared.settings import KafkaSettings
+from shared.kafka.settings import KafkaSettings
 
 
 def test_kafka_group_options_carry_static_membership_and_timeouts(monkeypatch):

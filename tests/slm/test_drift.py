@@ -15,9 +15,9 @@ from slm.commands.drift_commands import drift_report, read_last_records
 
 from shared.drift import REFERENCE_FILE, DriftMonitor, DriftReference
 from shared.kafka import TaskConsumerLoop, TaskTopics
+from shared.kafka.settings import KafkaSettings
 from shared.observed import ObservedProcessor
 from shared.runtime import read_model_info
-from shared.settings import KafkaSettings
 from slm.cli import main
 from tests.support.kafka_io import drain, produce
 from tests.support.processes import REPO_ROOT

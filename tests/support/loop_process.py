@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 from shared.kafka import TaskConsumerLoop
-from shared.settings import KafkaSettings
+from shared.kafka.settings import KafkaSettings
 from shared.telemetry import setup_logging
 from tests.support.fakes import FakeProcessor
 

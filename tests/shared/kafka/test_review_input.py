@@ -97,8 +97,9 @@ def test_planning_a_batch_logs_no_input_text(caplog):
 @pytest.mark.parametrize("include", [True, False])
 def test_the_served_task_gives_its_loop_the_setting(quick_model_dir, kafka_bootstrap, topic_prefix, include):
     """SLM_REVIEW_INCLUDE_INPUT reaches the Kafka loop a service runs (ServedTask), on the real broker."""
+    from shared.kafka.settings import KafkaSettings
     from shared.serving import ServedTask, served_task
-    from shared.settings import KafkaSettings, ServingSettings
+    from shared.settings import ServingSettings
     from tests.support.kafka_io import drain, produce
 
     serving = ServingSettings(

@@ -15,7 +15,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from devtools import local_kafka
 from devtools.local_kafka.security import SecurityFiles, client_settings
 from shared.kafka import TaskConsumerLoop, TaskTopics
-from shared.settings import KafkaSettings
+from shared.kafka.settings import KafkaSettings
 from tests.support.fakes import FakeProcessor
 from tests.support.processes import REPO_ROOT, free_port, wait_for
 

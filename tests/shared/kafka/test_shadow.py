@@ -10,9 +10,9 @@ from pydantic import ValidationError
 
 from shared.errors import ConfigError
 from shared.kafka.batch_plan import plan_batch
+from shared.kafka.settings import KafkaSettings
 from shared.kafka.shadow import own_records
 from shared.kafka.topics import TaskTopics
-from shared.settings import KafkaSettings
 from tests.support.fakes import FakeProcessor, Record
 
 
