@@ -40,6 +40,12 @@ class TaskDataset:
     training_defaults: dict = field(default_factory=dict)
     quick_defaults: dict = field(default_factory=dict)
 
+    @classmethod
+    def shipped(cls, task: str, train: str, test: str, **values) -> TaskDataset:
+        """The data set the repository ships for ``task``: ``train`` and ``test`` are file names in
+        :func:`data_dir` of the task; ``values`` the other fields."""
+        return cls(task=task, train_file=data_dir(task) / train, test_file=data_dir(task) / test, **values)
+
 
 def dataset_for(task: str) -> TaskDataset:
     kind_of_task(task)  # an unknown task is refused by the registry, in one line

@@ -73,6 +73,12 @@ class _ModelProcessor:
         self.threshold = model.info.review_threshold if review_threshold is None else review_threshold
         self.cache: ResultCache = ResultCache(cache_size, task, self.model_id)
 
+    def _answer_fields(self, item: Received, done: float) -> dict:
+        """The fields every result carries about its answer: whose, by which model, when received, how long
+        it took (``done``: the ``perf_counter`` time the batch's answers were ready)."""
+        return {"id": item.id, "task": self.task, "model": self.model_id, "received_at": item.at,
+                "latency_ms": round((done - item.monotonic) * 1000, 3)}
+
 
 class ClassificationProcessor(_ModelProcessor):
     """Sequence classification: transactions, helpdesk and sentiment (see :class:`_ModelProcessor`)."""
@@ -96,16 +102,12 @@ class ClassificationProcessor(_ModelProcessor):
         done = time.perf_counter()
         return [
             ClassificationResultV1(
-                id=item.id,
-                task=self.task,
-                model=self.model_id,
+                **self._answer_fields(item, done),
                 label=p.label,
                 score=p.score,
                 scores=p.scores,
                 top=[LabelScore(label=label, score=score) for label, score in p.top(TOP_K)],
                 review=p.review,
-                received_at=item.at,
-                latency_ms=round((done - item.monotonic) * 1000, 3),
             )
             for item, p in zip(items, predictions)
         ]
@@ -120,14 +122,10 @@ class EntitiesProcessor(_ModelProcessor):
         done = time.perf_counter()
         return [
             EntitiesResultV1(
-                id=item.id,
-                task=self.task,
-                model=self.model_id,
+                **self._answer_fields(item, done),
                 entities=[EntitySpanV1(type=e.type, text=e.text, start=e.start, end=e.end, score=e.score)
                           for e in entities],
                 review=any(e.score < self.threshold for e in entities),
-                received_at=item.at,
-                latency_ms=round((done - item.monotonic) * 1000, 3),
             )
             for item, entities in zip(items, found)
         ]

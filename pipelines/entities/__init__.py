@@ -1,13 +1,11 @@
 """Named entities in financial agreements (FIN, SEC loan agreements, CC BY 3.0)."""
 
-from pipelines.tasks import TaskDataset, data_dir
+from pipelines.tasks import TaskDataset
 
 __all__ = ["DATASET"]
 
-DATASET = TaskDataset(
-    task="entities",
-    train_file=data_dir("entities") / "FIN5.train.txt.gz",
-    test_file=data_dir("entities") / "FIN3.test.txt.gz",
+DATASET = TaskDataset.shipped(
+    "entities", train="FIN5.train.txt.gz", test="FIN3.test.txt.gz",
     # 1,164 training sentences: many short epochs, small batches.
     training_defaults={"max_length": 128, "learning_rate": 1e-4, "epochs": 8, "batch_size": 16},
     # Enough steps that the quick model finds names, still well under a minute.

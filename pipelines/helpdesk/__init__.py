@@ -1,14 +1,12 @@
 """Queue of an IT-helpdesk ticket (Endava tickets, CC0): 8 queues."""
 
 from pipelines.common.data import ColumnMapping
-from pipelines.tasks import TaskDataset, data_dir
+from pipelines.tasks import TaskDataset
 
 __all__ = ["DATASET"]
 
-DATASET = TaskDataset(
-    task="helpdesk",
-    train_file=data_dir("helpdesk") / "train.csv.gz",
-    test_file=data_dir("helpdesk") / "test.csv.gz",
+DATASET = TaskDataset.shipped(
+    "helpdesk", train="train.csv.gz", test="test.csv.gz",
     columns=ColumnMapping(text="Document", label="Topic_group"),
     # Median ticket is 25 tokens, 99% fit in 256; length-bucketed batches keep the long
     # tail from padding the short ones.

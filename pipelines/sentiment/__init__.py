@@ -1,14 +1,12 @@
 """Sentiment of financial news headlines and posts (Twitter Financial News, MIT)."""
 
 from pipelines.common.data import ColumnMapping
-from pipelines.tasks import TaskDataset, data_dir
+from pipelines.tasks import TaskDataset
 
 __all__ = ["DATASET"]
 
-DATASET = TaskDataset(
-    task="sentiment",
-    train_file=data_dir("sentiment") / "sent_train.csv.gz",
-    test_file=data_dir("sentiment") / "sent_valid.csv.gz",
+DATASET = TaskDataset.shipped(
+    "sentiment", train="sent_train.csv.gz", test="sent_valid.csv.gz",
     columns=ColumnMapping(text="text", label="label"),
     label_names={"0": "bearish", "1": "bullish", "2": "neutral"},
     # Headlines and posts: 96 tokens cover them, URLs included. Four epochs at 5e-5 left the

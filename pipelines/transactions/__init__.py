@@ -9,14 +9,12 @@ and hide what the model does know; low-scoring tail predictions go to review ins
 """
 
 from pipelines.common.data import ColumnMapping
-from pipelines.tasks import TaskDataset, data_dir
+from pipelines.tasks import TaskDataset
 
 __all__ = ["DATASET"]
 
-DATASET = TaskDataset(
-    task="transactions",
-    train_file=data_dir("transactions") / "train.csv.gz",
-    test_file=data_dir("transactions") / "test.csv.gz",
+DATASET = TaskDataset.shipped(
+    "transactions", train="train.csv.gz", test="test.csv.gz",
     columns=ColumnMapping(text="merchant", label="category", fields=("amount", "directorate")),
     # Merchant strings are short (18 characters): 48 tokens hold them with both fields.
     training_defaults={"max_length": 48, "learning_rate": 1e-4, "epochs": 4},

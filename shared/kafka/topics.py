@@ -13,6 +13,18 @@ __all__ = ["SHADOW_SUFFIX", "TaskTopics", "ensure_topics"]
 logger = logging.getLogger(__name__)
 
 
+class _TaskTopic:
+    """One topic of a task, ``<prefix><task>.<suffix>``, read as an attribute of :class:`TaskTopics`."""
+
+    def __init__(self, suffix: str) -> None:
+        self.suffix = suffix
+
+    def __get__(self, topics: TaskTopics | None, owner: type | None = None):
+        if topics is None:
+            return self
+        return f"{topics.prefix}{topics.task}.{self.suffix}"
+
+
 @dataclass(frozen=True)
 class TaskTopics:
     """``<task>.requests / .results / .review / .dlq / .feedback`` and the consumer group ``slm-<task>``.
@@ -38,34 +50,17 @@ class TaskTopics:
         """The topics of ``task`` as ``settings`` name them (prefix, shadow)."""
         return cls(task, settings.topic_prefix, shadow=settings.shadow)
 
-    @property
-    def requests(self) -> str:
-        return f"{self.prefix}{self.task}.requests"
+    requests = _TaskTopic("requests")
+    primary_results = _TaskTopic("results")
+    shadow_results = _TaskTopic("shadow.results")
+    review = _TaskTopic("review")
+    dlq = _TaskTopic("dlq")
+    feedback = _TaskTopic("feedback")
 
     @property
     def results(self) -> str:
         """``<task>.results``, or ``<task>.shadow.results`` for a shadow."""
         return self.shadow_results if self.shadow else self.primary_results
-
-    @property
-    def primary_results(self) -> str:
-        return f"{self.prefix}{self.task}.results"
-
-    @property
-    def shadow_results(self) -> str:
-        return f"{self.prefix}{self.task}.shadow.results"
-
-    @property
-    def review(self) -> str:
-        return f"{self.prefix}{self.task}.review"
-
-    @property
-    def dlq(self) -> str:
-        return f"{self.prefix}{self.task}.dlq"
-
-    @property
-    def feedback(self) -> str:
-        return f"{self.prefix}{self.task}.feedback"
 
     @property
     def group(self) -> str:
