@@ -2,7 +2,7 @@
 
 Its settings are :class:`LocalBrokerSettings` (``SLM_KAFKA_PORT``,
 ``SLM_KAFKA_CONTROLLER_PORT``, ``SLM_KAFKA_DATA_DIR``), ``SLM_KAFKA_PARTITIONS``
-(:attr:`shared.settings.KafkaSettings.partitions`, which also sizes the topics the services
+(:attr:`shared.kafka.settings.KafkaSettings.partitions`, which also sizes the topics the services
 create) and ``SLM_CACHE_DIR`` (:class:`shared.settings.WorkspaceSettings`).
 """
 
@@ -19,7 +19,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from devtools.errors import BrokerError
 from devtools.host_tools import free_port
-from shared.settings import KafkaSettings, WorkspaceSettings, invalid_setting
+from shared.kafka.settings import KafkaSettings
+from shared.settings import WorkspaceSettings, invalid_setting
 
 __all__ = ["LOCALHOST", "POM", "BrokerConfig", "LocalBrokerSettings", "bootstrap", "kafka_version"]
 

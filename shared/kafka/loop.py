@@ -37,7 +37,6 @@ from shared.kafka.producer import Publisher, build_producer
 from shared.kafka.settings import KafkaSettings
 from shared.kafka.topics import TaskTopics, ensure_topics
 from shared.kafka.tracing import batch_span, traced_answers
-from shared.kafka.tracing import remote_spans as _remote_spans  # noqa: F401 - tests/shared/test_telemetry.py's import
 from shared.processors import TaskProcessor
 from shared.telemetry import TaskInstruments
 from shared.telemetry.instruments import role_of

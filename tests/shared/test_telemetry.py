@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from opentelemetry import trace
 
-from shared.kafka.loop import _remote_spans
+from shared.kafka.tracing import remote_spans as _remote_spans
 from shared.telemetry import context_from_headers
 
 TRACEPARENT = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"

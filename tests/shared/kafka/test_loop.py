@@ -7,9 +7,9 @@ import json
 import pytest
 
 from shared.kafka import TaskConsumerLoop, TaskTopics
-from shared.runtime import OnnxTextClassifier
-from shared.settings import KafkaSettings
+from shared.kafka.settings import KafkaSettings
 from shared.processors import ClassificationProcessor
+from shared.runtime import OnnxTextClassifier
 from tests.support.kafka_io import committed_total, drain, produce
 from tests.support.processes import wait_for
 

@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from shared.errors import ProduceError
 from shared.kafka import TaskConsumerLoop
-from shared.settings import KafkaSettings
+from shared.kafka.settings import KafkaSettings
 from tests.support.fakes import FakeProcessor
 
 TRACEPARENT = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"

@@ -11,7 +11,7 @@ import pytest
 
 from shared.errors import ProduceError
 from shared.kafka import TaskConsumerLoop, TaskTopics
-from shared.settings import KafkaSettings
+from shared.kafka.settings import KafkaSettings
 from tests.support.fakes import FakeProcessor
 from tests.support.kafka_io import committed_total, drain, produce
 from tests.support.processes import wait_for

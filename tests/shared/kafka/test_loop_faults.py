@@ -14,7 +14,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from shared.kafka import TaskConsumerLoop, TaskTopics, ensure_topics
-from shared.settings import KafkaSettings
+from shared.kafka.settings import KafkaSettings
 from tests.support.fakes import FakeProcessor
 from tests.support.kafka_io import RawHeaderKey, committed_offsets, drain, produce
 from tests.support.processes import wait_for

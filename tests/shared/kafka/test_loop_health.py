@@ -7,7 +7,7 @@ import threading
 
 from shared.errors import ProducerFenced
 from shared.kafka import TaskConsumerLoop
-from shared.settings import KafkaSettings
+from shared.kafka.settings import KafkaSettings
 from tests.support.fakes import FakeProcessor
 from tests.support.processes import wait_for
 

@@ -7,7 +7,7 @@ from kafka import TopicPartition
 
 from shared.errors import RebalanceStalled
 from shared.kafka import TaskConsumerLoop
-from shared.settings import KafkaSettings
+from shared.kafka.settings import KafkaSettings
 from tests.support.fakes import FakeProcessor
 
 PARTITIONS = {TopicPartition("sentiment.requests", p) for p in range(3)}

@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from shared.kafka import TaskConsumerLoop, TaskTopics
-from shared.settings import KafkaSettings
 from devtools import local_kafka
+from shared.kafka import TaskConsumerLoop, TaskTopics
+from shared.kafka.settings import KafkaSettings
 from tests.support.fakes import FakeProcessor
 from tests.support.kafka_io import drain, produce
 from tests.support.processes import REPO_ROOT, free_port, wait_for
