@@ -225,6 +225,18 @@ def _service_env(bootstrap: str, prefix: str, member: str) -> dict[str, str]:
             "SLM_KAFKA_UNREADY_AFTER_S": "10"}
 
 
+@dataclass
+class _Scene:
+    """What every scenario starts with: its result, topics and clock, then its first service and the tails."""
+
+    result: ScenarioResult
+    topics: object
+    started: float
+    service: ServiceProcess | None = None
+    results: Tail | None = None
+    dlq: Tail | None = None
+
+
 class Run:
     def __init__(self, model: Path, out: Path, records: int, rate: float, outage_s: float, timeout_s: float) -> None:
         self.model, self.out, self.records, self.rate = model, out, records, rate
@@ -248,6 +260,20 @@ class Run:
         dlq.start()
         return results, dlq
 
+    def _open(self, name: str, rate: float | None = None, bad=()) -> tuple[_Scene, Stream]:
+        """A scenario's start: its topics, a first service, the result and DLQ tails, and the stream running."""
+        scene = _Scene(ScenarioResult(name), self._topics(name), time.monotonic())
+        scene.service, _ = self._start(scene.topics, "svc-0", name)
+        scene.results, scene.dlq = self._tails(scene.topics)
+        stream = Stream(self.broker.bootstrap, scene.topics.requests, name, self.records, rate or self.rate,
+                        bad=list(bad))
+        stream.start()
+        return scene, stream
+
+    def _until_sent(self, stream: Stream, fraction: float) -> None:
+        while len(stream.sent_ids) < self.records * fraction:
+            time.sleep(0.1)
+
     def _finish(self, result, stream, results, dlq, started, services) -> ScenarioResult:
         stream.join(self.timeout_s)
         _measure(result, stream, results, dlq, time.monotonic() + self.timeout_s)
@@ -259,14 +285,10 @@ class Run:
         return result
 
     def kill9(self) -> ScenarioResult:
-        result, topics, started = ScenarioResult("kill9"), self._topics("kill9"), time.monotonic()
-        service, _ = self._start(topics, "svc-0", "kill9")
-        results, dlq = self._tails(topics)
-        stream = Stream(self.broker.bootstrap, topics.requests, "kill9", self.records, self.rate)
-        stream.start()
+        scene, stream = self._open("kill9")
+        result, topics, service, results = scene.result, scene.topics, scene.service, scene.results
         for fraction in (0.3, 0.6):
-            while len(stream.sent_ids) < self.records * fraction:
-                time.sleep(0.1)
+            self._until_sent(stream, fraction)
             service.kill()
             restarted, sent_before = time.monotonic(), len(stream.sent_ids)
             service, ready = self._start(topics, "svc-0", "kill9")
@@ -277,16 +299,12 @@ class Run:
                 result.recovery_s.append(round(first - restarted, 1))
                 result.ready_to_answer_s.append(round(max(0.0, first - ready), 1))
         result.note = "two SIGKILLs of the service, each restarted at once as the same static member"
-        return self._finish(result, stream, results, dlq, started, [service])
+        return self._finish(result, stream, results, scene.dlq, scene.started, [service])
 
     def broker_outage(self) -> ScenarioResult:
-        result, topics, started = ScenarioResult("broker"), self._topics("broker"), time.monotonic()
-        service, _ = self._start(topics, "svc-0", "broker")
-        results, dlq = self._tails(topics)
-        stream = Stream(self.broker.bootstrap, topics.requests, "broker", self.records, self.rate)
-        stream.start()
-        while len(stream.sent_ids) < self.records * 0.3:
-            time.sleep(0.1)
+        scene, stream = self._open("broker")
+        result, service, results = scene.result, scene.service, scene.results
+        self._until_sent(stream, 0.3)
         down_at = time.monotonic()
         self.broker.kill()
         sent_before = len(stream.sent_ids)
@@ -307,35 +325,26 @@ class Run:
             if ready_again is not None:
                 result.ready_to_answer_s.append(round(max(0.0, first - ready_again), 1))
         result.note = f"broker SIGKILLed for {self.outage_s:.0f}s mid-stream, then restarted"
-        return self._finish(result, stream, results, dlq, started, [service])
+        return self._finish(result, stream, results, scene.dlq, scene.started, [service])
 
     def rebalance(self) -> ScenarioResult:
-        result, topics, started = ScenarioResult("rebalance"), self._topics("rebalance"), time.monotonic()
-        first, _ = self._start(topics, "svc-0", "rebalance")
-        results, dlq = self._tails(topics)
         # A third of the rate: the stream must outlast two instance starts and a stop.
-        stream = Stream(self.broker.bootstrap, topics.requests, "rebalance", self.records, self.rate / 3)
-        stream.start()
-        while len(stream.sent_ids) < self.records * 0.25:
-            time.sleep(0.1)
+        scene, stream = self._open("rebalance", rate=self.rate / 3)
+        result, topics, first, results = scene.result, scene.topics, scene.service, scene.results
+        self._until_sent(stream, 0.25)
         second, _ = self._start(topics, "svc-1", "rebalance")
-        while len(stream.sent_ids) < self.records * 0.5:
-            time.sleep(0.1)
+        self._until_sent(stream, 0.5)
         third, _ = self._start(topics, "svc-2", "rebalance")
-        while len(stream.sent_ids) < self.records * 0.75:
-            time.sleep(0.1)
+        self._until_sent(stream, 0.75)
         stopped, sent_before = time.monotonic(), len(stream.sent_ids)
         second.stop()  # graceful: commit, leave the group
         answer = _wait_first(results, stopped, self.timeout_s, _sent_from(sent_before))
         if answer is not None:
             result.recovery_s.append(round(answer - stopped, 1))
         result.note = "a second and a third instance join mid-stream, then the second stops with SIGTERM"
-        return self._finish(result, stream, results, dlq, started, [first, third])
+        return self._finish(result, stream, results, scene.dlq, scene.started, [first, third])
 
     def poison(self) -> ScenarioResult:
-        result, topics, started = ScenarioResult("poison"), self._topics("poison"), time.monotonic()
-        service, _ = self._start(topics, "svc-0", "poison")
-        results, dlq = self._tails(topics)
         step = max(1, self.records // 8)
         bad = [(step * 1, b"bad-json", b"{not json", []),
                (step * 2, b"bad-utf8", b"\xff\xfe\xfd", []),
@@ -343,11 +352,10 @@ class Run:
                (step * 4, b"bad-header", b'{"text": "fine"}', [(_RawHeaderKey(b"\xff\xfe"), b"v")]),
                (step * 5, b"too-large", json.dumps({"text": "x" * 2_000_000}).encode(), []),
                (step * 6, None, b"", [])]
-        stream = Stream(self.broker.bootstrap, topics.requests, "poison", self.records, self.rate, bad=bad)
-        stream.start()
-        result.note = ("not JSON, not UTF-8, schema, a header key that is not UTF-8, a 2 MB value, "
-                       "an empty value, among the good ones")
-        return self._finish(result, stream, results, dlq, started, [service])
+        scene, stream = self._open("poison", bad=bad)
+        scene.result.note = ("not JSON, not UTF-8, schema, a header key that is not UTF-8, a 2 MB value, "
+                             "an empty value, among the good ones")
+        return self._finish(scene.result, stream, scene.results, scene.dlq, scene.started, [scene.service])
 
 
 def _sent_from(index: int):

@@ -25,14 +25,8 @@ from pathlib import Path
 from typing import Final
 
 from devtools.errors import ClusterError
-from devtools.local_cluster.config import (
-    COREDNS_VERSION,
-    CRICTL_VERSION,
-    KUBERAY_VERSION,
-    KUBERNETES_VERSION,
-    SKAFFOLD_VERSION,
-    ClusterConfig,
-)
+from devtools.local_cluster.config import (COREDNS_VERSION, CRICTL_VERSION, KUBERAY_VERSION, KUBERNETES_VERSION,
+                                           SKAFFOLD_VERSION, ClusterConfig)
 
 __all__ = ["KUBERNETES_COMMANDS", "build_all", "build_skaffold", "kubernetes_ldflags", "published_replaces"]
 

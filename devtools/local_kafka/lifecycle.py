@@ -10,16 +10,8 @@ from devtools.errors import BrokerError
 from devtools.host_tools import require
 from devtools.local_kafka.config import BrokerConfig, bootstrap
 from devtools.local_kafka.maven import install
-from devtools.local_kafka.processes import (
-    POLL_S,
-    broker_log_tail,
-    create_scram_user,
-    format_storage,
-    launch,
-    pid_alive,
-    running_pid,
-    stop,
-)
+from devtools.local_kafka.processes import (POLL_S, broker_log_tail, create_scram_user, format_storage, launch,
+                                            pid_alive, running_pid, stop)
 from devtools.local_kafka.properties import log4j_properties, server_properties, write_if_changed
 from devtools.local_kafka.security import ensure_security_files
 from devtools.local_kafka.wire import answers, port_open

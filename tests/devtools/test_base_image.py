@@ -8,16 +8,8 @@ import pytest
 
 import devtools.images
 from devtools.images import ImageError, ImageLayout
-from devtools.images.base import (
-    BaseImage,
-    BaseRecipe,
-    DebianMirrors,
-    ensure_base_image,
-    host_debian_mirrors,
-    mounts_below,
-    remove_tree,
-    slim_rootfs,
-)
+from devtools.images.base import (BaseImage, BaseRecipe, DebianMirrors, ensure_base_image, host_debian_mirrors,
+                                  mounts_below, remove_tree, slim_rootfs)
 from tests.support.fakes import FakePodman
 
 

@@ -12,10 +12,7 @@ import pytest
 import yaml
 
 from devtools.images import ImageError, ImageLayout, kubelet_name, task_image_tag
-from devtools.images.base import (
-    BaseRecipe,
-    DebianMirrors,
-)
+from devtools.images.base import (BaseRecipe, DebianMirrors)
 from devtools.images.build import build_args, build_ca_bundle, list_images, save_archive
 from devtools.images.layout import DOCKERFILE, chart_app_version
 from shared.settings import REPO_ROOT

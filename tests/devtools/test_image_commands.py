@@ -7,9 +7,7 @@ from click.testing import CliRunner
 
 import devtools.images
 from devtools.images import ImageError
-from devtools.images.base import (
-    BaseImage,
-)
+from devtools.images.base import (BaseImage)
 from devtools.images.build import BuiltImage
 from devtools.images.host_programs import require, require_root, run_logged
 from slm.cli import main
