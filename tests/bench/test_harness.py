@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bench.harness import BenchPlan, percentiles, ratios, rest_load, results_table, tokens_per_item
-
-
-def test_percentiles_of_latencies():
-    values = [float(v) for v in range(1, 101)]
-    assert percentiles(values) == {"p50": 50.5, "p95": 95.05, "p99": 99.01}
-    assert percentiles([]) == {"p50": None, "p95": None, "p99": None}
+from bench.harness import BenchPlan, ratios, rest_load, results_table, tokens_per_item
 
 
 def test_quick_plan_is_smaller_than_the_full_one(tmp_path):
@@ -18,36 +12,52 @@ def test_quick_plan_is_smaller_than_the_full_one(tmp_path):
     quick = BenchPlan.for_run(["sentiment"], tmp_path, "127.0.0.1:9092", quick=True)
     assert full.concurrencies == [1, 8, 32, 128]
     assert set(quick.concurrencies) < set(full.concurrencies)
+    assert {1, 32, 128} <= set(quick.concurrencies)  # the three points, even in a smoke run
+    assert 1 in quick.batch_sizes and quick.shapes  # the batch-1 time and a length-sorted limit
+    assert len(quick.shapes) < len(full.shapes)
     assert quick.rest_seconds < full.rest_seconds and quick.kafka_records < full.kafka_records
 
 
 def _system(rates: dict[int, float], cold: float, rss: float) -> dict:
     return {"rest": {"single": [{"concurrency": c, "items_per_s": v, "p99": round(1000 / v, 2)} for c, v in rates.items()],
-                     "batch16": [{"concurrency": 8, "items_per_s": 2 * max(rates.values())}]},
+                     "batch16": [{"concurrency": 32, "items_per_s": 2 * max(rates.values())}]},
             "cold_start_s": cold, "rss_mb": rss}
 
 
-RESULT = {"task": "sentiment", "tokens_per_item": 20.0, "limit_int8": {"items_per_s": 200.0, "best_batch": 32},
+RESULT = {"task": "sentiment", "tokens_per_item": 20.0,
+          "limit_int8": {"items_per_s": 200.0, "best_batch": "sorted 32", "batch1_ms": 8.0,
+                         "by_batch": {"1": 125.0, "sorted 32": 200.0}},
           "limit_fp32_torch": {"items_per_s": 80.0, "best_batch": 64},
-          "kafka": {"full_speed": {"items_per_s": 170.0}, "half_speed": {"p99": 40.0}},
+          "kafka": {"full_speed": {"items_per_s": 170.0}, "half_speed": {"rate": 85.0, "p99": 40.0}},
           **_system({1: 50.0, 32: 150.0}, 3.5, 480.0),
           "peers": {"fastapi": _system({1: 20.0, 32: 25.0}, 6.0, 700.0),
-                    "ray": _system({1: 10.0, 32: 100.0}, 15.0, 1500.0)}}
+                    "ray": _system({1: 10.0, 32: 100.0}, 15.0, 1500.0)},
+          "peers_model": "torch fp32 with the served int8 graph's weights, dequantized"}
+RESULT["ratios"] = ratios(RESULT)
 
 
 def test_ratios_to_the_limit_and_to_each_peer():
-    assert ratios(RESULT) == {"rest_c32_over_limit": 0.75, "kafka_over_limit": 0.85,
-                              "rest_c32_over_fastapi": 6.0, "rest_c32_over_ray": 1.5}
+    assert RESULT["ratios"] == {"rest_c1_over_limit": 0.25, "rest_c32_over_limit": 0.75, "kafka_over_limit": 0.85,
+                                "rest_c1_time_over_batch1": 2.5, "rest_p99_at_half_over_batch1": None,
+                                "kafka_p99_at_half_over_batch1": 5.0,
+                                "rest_c32_over_fastapi": 6.0, "rest_c32_over_ray": 1.5}
 
 
-def test_table_reports_ratios_to_the_int8_limit_and_the_peers():
+def test_results_md_has_the_summary_the_figures_the_targets_and_the_peers():
     lines = results_table([RESULT], [1, 32]).splitlines()
-    assert lines[2] == "| sentiment | 200.0 (32) | 50.0 | 150.0 | 0.75 | 6.67 | 170.0 | 0.85 | 40.0 | 3.5 | 480.0 | 20.0 | 3400 |"
+    summary = lines.index(next(line for line in lines if line.startswith("| task |")))
+    assert lines[summary + 2] == ("| sentiment | 200.0 (sorted 32) | 8 | 50 | 150 | 0.75 | 170 | 0.85 |  | 40 | 3.5 "
+                                  "| 480 | 20 | 3400 |")
+    assert "| REST c=32 | 150 | 0.75 |  | 6.67 | 0.8 |" in lines
+    assert "| figure | value | target | met |" in lines
+    assert "| REST c=32 / best limit | 0.75 | >= 0.8 | no |" in lines
+    assert "| REST c=32 / peer (a) c=32 | 6 | >= 4 | yes |" in lines
+    assert "| RSS of the service (MB) | 480 | <= 400 | no |" in lines
     service = next(line for line in lines if line.startswith("| slm serve"))
-    assert service == "| slm serve (this service) | 50.0 | 150.0 | 6.67 | 300.0 | 3.5 | 480.0 | 0.75 | 1.00 |"
+    assert service == "| slm serve (this service) | 50 | 150 | 6.67 | 300 | 3.5 | 480 | 0.75 | 1.00 |"
     fastapi = next(line for line in lines if line.startswith("| peer (a)"))
-    assert fastapi.endswith("| 20.0 | 25.0 | 40.0 | 50.0 | 6.0 | 700.0 | 0.12 | 6.00 |")
-    assert "**sentiment**: the model alone, items/s (best run shape): int8 ONNX 200.0 (32), fp32 torch 80.0 (64)." in lines
+    assert fastapi.endswith("| 20 | 25 | 40 | 50 | 6 | 700 | 0.12 | 6.00 |")
+    assert any("dequantized" in line for line in lines if line.startswith("Against the peers"))
 
 
 def test_tokens_per_item_counts_special_tokens_without_truncation(tmp_path):
