@@ -63,6 +63,7 @@ class TaskBentoService(bentoml.Service):
         super().__attrs_post_init__()
         settings = serving_settings().service
         secured = settings.api_keys_file is not None
+        api_routes, task = frozenset(api.route for api in self.apis.values()), self.name.removeprefix("slm-")
         if secured:
             # First in the list, outermost in the app: a request without a key is refused before
             # its body is read.
@@ -70,11 +71,10 @@ class TaskBentoService(bentoml.Service):
                                      open_paths=frozenset(settings.open_paths))
         if serving_settings().kafka.shadow:
             # A shadow's answers go to <task>.shadow.results only: its API refuses with 503 (shared/shadow_rest.py).
-            self.add_asgi_middleware(ShadowRestMiddleware, api_routes=frozenset(api.route for api in self.apis.values()),
-                                     task=self.name.removeprefix("slm-"))
-        self.add_asgi_middleware(MetricsMiddleware)
+            self.add_asgi_middleware(ShadowRestMiddleware, api_routes=api_routes, task=task)
+        self.add_asgi_middleware(MetricsMiddleware, api_routes=api_routes, task=task)
         self.add_asgi_middleware(UnprocessableEntityMiddleware)
-        self.add_asgi_middleware(RequestGuardMiddleware, api_routes=frozenset(api.route for api in self.apis.values()),
+        self.add_asgi_middleware(RequestGuardMiddleware, api_routes=api_routes,
                                  max_body_bytes=settings.max_body_bytes,
                                  body_read_timeout_s=settings.body_read_timeout_s, secured=secured)
 
@@ -102,6 +102,15 @@ def prepare_process(service_name: str) -> None:
     share_tracer_provider(trace.get_tracer_provider())
 
 
+# BentoML's own per-request work that ours already does, turned off by its configuration
+# (keys of bentoml 1.4's v2 schema, ``_bentoml_sdk/service/config.py``):
+# - ``metrics``: its request counter, latency histogram and in-progress gauge, a middleware on
+#   every request; /metrics serves ours (``slm_requests_total``, ``slm_request_latency_milliseconds``
+#   by path, and ``slm_http_responses_total`` by status: shared/telemetry/prometheus.py);
+# - ``logging.access``: one INFO line per request; a client error is one WARNING line
+#   (shared/http.py), and nothing is logged per request at INFO.
+BENTOML_OFF = {"metrics": {"enabled": False}, "logging": {"access": {"enabled": False}}}
+
 # One worker per pod or Ray replica: scale out with replicas, not processes, so each
 # consumer thread holds its own share of the topic's partitions.
-SERVICE_OPTIONS = {"traffic": {"timeout": 30}, "workers": 1, "service_class": TaskBentoService}
+SERVICE_OPTIONS = {"traffic": {"timeout": 30}, "workers": 1, "service_class": TaskBentoService, **BENTOML_OFF}

@@ -1,4 +1,4 @@
-"""``/metrics`` of a running service: BentoML's series and the task's ``slm_*``, in Prometheus text."""
+"""``/metrics`` of a running service: the task's ``slm_*`` series, in Prometheus text."""
 
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ def test_metrics_count_rest_and_kafka_requests_results_dlq_and_predictions(quick
         rest = httpx.post(f"{service.url}/predict", json={"items": [{"text": "Oil slips"}, {"text": "Gold rallies"},
                                                                     {"text": "Banks steady"}]}, timeout=30)
         assert rest.status_code == 200
+        assert httpx.post(f"{service.url}/predict", json={"items": [{"text": " "}]}, timeout=30).status_code == 422
         # The loop counts a batch after committing it, a moment after its results are readable.
         wait_for(lambda: total(scrape(service.url), "slm_requests_total", path="kafka") == 32, timeout=30,
                  what="the Kafka batches counted")
@@ -74,5 +75,8 @@ def test_metrics_count_rest_and_kafka_requests_results_dlq_and_predictions(quick
     lag_partitions = {dict(key[1])["partition"] for key in samples if key[0] == "slm_kafka_lag"}
     assert lag_partitions and lag_partitions <= {str(p) for p in range(64)}
     assert all(dict(labels_)["topic"] == topics.requests for (name, labels_) in samples if name == "slm_kafka_lag")
-    # BentoML's own series are still there, in the same answer.
-    assert total(samples, "bentoml_service_request_total") >= 1
+    # BentoML's own request series are off (shared/bento.py): the answers by status are ours.
+    assert not [name for name, _ in samples if name.startswith("bentoml_")]
+    answers = {"task": "sentiment", "route": "/predict"}
+    assert total(samples, "slm_http_responses_total", status="200", **answers) == 1
+    assert total(samples, "slm_http_responses_total", status="422", **answers) == 1

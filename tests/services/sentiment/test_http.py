@@ -203,3 +203,14 @@ def test_a_client_error_is_one_warning_line_without_the_input(service):
     assert len(lines) == 1 and "WARNING" in lines[0] and "status=422" in lines[0], lines
     assert secret not in log
     assert "Traceback" not in log
+
+
+def test_a_request_logs_nothing_at_info(service):
+    start = len(service.log())
+    assert _predict(service, [{"text": "Banks steady ahead of the rate decision"}]).status_code == 200
+    # A client error's WARNING is logged while its request is handled: once it is there, so is
+    # anything logged for the request before it.
+    assert _predict(service, [{"text": "ok", "marker_b41c": 1}]).status_code == 422
+    wait_for(lambda: "marker_b41c" in service.log()[start:], 30, what="the client error's log line")
+    lines = [line for line in service.log()[start:].splitlines() if "/predict" in line]
+    assert len(lines) == 1 and "WARNING" in lines[0] and "marker_b41c" in lines[0], lines
