@@ -14,8 +14,9 @@ import bentoml
 from bentoml.validators import ContentType
 
 from shared.api_keys import ApiKeyMiddleware, ApiKeys
-from shared.compat import install_header_timeout, share_tracer_provider
+from shared.compat import install_header_timeout, json_apis, share_tracer_provider
 from shared.http import RequestGuardMiddleware, UnprocessableEntityMiddleware, install_client_error_log
+from shared.rest_io import LeanApiMiddleware, untraced_routes
 from shared.settings import ServingSettings, warn_unknown_settings
 from shared.shadow_rest import ShadowRestMiddleware
 from shared.telemetry import setup_logging, setup_telemetry
@@ -77,6 +78,12 @@ class TaskBentoService(bentoml.Service):
         self.add_asgi_middleware(RequestGuardMiddleware, api_routes=api_routes,
                                  max_body_bytes=settings.max_body_bytes,
                                  body_read_timeout_s=settings.body_read_timeout_s, secured=secured)
+        # Last, innermost: the API's answers skip BentoML's request handling and its tracing
+        # middleware, and get one server span of ours (shared/rest_io.py).
+        lean = json_apis(self)
+        self.add_asgi_middleware(LeanApiMiddleware, apis=lean)
+        self.config = {**self.config, "tracing": {**self.config.get("tracing", {}),
+                                                  "excluded_urls": untraced_routes(lean)}}
 
     def to_asgi(self, is_main: bool = True):
         """Set up this process, then build the app (``bentoml serve``'s worker, a Ray Serve replica)."""

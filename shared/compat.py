@@ -7,6 +7,10 @@ re-read each function here against the new release, then update :data:`WRITTEN_F
 - :func:`share_tracer_provider`: BentoML's per-request server spans use our tracer provider
   (``bentoml._internal.configuration.containers.BentoMLContainer``).
 - :data:`BENTOML_REQUEST_ERROR_LOGGER`: the logger BentoML reports a failed request on.
+- :func:`json_apis`, :func:`api_function` and :func:`bentoml_error_answer`: what the lean REST path
+  (:mod:`shared.rest_io`) needs to serve an API method as BentoML would: its input and output models
+  (``_bentoml_sdk.method.APIMethod``), the service instance (``_bentoml_sdk.get_current_service``)
+  and how ``_bentoml_impl.server.app.ServiceAppFactory.api_endpoint_wrapper`` answers an exception.
 - :func:`install_header_timeout`: uvicorn closes a connection whose request head dribbles in
   (``uvicorn.config.HTTP_PROTOCOLS`` and ``HttpToolsProtocol``'s callbacks and its ``loop``,
   ``transport``, ``client`` and ``pipeline`` attributes). Under Ray Serve the proxy's own uvicorn,
@@ -19,11 +23,16 @@ re-read each function here against the new release, then update :data:`WRITTEN_F
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["BENTOML_REQUEST_ERROR_LOGGER", "RAY_ENV_DEFAULTS", "WRITTEN_FOR", "install_header_timeout",
-           "keep_replica_grpc_local", "local_ray_init_options", "share_tracer_provider", "use_local_ray_env"]
+__all__ = ["BENTOML_REQUEST_ERROR_LOGGER", "RAY_ENV_DEFAULTS", "WRITTEN_FOR", "JsonApi", "api_function",
+           "bentoml_error_answer", "install_header_timeout", "json_apis", "keep_replica_grpc_local",
+           "local_ray_init_options", "share_tracer_provider", "use_local_ray_env"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +56,84 @@ def share_tracer_provider(provider) -> None:
     from bentoml._internal.configuration.containers import BentoMLContainer
 
     BentoMLContainer.tracer_provider.set(provider)
+
+
+# What BentoML answers when an API method raises (``api_endpoint_wrapper``): a 5xx never tells
+# the client why, the reason is in the server's log.
+UNEXPECTED_ERROR = "An unexpected error has occurred, please check the server log."
+
+
+@dataclass(frozen=True)
+class JsonApi:
+    """One API method as the lean REST path serves it.
+
+    Args:
+        name (`str`): the method's name on the service class.
+        route (`str`): its path (``/predict``).
+        arguments (`Callable[[bytes], dict]`): the request body to the method's keyword arguments;
+            raises pydantic's ``ValidationError`` exactly where BentoML's JSON serde does (the same
+            model validates the same bytes).
+        answer (`Callable[[Any], bytes]`): the method's return value to the response body: the values
+            BentoML writes (the output model's ``model_dump(mode="json")``), as compact JSON.
+    """
+
+    name: str
+    route: str
+    arguments: Callable[[bytes], dict]
+    answer: Callable[[Any], bytes]
+
+
+def json_apis(service) -> list[JsonApi]:
+    """The API methods of ``service`` (a ``bentoml.Service``) that take named JSON arguments and
+    answer JSON: not batchable, not streaming, no context argument, an ``async def``, a list or
+    value output. The others are left to BentoML."""
+    import orjson
+    from _bentoml_sdk.io_models import ARGS, KWARGS, IORootModel
+
+    apis = []
+    for name, method in service.apis.items():
+        given, output = method.input_spec, method.output_spec
+        fields = tuple(given.model_fields)
+        if (method.batchable or method.is_stream or method.ctx_param is not None
+                or not inspect.iscoroutinefunction(method.func) or getattr(given, "__root_input__", False)
+                or given.multipart_fields or ARGS in fields or KWARGS in fields
+                or not issubclass(output, IORootModel) or output.mime_type() != "application/json"):
+            continue
+
+        def arguments(body: bytes, given=given, fields=fields) -> dict:
+            # As JSONSerde.deserialize_model: an empty body is an empty object.
+            data = given.model_validate_json(body or b"{}")
+            return {field: getattr(data, field) for field in fields}
+
+        def answer(value, output=output) -> bytes:
+            # IORootModel.model_dump_json is json.dumps of this dump: the same values, without the
+            # stdlib encoder's cost and blanks.
+            return orjson.dumps(output(value).model_dump(mode="json"))
+
+        apis.append(JsonApi(name, method.route, arguments, answer))
+    return apis
+
+
+def api_function(instance, name: str) -> Callable:
+    """The API method ``name`` of a service instance (``bentoml.get_current_service()``), called
+    in this process: BentoML's ``.local`` (the bound attribute itself goes through the service's
+    HTTP client)."""
+    return getattr(instance, name).local
+
+
+def bentoml_error_answer(exc: BaseException) -> tuple[int, Any]:
+    """The status and JSON body BentoML answers when an API method raises ``exc`` (a 4xx
+    ``BentoMLException`` as a one-element list, which :mod:`shared.http` reshapes)."""
+    from bentoml.exceptions import BentoMLException
+
+    if not isinstance(exc, BentoMLException):
+        return 500, {"error": UNEXPECTED_ERROR}
+    status = int(exc.error_code)
+    if status in (401, 403):
+        return status, {"error": "Authorization error"}
+    if status >= 500:
+        return status, {"error": UNEXPECTED_ERROR}
+    return status, [{"error": str(exc)}]
 
 
 # --- uvicorn (BentoML's HTTP server) -----------------------------------------------------------

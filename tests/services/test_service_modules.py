@@ -23,15 +23,22 @@ assert type(trace.get_tracer_provider()).__name__ == "ProxyTracerProvider", "a t
 assert dict(HTTP_PROTOCOLS) == protocols, "uvicorn's protocols were patched"
 assert logging.getLogger("shared").handlers == handlers, "logging was configured"
 assert [api.route for api in service.apis.values()] == ["/predict"]
-assert {{cls.__name__ for cls, _ in service.middlewares}} == {{"MetricsMiddleware", "UnprocessableEntityMiddleware",
-                                                           "RequestGuardMiddleware"}}
+assert [cls.__name__ for cls, _ in service.middlewares] == ["MetricsMiddleware", "UnprocessableEntityMiddleware",
+                                                          "RequestGuardMiddleware", "LeanApiMiddleware"]
 
-service.to_asgi()
+app = service.to_asgi()
 from bentoml._internal.configuration.containers import BentoMLContainer
 
 assert type(trace.get_tracer_provider()).__name__ == "TracerProvider"
 assert BentoMLContainer.tracer_provider.get() is trace.get_tracer_provider()
 assert HTTP_PROTOCOLS["auto"].startswith("shared.compat:")
+# BentoML's per-request metrics and access log are off; its tracing leaves /predict to ours.
+server = BentoMLContainer.api_server_config
+assert server.metrics.enabled.get() is False and server.logging.access.enabled.get() is False
+assert BentoMLContainer.tracing_excluded_urls.get().url_disabled("http://127.0.0.1:3000/predict")
+assert not BentoMLContainer.tracing_excluded_urls.get().url_disabled("http://127.0.0.1:3000/readyz")
+names = {{middleware.cls.__name__ for middleware in app.user_middleware}}
+assert "OpenTelemetryMiddleware" in names and not names & {{"RunnerTrafficMetricsMiddleware", "AccessLogMiddleware"}}
 """
 
 
