@@ -172,14 +172,15 @@ class RequestGuardMiddleware:
 
     async def _read_body(self, scope, receive, send) -> bytes | None:
         """The whole body within the size and time limits; None once a refusal has been sent."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.body_read_timeout_s
+        deadline = asyncio.get_running_loop().time() + self.body_read_timeout_s
         chunks: list[bytes] = []
         size = 0
         while True:
             try:
-                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
-            except asyncio.TimeoutError:
+                # A deadline on the awaiting task itself: wait_for would start a task per receive.
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
                 await self._refuse(scope, send, 408, f"request body not received within "
                                                      f"{self.body_read_timeout_s:g}s ({size} bytes arrived)", close=True)
                 return None
