@@ -39,9 +39,12 @@ def test_id_is_optional():
         (b'{"text": "   "}', "empty_text"),
         (b'{"text": ""}', "empty_text"),
         (json.dumps({"text": "x" * 20_000}).encode(), "too_large"),
-        (b"[" * 1000 + b"]" * 1000, "not_json"),  # nesting past the recursion limit
+        (b"[" * 1100 + b"]" * 1100, "not_json"),  # nesting past the parser's limit (orjson's: 1024)
         (b'{"text": "a", "fields": {"n": ' + b"9" * 5000 + b"}}", "not_json"),  # int too long to convert
         (b'{"text": "a", "fields": {"n": NaN}}', "not_json"),
+        (b'{"text": "a", "fields": {"n": 1e400}}', "not_json"),  # a double's overflow, not Infinity
+        (b'{"text": "\\ud800"}', "not_json"),  # an unpaired surrogate: no UTF-8 can carry it on
+        (b'{"text": "caf\xe9"}', "not_utf8"),  # Latin-1 inside an otherwise valid document
     ],
 )
 def test_bad_values_get_a_typed_reason(value, expected):
@@ -52,6 +55,16 @@ def test_schema_message_names_the_field():
     with pytest.raises(MessageError) as info:
         decode_request(b'{"id": "x"}', LIMIT)
     assert "text" in info.value.message
+
+
+def test_reasons_name_the_failure_and_where_it_is():
+    with pytest.raises(MessageError) as info:
+        decode_request(b"\xff\xfe not utf-8", LIMIT)
+    assert info.value.message == "value is not UTF-8: invalid start byte at byte 0"
+    with pytest.raises(MessageError) as info:
+        decode_request(b'{"text": "ok",\n nope}', LIMIT)
+    assert info.value.message.startswith("value is not JSON: ")
+    assert info.value.message.endswith(" at line 2 column 2")
 
 
 def test_dlq_headers_keep_originals_and_add_the_reason():
