@@ -48,6 +48,22 @@ class BatchPlan:
         self.dlq += 1
         self.dlq_types[error_type] = self.dlq_types.get(error_type, 0) + 1
 
+    def without(self, partitions: set[tuple[str, int]], topics: TaskTopics) -> "BatchPlan":
+        """The plan less the outputs of the requests from ``partitions`` (``(topic, partition)``
+        pairs, revoked while the batch was in the model), counted again."""
+        kept = BatchPlan(dlq_max_value_bytes=self.dlq_max_value_bytes)
+        for out in self.outgoing:
+            if out.source[:2] in partitions:
+                continue
+            kept.outgoing.append(out)
+            if out.topic == topics.results:
+                kept.results += 1
+            elif out.topic == topics.review:
+                kept.review += 1
+            elif out.topic == topics.dlq:
+                kept.count_dlq(dict(out.headers).get("error.type", b"unknown").decode())
+        return kept
+
 
 def _source(record: Any) -> tuple[str, int, int]:
     return (record.topic, record.partition, record.offset)

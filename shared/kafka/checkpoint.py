@@ -16,8 +16,9 @@ producer with the consumer's group metadata, KIP-447); requests are read ``read_
 failure aborts the transaction and the batch is consumed again from the last committed offsets,
 so a reader with ``isolation_level=read_committed`` sees each answer once. The transactional id
 is stable per pod or replica (from ``group_instance_id``): a restarted instance fences its
-predecessor and aborts what it left open. A batch is committed before the next poll, so no
-transaction is open when partitions are revoked. An instance that finds itself fenced (a newer
+predecessor and aborts what it left open. A transaction is begun and committed between two polls
+(the next batch may be in the model meanwhile, but nothing of it is sent), so none is open when
+partitions are revoked. An instance that finds itself fenced (a newer
 one runs under its id) raises :class:`ProducerFenced`, and the loop stops consuming.
 """
 
@@ -172,8 +173,9 @@ class Checkpoint:
     async def commit_revoked(self, offsets: dict) -> None:
         """Commit ``offsets`` from the rebalance listener, on kafka-python's IO thread, and wait.
 
-        No batch is in hand (batches are finished between polls), but their asynchronous commits
-        may still be in flight or lost, so they are committed again here. ``commit()`` would block
+        No batch is being sent (sends and commits happen between polls; the records of a batch
+        still in the model are abandoned by the loop, never committed), but the finished batches'
+        asynchronous commits may still be in flight or lost, so they are committed again here. ``commit()`` would block
         that thread on itself; ``commit_async`` returns a future the same thread completes, which
         the (asynchronous) listener awaits: the group does not move on until the commit is
         answered. Bounded by the client's ``request_timeout_ms``.

@@ -3,7 +3,8 @@
 :func:`subscribe` builds the consumer of ``<task>.requests`` and joins only once the topic is in
 its own metadata: a join on empty metadata is followed by a second rebalance, which kafka-python
 3.0 can leave hanging. :func:`rebalance_listener` hands the group's notices to the loop.
-:class:`RequestPoller` is the one place the loop asks for records. The other helpers build the
+:class:`RequestPoller` is the one place the loop asks for records, and polls ahead while the model
+runs. The other helpers build the
 short-lived clients around it (a probe consumer without a group, the admin client that leaves the
 group) and read what the consumer knows (lag, partition names for log lines).
 """
@@ -15,12 +16,17 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
+from shared.kafka.pipeline import InFlight, Revocations, abandon_revoked
 from shared.kafka.settings import KafkaSettings
 
-__all__ = ["RequestPoller", "isolation_level", "leave_group", "partition_lag", "partition_names", "probe_consumer",
+__all__ = ["POLL_AHEAD_SLICE_MS", "RequestPoller", "isolation_level", "leave_group", "partition_lag", "partition_names", "probe_consumer",
            "rebalance_listener", "subscribe"]
 
 logger = logging.getLogger(__name__)
+
+# While a batch is in the model the loop polls in slices this long, so that it hands the next batch
+# over as soon as the model is done rather than at the end of a whole poll_timeout_ms.
+POLL_AHEAD_SLICE_MS = 5
 
 
 def isolation_level(settings: KafkaSettings) -> str:
@@ -95,21 +101,75 @@ def _wait_for_topic_metadata(consumer, topic: str, stop: threading.Event, timeou
 class RequestPoller:
     """Hands the loop its next micro-batch: at most ``max_batch`` records, in partition order.
 
-    Each call polls the consumer in the caller's thread. The loop asks for records here and
-    nowhere else, so polling ahead (a thread filling a bounded queue while the model runs the
-    batch before) can replace this class without a change to the loop.
+    Polls in the caller's thread, the one that owns the consumer. While a batch is in the model,
+    it polls ahead: short polls gather the next batch until the model is done. A rebalance runs
+    inside these polls; the records it takes away are abandoned here (:meth:`_take_revocations`).
+
+    Args:
+        consumer: the loop's consumer.
+        settings (`KafkaSettings`): ``poll_timeout_ms`` and ``max_batch``.
+        revocations (`Revocations`): where the rebalance callbacks note the partitions taken away.
+        stop (`threading.Event`): the loop's stop flag; polling ahead ends when it is set.
     """
 
-    def __init__(self, consumer, settings: KafkaSettings) -> None:
+    def __init__(self, consumer, settings: KafkaSettings, revocations: Revocations | None = None,
+                 stop: threading.Event | None = None) -> None:
         self.consumer = consumer
         self.timeout_ms = settings.poll_timeout_ms
         self.max_batch = settings.max_batch
+        self.revocations = revocations or Revocations()
+        self.stop = stop or threading.Event()
 
-    def next_batch(self) -> list:
-        """The records of one poll; empty when none arrived within ``poll_timeout_ms``. Raises what
-        ``poll`` raises (a broker away, a record the client cannot decode)."""
-        polled = self.consumer.poll(timeout_ms=self.timeout_ms, max_records=self.max_batch)
+    def next_batch(self, inflight: InFlight | None = None) -> list:
+        """The next batch; empty when none arrived within ``poll_timeout_ms``. Raises what ``poll``
+        raises (a broker away, a record the client cannot decode).
+
+        With a batch in the model (``inflight``), polls of :data:`POLL_AHEAD_SLICE_MS` gather up to
+        ``max_batch`` records until the model is done, for at most ``poll_timeout_ms``: the next
+        batch is ready the moment the model is, and then the loop waits for the model, so a model
+        that hangs still stops the loop coming round (liveness).
+        """
+        if inflight is None:
+            return self._take_revocations(None, self._poll(self.timeout_ms, self.max_batch))
+        deadline = time.monotonic() + self.timeout_ms / 1000
+        records: list = []
+        while True:
+            try:
+                polled = self._poll(POLL_AHEAD_SLICE_MS, self.max_batch - len(records))
+            except Exception:
+                if not records:
+                    raise
+                # These records were handed out, so the position is past them: the loop must get them.
+                # The next poll fails again at the same place, and the loop handles it then.
+                return records
+            records = self._take_revocations(inflight, records + polled)
+            if len(records) >= self.max_batch or inflight.done() or self.stop.is_set() or time.monotonic() >= deadline:
+                return records
+
+    def _poll(self, timeout_ms: int, max_records: int) -> list:
+        polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
         return [record for batch in polled.values() for record in batch]
+
+    def _take_revocations(self, inflight: InFlight | None, records: list) -> list:
+        """After a poll: abandon the records in hand of the partitions a rebalance took away during it
+        (:func:`~shared.kafka.pipeline.abandon_revoked`). A partition given straight back to this
+        consumer (kafka-python keeps its position through an eager rebalance) is sought back to its
+        first abandoned record, so nothing is skipped; one given to another member is read there from
+        the last commit."""
+        taken = self.revocations.take()
+        if not taken:
+            return records
+        abandoned, records = abandon_revoked(taken, inflight, records)
+        if abandoned:
+            from kafka import TopicPartition
+
+            assigned = self.consumer.assignment()
+            for (topic, partition), offset in abandoned.items():
+                if TopicPartition(topic, partition) in assigned:
+                    self.consumer.seek(TopicPartition(topic, partition), offset)
+            logger.info('abandoned at revocation offsets=%s',
+                        ",".join(f"{t}[{p}]>={o}" for (t, p), o in sorted(abandoned.items())))
+        return records
 
 
 def partition_lag(consumer) -> dict[tuple[str, int], int]:

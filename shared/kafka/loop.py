@@ -1,20 +1,26 @@
 """The consumer loop of a task service: poll, process, produce, commit; at least once, or exactly once.
 
-One thread per service process runs :meth:`TaskConsumerLoop.run`: poll a micro-batch of
-``<task>.requests``, plan its results, review copies and dead letters (:mod:`shared.kafka.batch_plan`),
-send them (:mod:`shared.kafka.producer`) and commit the batch once every record is acknowledged
-(:mod:`shared.kafka.checkpoint`, which also says how exactly-once delivery works). When a send
-fails, the clients are rebuilt and the batch is consumed again from the last commit. A record the
+One thread per service process runs :meth:`TaskConsumerLoop.run` and owns both clients: it polls
+micro-batches of ``<task>.requests``, and while the model plans batch N (its results, review
+copies and dead letters, :mod:`shared.kafka.batch_plan`) in the model's thread
+(:mod:`shared.kafka.pipeline`), it polls batch N+1. Once N is planned, N+1 goes to the model at
+once, and the loop's thread sends N's records (:mod:`shared.kafka.producer`) and commits N when
+every record is acknowledged (:mod:`shared.kafka.checkpoint`, which also says how exactly-once
+delivery works: one transaction per batch, begun and committed here). When a send fails, the
+clients are rebuilt and the batches in hand are consumed again from the last commit. A record the
 client cannot decode (:mod:`shared.kafka.poison`) goes to the DLQ as ``error.type=undecodable`` and
-the partition moves on past it.
+the partition moves on past it, once the batch in the model is committed.
 
-The rebalance callbacks live here too: a revocation commits the finished offsets of the revoked
-partitions before the group moves on, so a rebalance or a stop never hands over a partition with
-finished but uncommitted work. With ``group_instance_id`` set the consumer is a static member: a
-restart after a crash takes its partitions back at once, and a graceful stop leaves the group.
-``stop()`` (the service's shutdown hook, on SIGTERM) ends polling; the batch in hand is finished
-and committed before the clients close. What the probes and metrics read (readiness, liveness,
-broker silence, stalled rebalances) is kept by :mod:`shared.kafka.loop_health`.
+The rebalance callbacks live here too. They run inside ``poll``, so never while a batch is being
+sent or committed. A revocation commits the finished offsets of the revoked partitions before the
+group moves on, so a rebalance or a stop never hands over a partition with finished but
+uncommitted work; the records of revoked partitions still in the model or polled ahead are
+abandoned (never sent, never committed) and read again by their next owner. With
+``group_instance_id`` set the consumer is a static member: a restart after a crash takes its
+partitions back at once, and a graceful stop leaves the group. ``stop()`` (the service's shutdown
+hook, on SIGTERM) ends polling; the batch in the model is finished and committed before the clients
+close, and records polled ahead are left for the next owner. What the probes and metrics read
+(readiness, liveness, broker silence, stalled rebalances) is kept by :mod:`shared.kafka.loop_health`.
 """
 
 from __future__ import annotations
@@ -22,9 +28,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import Future
+
+from opentelemetry import trace
 
 from shared.errors import ProducerFenced
-from shared.kafka.batch_plan import plan_batch
+from shared.kafka.batch_plan import BatchPlan, plan_batch
 from shared.kafka.checkpoint import Checkpoint, commit_offsets, offsets_after, transactional_id_of
 from shared.kafka.consumer import (RequestPoller, leave_group, partition_lag, partition_names, probe_consumer,
                                    rebalance_listener, subscribe)
@@ -32,6 +41,7 @@ from shared.kafka.error_policy import (ProcessingErrorCallback, ProduceErrorCall
                                        default_on_produce_error)
 from shared.kafka.loop_health import LoopHealth
 from shared.kafka.outgoing import OutgoingRecord
+from shared.kafka.pipeline import InFlight, ModelWorker, Revocations
 from shared.kafka.poison import find_undecodable, is_decode_error, undecodable_dead_letters
 from shared.kafka.producer import Publisher, build_producer
 from shared.kafka.settings import KafkaSettings
@@ -88,6 +98,7 @@ class TaskConsumerLoop:
         self.publisher = Publisher(self.topics, on_produce_error, dlq_max_value_bytes=settings.dlq_max_value_bytes,
                                    in_transaction=bool(self.transactional_id))
         self._stop = threading.Event()
+        self._revocations = Revocations()
         self._joined_group = threading.Event()
         self._thread: threading.Thread | None = None
         self.assignment: frozenset = frozenset()
@@ -176,12 +187,14 @@ class TaskConsumerLoop:
         listener commits (:meth:`Checkpoint.commit_revoked`) before the group moves on."""
         self.health.rebalance_started()
         logger.info('partitions revoked task=%s partitions=%s', self.processor.task, partition_names(revoked))
+        self._revocations.note(revoked)
         return self.checkpoint.take_finished(set(revoked))
 
     def _on_partitions_lost(self, lost) -> None:
         """Partitions taken away by the coordinator (session expired): another member may own
         them already, so nothing is committed; their finished batches are read again there."""
         self.health.rebalance_started()
+        self._revocations.note(lost)
         dropped = self.checkpoint.take_finished(set(lost))
         logger.warning('partitions lost task=%s partitions=%s uncommitted=%s', self.processor.task,
                        partition_names(lost), partition_names(dropped))
@@ -230,27 +243,48 @@ class TaskConsumerLoop:
         self.health.contact()
         logger.info('consumer loop started task=%s group=%s member=%s topic=%s', self.processor.task, self.group_id,
                     self.settings.group_instance_id or "dynamic", self.topics.requests)
-        poller = RequestPoller(consumer, self.settings)
+        poller = RequestPoller(consumer, self.settings, self._revocations, self._stop)
+        worker = ModelWorker(f"kafka-{self.processor.task}-model")
+        inflight: InFlight | None = None  # the batch in the model, not yet committed
         try:
             while not self._stop.is_set():
                 self.health.came_round()
                 try:
-                    records = poller.next_batch()
+                    records = poller.next_batch(inflight)
                 except Exception as exc:
                     if getattr(exc, "retriable", False):
                         self._wait_for_broker(exc)  # the clients reconnect by themselves: keep them
                         continue
-                    if not is_decode_error(exc) or not self._skip_undecodable(consumer, producer, exc):
+                    if not is_decode_error(exc):
+                        raise
+                    # The poison's partition is committed past it: the records before it, in the model, first.
+                    inflight = self._finish(consumer, producer, inflight)
+                    if not self._skip_undecodable(consumer, producer, exc):
                         raise
                     continue
-                if records:
-                    self._handle(consumer, producer, records)
+                if self._stop.is_set():
+                    records = []  # polled ahead, never in the model: the next owner reads them
+                if inflight is not None:
+                    # The next batch is queued for the model before this one is sent: the model goes on at once.
+                    following = self._submit(worker, records) if records else None
+                    try:
+                        inflight = self._finish(consumer, producer, inflight)
+                    except BaseException:
+                        inflight = following
+                        raise
+                    inflight = following
+                elif records:
+                    inflight = self._submit(worker, records)
                 else:
                     self.health.check_broker(consumer, self.topics.requests)
                 self.partition_lag = partition_lag(consumer)
                 self.lag = sum(self.partition_lag.values())
                 self.health.check_rebalance()
+            inflight = self._finish(consumer, producer, inflight)  # stopping: the batch in the model is committed
         finally:
+            if inflight is not None:  # a failure: the batch is consumed again from the last commit
+                inflight.end()
+            worker.close()
             self.checkpoint.commit_finished()
             producer.close(timeout=10)
             consumer.close(autocommit=False)
@@ -258,6 +292,20 @@ class TaskConsumerLoop:
             if self._stop.is_set():
                 leave_group(self.settings, self.group_id, self.processor.task)
             logger.info('consumer loop stopped task=%s', self.processor.task)
+
+    def _submit(self, worker: ModelWorker, records: list) -> InFlight:
+        """Hand ``records`` to the model's thread: it plans them under the batch's span."""
+        span = batch_span(self.topics, self.group_id, records)
+        return InFlight(records, worker.submit(lambda: self._plan(records, span)), span, time.perf_counter())
+
+    def _plan(self, records: list, span) -> BatchPlan:
+        """Plan one batch (the model's thread): pure work, no client call."""
+        with trace.use_span(span, end_on_exit=False):
+            started_ns = time.time_ns()
+            plan = plan_batch(records, self.processor, self.topics, self.settings.max_message_bytes,
+                              self.settings.dlq_max_value_bytes, self.on_processing_error, self.review_input)
+            plan.outgoing[:] = traced_answers(plan.outgoing, span, started_ns, self.topics)
+        return plan
 
     def _wait_for_broker(self, exc: BaseException) -> None:
         """A retriable failure of ``poll`` (broker or coordinator unreachable): keep the clients,
@@ -269,19 +317,44 @@ class TaskConsumerLoop:
         self._stop.wait(min(1.0, self.settings.poll_timeout_ms / 1000))
 
     def _handle(self, consumer, producer, records) -> None:
-        """Process one batch: plan it, send its records, commit it; traced and counted."""
-        started = time.perf_counter()
-        with batch_span(self.topics, self.group_id, records) as span:
-            started_ns = time.time_ns()
-            plan = plan_batch(records, self.processor, self.topics, self.settings.max_message_bytes,
-                              self.settings.dlq_max_value_bytes, self.on_processing_error, self.review_input)
-            plan.outgoing[:] = traced_answers(plan.outgoing, span, started_ns, self.topics)
+        """Plan, send and commit one batch in the calling thread (the pipeline's steps, unpipelined)."""
+        span = batch_span(self.topics, self.group_id, records)
+        planned: Future = Future()
+        try:
+            planned.set_result(self._plan(records, span))
+        except Exception as exc:  # noqa: BLE001 - raised again by _finish, as the model's thread's would be
+            planned.set_exception(exc)
+        self._finish(consumer, producer, InFlight(records, planned, span, time.perf_counter()))
+
+    def _finish(self, consumer, producer, inflight: InFlight | None) -> None:
+        """Wait for the model's plan of ``inflight``, send its records and commit the batch; traced
+        and counted.
+
+        The model's exception is raised here, in the loop's thread, as the processing error policy
+        left it (:func:`~shared.kafka.batch_plan.plan_batch`): the batch is not committed, and the
+        clients are rebuilt. Records abandoned at a revocation are left out of the sends and the
+        offsets; a batch abandoned whole is only dropped.
+        """
+        if inflight is None:
+            return None
+        with trace.use_span(inflight.span, end_on_exit=True) as span:
+            try:
+                plan = inflight.future.result()
+            except Exception:
+                if inflight.kept():
+                    raise
+                plan = BatchPlan()  # its error no longer matters: every record is another owner's now
+            records = inflight.kept()
+            if inflight.abandoned:
+                plan = plan.without(inflight.abandoned, self.topics)
+            if not records:
+                return None
             finished = offsets_after(records)
             with self.checkpoint.batch(producer):
                 self.publisher.publish(producer, plan.outgoing, plan)
                 self.health.contact()
                 self.checkpoint.commit(consumer, producer, finished)
-            latency_ms = (time.perf_counter() - started) * 1000
+            latency_ms = (time.perf_counter() - inflight.started) * 1000
             span.set_attributes({"slm.results": plan.results, "slm.review": plan.review, "slm.dlq": plan.dlq})
         self.instruments.record_batch(polled=len(records), results=plan.results, review=plan.review,
                                       dlq_types=plan.dlq_types, latency_ms=latency_ms, path="kafka")
@@ -289,6 +362,7 @@ class TaskConsumerLoop:
         logger.info('batch task=%s records=%d results=%d review=%d dlq=%d dlq_types="%s" latency_ms=%.1f',
                     self.processor.task, len(records), plan.results, plan.review, plan.dlq,
                     ",".join(f"{k}:{v}" for k, v in sorted(plan.dlq_types.items())), latency_ms)
+        return None
 
     def _skip_undecodable(self, consumer, producer, exc: BaseException) -> bool:
         """Dead-letter the records ``poll`` could not decode and seek past them.

@@ -21,9 +21,11 @@ __all__ = ["batch_span", "remote_spans", "traced_answers"]
 tracer = trace.get_tracer(__name__)
 
 
-def batch_span(topics: TaskTopics, group_id: str, records: Sequence):
-    """The current span of one batch (a context manager), linked to each request's remote span."""
-    return tracer.start_as_current_span(
+def batch_span(topics: TaskTopics, group_id: str, records: Sequence) -> trace.Span:
+    """The span of one batch, started and linked to each request's remote span. Not made current:
+    the model's thread plans the batch and the loop's thread publishes it, each under
+    ``trace.use_span``; the loop's thread ends it."""
+    return tracer.start_span(
         f"{topics.task} process batch",
         kind=trace.SpanKind.CONSUMER,
         links=[trace.Link(span_context) for span_context in remote_spans(records)],
