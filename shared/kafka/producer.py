@@ -28,15 +28,20 @@ logger = logging.getLogger(__name__)
 
 def build_producer(settings: KafkaSettings, transactional_id: str | None):
     """The loop's producer: every record acknowledged by all in-sync replicas, idempotent, and
-    transactional when ``transactional_id`` is set (:mod:`shared.kafka.checkpoint` initialises it)."""
+    transactional when ``transactional_id`` is set (:mod:`shared.kafka.checkpoint` initialises it).
+
+    Its batches are compressed with ``compression_type``. ``linger_ms`` stays short: the publisher
+    flushes after the last send of a micro-batch, so the linger only lets the sends before the
+    flush fill their batches, and a longer one would change nothing."""
     from kafka import KafkaProducer
 
     transactional = {}
     if transactional_id:
         transactional = {"transactional_id": transactional_id,
                          "transaction_timeout_ms": settings.transaction_timeout_ms}
+    compression = None if settings.compression_type == "none" else settings.compression_type
     return KafkaProducer(**settings.client_options(), acks="all", enable_idempotence=True, linger_ms=2,
-                         **transactional)
+                         compression_type=compression, **transactional)
 
 
 class Publisher:

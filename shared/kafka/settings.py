@@ -46,6 +46,9 @@ class KafkaSettings(BaseSettings):
     replication_factor: int = Field(default=1, ge=1)
     max_batch: int = Field(default=64, ge=1, le=10_000, description="records per micro-batch")
     poll_timeout_ms: int = Field(default=200, ge=1)
+    compression_type: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(default="none", description=(
+        "codec of the batches the loop produces (results, review copies, DLQ records); every Kafka client "
+        "reads all five"))
     rebalance_stall_s: float = Field(default=90.0, gt=0, description=(
         "a rebalance (partitions revoked, none assigned) lasting longer than this rebuilds the clients"))
     max_message_bytes: int = Field(default=65_536, ge=64, description="larger request values go to the DLQ")
