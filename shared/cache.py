@@ -49,28 +49,50 @@ class ResultCache(Generic[V]):
         total = self.hits + self.misses
         return self.hits / total if total else 0.0
 
+    def lookup(self, keys: Sequence[Hashable]) -> list[V | None]:
+        """The kept answer of each key, or None; the answers found count as hits.
+
+        With :meth:`remember` after the model ran, the two halves of :meth:`get_or_compute` for a
+        batcher that tokenizes in one thread and runs the model in another.
+        """
+        if self.capacity == 0:
+            return [None] * len(keys)
+        with self._lock:
+            found = [self._entries.get(key) for key in keys]
+            for key, answer in zip(keys, found):
+                if answer is not None:
+                    self._entries.move_to_end(key)
+        self._count(hits=sum(answer is not None for answer in found), misses=0)
+        return found
+
+    def remember(self, keys: Sequence[Hashable], answers: Sequence[V]) -> None:
+        """Keep the computed ``answers``: each distinct key counts as a miss, a repeat of one as a hit."""
+        if self.capacity == 0:
+            return
+        distinct = dict(zip(keys, answers, strict=True))
+        with self._lock:
+            for key, answer in distinct.items():
+                self._entries[key] = answer
+                self._entries.move_to_end(key)
+            while len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+        self._count(hits=len(keys) - len(distinct), misses=len(distinct))
+
+    def _count(self, hits: int, misses: int) -> None:
+        self.hits += hits
+        self.misses += misses
+        if hits:
+            self._hit_counter.add(hits, self.attributes)
+        if misses:
+            self._miss_counter.add(misses, self.attributes)
+
     def get_or_compute(self, keys: Sequence[Hashable], compute: Callable[[list[Hashable]], Sequence[V]]) -> list[V]:
         """The answer for each key, in order; ``compute`` runs once, on the distinct missing keys."""
         if self.capacity == 0:
             return list(compute(list(keys)))
-        found: dict[Hashable, V] = {}
-        with self._lock:
-            for key in keys:
-                if key in self._entries:
-                    self._entries.move_to_end(key)
-                    found[key] = self._entries[key]
-        missing = list(dict.fromkeys(k for k in keys if k not in found))
-        hits = len(keys) - len(missing)  # a key repeated within the batch is computed once: a hit
-        if missing:
-            found.update(zip(missing, compute(missing), strict=True))
-            with self._lock:
-                for key in missing:
-                    self._entries[key] = found[key]
-                    self._entries.move_to_end(key)
-                while len(self._entries) > self.capacity:
-                    self._entries.popitem(last=False)
-        self.hits += hits
-        self.misses += len(keys) - hits
-        self._hit_counter.add(hits, self.attributes)
-        self._miss_counter.add(len(keys) - hits, self.attributes)
-        return [found[k] for k in keys]
+        found = dict(zip(keys, self.lookup(keys)))
+        missing = [k for k in keys if found[k] is None]
+        distinct = list(dict.fromkeys(missing))
+        computed = dict(zip(distinct, compute(distinct), strict=True)) if distinct else {}
+        self.remember(missing, [computed[k] for k in missing])
+        return [computed[k] if found[k] is None else found[k] for k in keys]

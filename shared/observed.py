@@ -12,7 +12,7 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
-from shared.processors import Received, TaskProcessor
+from shared.processors import Prepared, Received, StagedProcessor, process_in_runs
 
 __all__ = ["ObservedProcessor", "ResultObserver"]
 
@@ -27,13 +27,13 @@ class ResultObserver(Protocol):
 
 
 class ObservedProcessor:
-    """``processor`` with each batch of results passed to ``observers`` after it is computed.
+    """``processor`` with each run's results, and each answer from the cache, passed to ``observers``.
 
     An observer that fails is logged (once) and skipped: watching the answers must never stop them.
     Every other attribute (``task``, ``model_id``, ``cache``, ...) is the wrapped processor's.
     """
 
-    def __init__(self, processor: TaskProcessor, observers: Sequence[ResultObserver]) -> None:
+    def __init__(self, processor: StagedProcessor, observers: Sequence[ResultObserver]) -> None:
         self.processor = processor
         self.observers = list(observers)
         self._failed: set[int] = set()
@@ -41,8 +41,24 @@ class ObservedProcessor:
     def __getattr__(self, name: str):
         return getattr(self.processor, name)
 
+    def prepare(self, items: Sequence[Received]) -> list[Prepared]:
+        """The wrapped processor's ``prepare``; the answers the cache gave are shown to the observers now."""
+        prepared = self.processor.prepare(items)
+        answered = [p for p in prepared if p.result is not None]
+        if answered:
+            self._observe([p.item for p in answered], [p.result for p in answered])
+        return prepared
+
+    def run(self, prepared: Sequence[Prepared]) -> list[BaseModel]:
+        results = self.processor.run(prepared)
+        self._observe([p.item for p in prepared], results)
+        return results
+
     def process(self, items: Sequence[Received]) -> list[BaseModel]:
-        results = self.processor.process(items)
+        # Through this wrapper's own stages, so every answer is observed once, from the cache or the model.
+        return process_in_runs(self, items)
+
+    def _observe(self, items: Sequence[Received], results: Sequence[BaseModel]) -> None:
         for observer in self.observers:
             try:
                 observer.observe(items, results)
@@ -51,4 +67,3 @@ class ObservedProcessor:
                     self._failed.add(id(observer))
                     logger.exception('result observer failed task=%s observer=%s (logged once)',
                                      self.processor.task, type(observer).__name__)
-        return results

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from shared.run_planner import length_runs
 from shared.runtime.model_folder import ONNX_FILE, ModelInfo, read_model_info
 
-__all__ = ["OnnxTextClassifier", "Prediction", "softmax", "start_session"]
+__all__ = ["OnnxTextClassifier", "Prediction", "length_runs", "softmax", "start_session"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,38 +42,22 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=-1, keepdims=True)
 
 
-def length_runs(lengths: Sequence[int], max_items: int, max_tokens: int | None) -> list[np.ndarray]:
-    """Indices sorted by token count, cut into ONNX Runtime runs that pad little.
+def start_session(onnx_path: Path, intra_op_threads: int = 0, spinning: bool = False):
+    """An ONNX Runtime CPU session: ``intra_op_threads`` for the matrix work, one inter-op thread.
 
-    Each run holds inputs of similar length, at most ``max_items`` of them and at most
-    ``max_tokens`` padded tokens (``None``: no token bound): many short inputs per run, few
-    long ones. Helpdesk tickets run from 10 to 256 tokens; fixed runs of 16 padded most of
-    them 3x and more. An input longer than the bound runs alone.
+    The graph runs its nodes one after another (sequential execution, one inter-op thread): an
+    encoder is a chain, and a second pool would only compete for the same cores.
     """
-    order = np.argsort(lengths, kind="stable")
-    runs, start = [], 0
-    while start < len(order):
-        end = start + 1
-        while end < len(order) and end - start < max_items and (
-                max_tokens is None or (end - start + 1) * lengths[order[end]] <= max_tokens):
-            end += 1
-        runs.append(order[start:end])
-        start = end
-    return runs
-
-
-def start_session(onnx_path: Path, intra_op_threads: int = 0):
-    """An ONNX Runtime CPU session: ``intra_op_threads`` for the matrix work, one inter-op thread."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op_threads
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # Idle intra-op threads sleep instead of spinning: a service shares its cores with the HTTP
-    # event loop and the Kafka thread, which a spinning pool starves (sentiment REST on 2 cores:
-    # 74 -> 91 items/s one at a time, and 40% less CPU). Back-to-back runs are as fast either way.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # Idle intra-op threads sleep instead of spinning (``spinning=False``): a service shares its cores
+    # with the HTTP event loop, the tokenizer thread and the Kafka threads, which a spinning pool
+    # starves. Measured on 2 cores in docs/performance.md, "Batching and threads".
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
 
 
@@ -116,47 +101,62 @@ class OnnxTextClassifier:
     def model_id(self) -> str:
         return self.info.model_id
 
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each text, truncated to the model's length: what :meth:`probabilities` runs.
+
+        The tokenizer's batch call releases the GIL, so one thread can encode what comes next
+        while another runs the model.
+        """
+        return [e.ids for e in self.tokenizer.encode_batch(list(texts))] if texts else []
+
     def feeds(self, encodings: Sequence) -> dict[str, np.ndarray]:
         """ONNX Runtime inputs for tokenizer encodings, padded to the longest."""
-        width = max(len(e.ids) for e in encodings)
-        ids = np.zeros((len(encodings), width), dtype=np.int64)
-        mask = np.zeros((len(encodings), width), dtype=np.int64)
-        for row, enc in enumerate(encodings):
-            ids[row, : len(enc.ids)] = enc.ids
-            mask[row, : len(enc.ids)] = 1
-        feeds = {"input_ids": ids, "attention_mask": mask}
+        return self.feeds_of([e.ids for e in encodings])
+
+    def feeds_of(self, ids: Sequence[Sequence[int]]) -> dict[str, np.ndarray]:
+        """ONNX Runtime inputs for token id rows, padded to the longest."""
+        width = max(len(row) for row in ids)
+        input_ids = np.zeros((len(ids), width), dtype=np.int64)
+        mask = np.zeros((len(ids), width), dtype=np.int64)
+        for k, row in enumerate(ids):
+            input_ids[k, : len(row)] = row
+            mask[k, : len(row)] = 1
+        feeds = {"input_ids": input_ids, "attention_mask": mask}
         if "token_type_ids" in self._input_names:
-            feeds["token_type_ids"] = np.zeros_like(ids)
+            feeds["token_type_ids"] = np.zeros_like(input_ids)
         return feeds
 
     def _chunks(self, lengths: Sequence[int]) -> list[np.ndarray]:
         return length_runs(lengths, self.max_batch_size, self.max_batch_tokens)
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """Class probabilities, shape (len(texts), len(labels)), in input order."""
-        if not texts:
-            return np.zeros((0, len(self.labels)), dtype=np.float32)
-        encodings = self.tokenizer.encode_batch(list(texts))
-        probs = np.empty((len(texts), len(self.labels)), dtype=np.float32)
-        for chunk in self._chunks([len(e.ids) for e in encodings]):
-            (logits,) = self.session.run(["logits"], self.feeds([encodings[i] for i in chunk]))
+    def probabilities(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
+        """Class probabilities of encoded texts (:meth:`encode`), shape (len(ids), len(labels)), in order.
+
+        What it is handed is cut into length-sorted runs within this model's bounds; a run the
+        planner already cut within them (:mod:`shared.run_planner`) runs as it is.
+        """
+        probs = np.empty((len(ids), len(self.labels)), dtype=np.float32)
+        for chunk in self._chunks([len(row) for row in ids]):
+            (logits,) = self.session.run(["logits"], self.feeds_of([ids[i] for i in chunk]))
             probs[chunk] = softmax(logits.astype(np.float32))
         return probs
 
-    def predict(self, texts: Sequence[str], threshold: float | None = None) -> list[Prediction]:
-        """Top label, score and distribution for each text; ``review`` when under the threshold."""
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Class probabilities, shape (len(texts), len(labels)), in input order."""
+        return self.probabilities(self.encode(texts))
+
+    def predictions(self, probs: np.ndarray, threshold: float | None = None) -> list[Prediction]:
+        """Top label, score and distribution of each row of ``probs``; ``review`` when under the threshold."""
         threshold = self.info.review_threshold if threshold is None else threshold
-        probs = self.predict_proba(texts)
         results = []
         for row in probs:
             best = int(row.argmax())
             score = float(row[best])
-            results.append(
-                Prediction(
-                    label=self.labels[best],
-                    score=score,
-                    scores={label: float(p) for label, p in zip(self.labels, row)},
-                    review=score < threshold,
-                )
-            )
+            results.append(Prediction(label=self.labels[best], score=score,
+                                      scores={label: float(p) for label, p in zip(self.labels, row)},
+                                      review=score < threshold))
         return results
+
+    def predict(self, texts: Sequence[str], threshold: float | None = None) -> list[Prediction]:
+        """Top label, score and distribution for each text; ``review`` when under the threshold."""
+        return self.predictions(self.predict_proba(texts), threshold)

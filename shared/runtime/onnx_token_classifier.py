@@ -15,17 +15,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import numpy as np
 
 from shared.errors import ModelError
 from shared.runtime.model_folder import ONNX_FILE, ModelInfo, read_model_info
-from shared.runtime.onnx_classifier import length_runs, softmax, start_session
+from shared.run_planner import length_runs
+from shared.runtime.onnx_classifier import softmax, start_session
 from shared.runtime.tagging import (SHAPE_SPECIAL, iob2_transitions, plan_windows, spans_from_tags, token_shapes,
                                     viterbi_path, window_owners)
 
-__all__ = ["Entity", "EntityTagger", "OnnxEntityRecognizer", "RunLogits"]
+__all__ = ["Entity", "EntityTagger", "OnnxEntityRecognizer", "RunLogits", "TaggerInput"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +57,26 @@ class Window:
     end: int
     ids: np.ndarray
     shapes: np.ndarray
+
+
+@dataclass(frozen=True)
+class TaggerInput:
+    """One text as the network reads it: its encoding, its window plan and the windows' inputs."""
+
+    text: str
+    encoding: Any
+    plan: tuple[tuple[int, int], ...]
+    windows: tuple[Window, ...]
+
+    @property
+    def rows(self) -> int:
+        """Rows it takes in a run: one per window."""
+        return len(self.windows)
+
+    @property
+    def width(self) -> int:
+        """Tokens of its longest window, [CLS] and [SEP] included."""
+        return max((len(w.ids) for w in self.windows), default=2)
 
 
 class EntityTagger:
@@ -114,31 +136,54 @@ class EntityTagger:
                 feeds["case_ids"][row, : len(window_ids)] = shapes[row]
         return feeds
 
+    def prepare(self, texts: Sequence[str]) -> list[TaggerInput]:
+        """Each text encoded once (the tokenizer's batch call, which releases the GIL) and cut into windows."""
+        encodings = self.tokenizer.encode_batch(list(texts), add_special_tokens=False) if texts else []
+        return [self._windowed(text, enc) for text, enc in zip(texts, encodings)]
+
+    def _windowed(self, text: str, encoding) -> TaggerInput:
+        plan = self.windows(len(encoding.ids))
+        shapes = token_shapes(text, encoding.offsets, encoding.word_ids)
+        windows = tuple(Window(0, s, e, self.wrap(encoding.ids[s:e]), self.wrap_shapes(shapes[s:e]))
+                        for s, e in plan if e > s)
+        return TaggerInput(text, encoding, tuple(plan), windows)
+
     def token_probs(self, texts: Sequence[str], encodings: Sequence, run: RunLogits,
                     batch_size: int, batch_tokens: int | None = None) -> list[np.ndarray]:
-        """Per-token tag probabilities of each encoding, shape (tokens, labels), windows merged.
+        """Per-token tag probabilities of each encoding, shape (tokens, labels), windows merged."""
+        inputs = [self._windowed(text, enc) for text, enc in zip(texts, encodings)]
+        return self.input_probs(inputs, run, batch_size, batch_tokens)
+
+    def input_probs(self, inputs: Sequence[TaggerInput], run: RunLogits, batch_size: int,
+                    batch_tokens: int | None = None) -> list[np.ndarray]:
+        """Per-token tag probabilities of each prepared text, windows merged.
 
         Windows of similar length share a run (``length_runs``): at most ``batch_size`` windows
-        and ``batch_tokens`` padded tokens each.
+        and ``batch_tokens`` padded tokens each; texts the planner put in one run within the
+        same bounds (rows: windows) run as one.
         """
-        plans = [self.windows(len(enc.ids)) for enc in encodings]
-        shapes = [token_shapes(text, enc.offsets, enc.word_ids) for text, enc in zip(texts, encodings)]
-        windows = [Window(item, s, e, self.wrap(enc.ids[s:e]), self.wrap_shapes(shapes[item][s:e]))
-                   for item, (enc, plan) in enumerate(zip(encodings, plans)) for s, e in plan if e > s]
+        windows = [(item, w) for item, given in enumerate(inputs) for w in given.windows]
         window_probs: dict[tuple[int, int], np.ndarray] = {}
-        for indices in length_runs([len(w.ids) for w in windows], batch_size, batch_tokens):
+        for indices in length_runs([len(w.ids) for _, w in windows], batch_size, batch_tokens):
             chunk = [windows[i] for i in indices]
-            logits = np.asarray(run(self.feeds([w.ids for w in chunk], [w.shapes for w in chunk])), dtype=np.float32)
-            for row, w in enumerate(chunk):
-                window_probs[(w.item, w.start)] = softmax(logits[row, 1 : len(w.ids) - 1])
+            feeds = self.feeds([w.ids for _, w in chunk], [w.shapes for _, w in chunk])
+            logits = np.asarray(run(feeds), dtype=np.float32)
+            for row, (item, w) in enumerate(chunk):
+                window_probs[(item, w.start)] = softmax(logits[row, 1 : len(w.ids) - 1])
         merged = []
-        for item, (enc, plan) in enumerate(zip(encodings, plans)):
-            probs = np.zeros((len(enc.ids), len(self.labels)), dtype=np.float32)
-            for i, owner in enumerate(window_owners(plan, len(enc.ids))):
-                start = plan[owner][0]
+        for item, given in enumerate(inputs):
+            probs = np.zeros((len(given.encoding.ids), len(self.labels)), dtype=np.float32)
+            for i, owner in enumerate(window_owners(list(given.plan), len(given.encoding.ids))):
+                start = given.plan[owner][0]
                 probs[i] = window_probs[(item, start)][i - start]
             merged.append(probs)
         return merged
+
+    def entities_of(self, inputs: Sequence[TaggerInput], run: RunLogits, batch_size: int = 32,
+                    batch_tokens: int | None = None) -> list[list[Entity]]:
+        """Entities of each prepared text (:meth:`prepare`), in order."""
+        probs = self.input_probs(inputs, run, batch_size, batch_tokens)
+        return [self.decode(given.text, given.encoding, p) for given, p in zip(inputs, probs)]
 
     def decode(self, text: str, encoding, probs: np.ndarray) -> list[Entity]:
         """Entities of one text from its per-token probabilities, snapped to whole words."""
@@ -169,9 +214,7 @@ class EntityTagger:
     def predict(self, texts: Sequence[str], run: RunLogits, batch_size: int = 32,
                 batch_tokens: int | None = None) -> list[list[Entity]]:
         """Entities of each text, in input order."""
-        encodings = [self.encode(t) for t in texts]
-        probs = self.token_probs(texts, encodings, run, batch_size, batch_tokens)
-        return [self.decode(t, enc, p) for t, enc, p in zip(texts, encodings, probs)]
+        return self.entities_of(self.prepare(texts), run, batch_size, batch_tokens)
 
 
 class OnnxEntityRecognizer:
@@ -218,5 +261,13 @@ class OnnxEntityRecognizer:
         (logits,) = self.session.run(["logits"], self.graph_feeds(feeds))
         return logits
 
+    def encode(self, texts: Sequence[str]) -> list[TaggerInput]:
+        """Each text tokenized and windowed once: what :meth:`entities_of` runs."""
+        return self.tagger.prepare(texts)
+
+    def entities_of(self, inputs: Sequence[TaggerInput]) -> list[list[Entity]]:
+        """Entities of encoded texts, cut into runs of windows within this model's bounds."""
+        return self.tagger.entities_of(inputs, self.run_logits, self.max_batch_size, self.max_batch_tokens)
+
     def predict(self, texts: Sequence[str]) -> list[list[Entity]]:
-        return self.tagger.predict(texts, self.run_logits, self.max_batch_size, self.max_batch_tokens)
+        return self.entities_of(self.encode(texts))

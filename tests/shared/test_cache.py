@@ -54,9 +54,15 @@ class FakeClassifier:
     def __init__(self) -> None:
         self.seen: list[str] = []
 
-    def predict(self, texts, threshold=None):
-        self.seen.extend(texts)
-        return [Prediction(label="x", score=0.9, scores={"x": 0.9, "y": 0.1}, review=False) for _ in texts]
+    def encode(self, texts):
+        return list(texts)  # the text stands for its token ids
+
+    def probabilities(self, encoded):
+        self.seen.extend(encoded)
+        return encoded
+
+    def predictions(self, probs, threshold=None):
+        return [Prediction(label="x", score=0.9, scores={"x": 0.9, "y": 0.1}, review=False) for _ in probs]
 
 
 def test_classification_reuses_answers_for_what_the_model_reads():
@@ -73,3 +79,26 @@ def test_classification_reuses_answers_for_what_the_model_reads():
     assert (processor.cache.hits, processor.cache.misses) == (1, 2)
     processor.process([Received.now(requests[2])])
     assert processor.cache.hits == 2 and len(model.seen) == 2
+
+
+class Seen:
+    """An observer that keeps the ids of the answers it was shown."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+
+    def observe(self, items, results) -> None:
+        self.ids.extend(r.id for r in results)
+
+
+def test_observers_see_answers_from_the_cache_and_from_the_model_once_each():
+    from shared.observed import ObservedProcessor
+
+    model, seen = FakeClassifier(), Seen()
+    processor = ObservedProcessor(ClassificationProcessor("transactions", model, cache_size=100), [seen])
+    first = processor.process([Received.now(TaskRequestV1(id="a", text="shell kings"))])
+    again = processor.process([Received.now(TaskRequestV1(id="b", text="shell kings")),
+                               Received.now(TaskRequestV1(id="c", text="tesco"))])
+    assert [r.id for r in first + again] == ["a", "b", "c"]
+    assert model.seen == ["shell kings", "tesco"]  # b came from the cache
+    assert sorted(seen.ids) == ["a", "b", "c"]
