@@ -12,8 +12,10 @@ import os
 import time
 from pathlib import Path
 from collections.abc import Sequence
+from concurrent.futures import Future
 
 from opentelemetry import trace
+from pydantic import BaseModel
 
 from shared.rest_batching import MicroBatcher
 from shared.drift import drift_monitors
@@ -21,12 +23,12 @@ from shared.kafka import TaskConsumerLoop
 from shared.schemas import TaskRequestV1
 from shared.observed import ObservedProcessor, ResultObserver
 from shared.settings import ServiceSettings, ServingSettings
-from shared.processors import Received, TaskProcessor
+from shared.processors import Prepared, Received, StagedProcessor
 from shared.task_kinds import load_processor
 from shared.telemetry import TaskInstruments
 from shared.telemetry.instruments import role_of
 
-__all__ = ["ServedTask", "cpu_quota", "onnx_threads_for", "served_task"]
+__all__ = ["BatchedProcessor", "ServedTask", "cpu_quota", "onnx_threads_for", "served_task"]
 
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -59,6 +61,31 @@ def onnx_threads_for(settings: ServiceSettings) -> int:
     if quota is not None:
         cpus = min(cpus, math.ceil(quota))
     return max(1, cpus)
+
+
+class BatchedProcessor:
+    """A processor whose ``process`` goes through a :class:`MicroBatcher`: what the Kafka loop is given.
+
+    ``process(items)`` blocks until all of the items are answered, as a processor does (never refused by
+    the REST queue bound: a refused record would be dead-lettered); ``submit(items)``
+    returns at once with a future, so that a loop may hand over its next batch (tokenized by the
+    batcher's tokenizer thread) while the model still runs the current one.
+    Every other attribute (``task``, ``model_id``, ``cache``, ...) is the wrapped processor's.
+    """
+
+    def __init__(self, processor: StagedProcessor, batcher: MicroBatcher) -> None:
+        self.processor = processor
+        self.batcher = batcher
+
+    def __getattr__(self, name: str):
+        return getattr(self.processor, name)
+
+    def submit(self, items: Sequence[Received]) -> Future:
+        """A future of one result per item, in order."""
+        return self.batcher.submit_nowait(items, bounded=False)
+
+    def process(self, items: Sequence[Received]) -> list[BaseModel]:
+        return self.submit(items).result()
 
 
 _SERVED: dict[str, "ServedTask"] = {}
@@ -96,45 +123,50 @@ class ServedTask:
         # Every answer, REST's and Kafka's, passes these on its way out.
         observers: list[ResultObserver] = [self.instruments.predictions]
         observers += drift_monitors(task, model.model_id, model_dir, settings.drift_window, role)
-        self.processor: TaskProcessor = ObservedProcessor(model, observers)
-        # Our micro-batcher, not BentoML's adaptive batching: see shared/rest_batching.py.
-        self.batcher = MicroBatcher(self.predict, settings.max_batch_size, max_queue_ms=settings.batch_max_latency_ms,
-                                    max_wait_ms=settings.batch_wait_ms)
+        self.processor: ObservedProcessor = ObservedProcessor(model, observers)
+        # Our batcher, not BentoML's adaptive batching: see shared/rest_batching.py. Its runs are cut
+        # within the model's own run bounds (SLM_ONNX_BATCH_SIZE, SLM_ONNX_BATCH_TOKENS).
+        self.batcher = MicroBatcher(self.processor.prepare, self._run, self.processor.budget,
+                                    max_queue_ms=settings.batch_max_latency_ms, max_wait_ms=settings.batch_wait_ms)
         self.loop: TaskConsumerLoop | None = None
         if kafka.bootstrap:
-            self.loop = TaskConsumerLoop(self.processor, kafka, review_input=settings.review_include_input)
+            # The loop's batches go through the same batcher: the same planner cuts runs across Kafka
+            # and REST items, and one thread runs the model, so the two paths never split the cores.
+            self.loop = TaskConsumerLoop(BatchedProcessor(self.processor, self.batcher), kafka,
+                                         review_input=settings.review_include_input)
             self.loop.start()
         _SERVED[task] = self
         logger.info('service ready task=%s model=%s kafka=%s', task, self.processor.model_id, kafka.bootstrap or "off")
 
     async def submit(self, requests: Sequence[TaskRequestV1]) -> list:
-        """Results for one REST request's items, computed with whatever other requests are queued.
+        """Results for one REST request's items, computed in runs shared with whatever else is queued.
 
         Raises:
             Overloaded: the request waited longer than ``batch_max_latency_ms`` (HTTP 503).
         """
         started = time.perf_counter()
         with tracer.start_as_current_span(f"{self.task} answer", attributes={"slm.items": len(requests)}) as span:
-            # The model runs these items in a batch shared with other requests, under a span of
-            # its own (another trace) that links to this one: the request's trace stays its own.
+            # The model runs these items in runs shared with other requests, under a span of its
+            # own (another trace) that links to this one: the request's trace stays its own.
             link = trace.Link(span.get_span_context())
-            results = await self.batcher.submit([(link, request) for request in requests])
+            results = await self.batcher.submit([Received.now(r) for r in requests], tag=link)
         waited_ms = (time.perf_counter() - started) * 1000
         self.instruments.record_latencies([waited_ms] * len(results), path="rest")
         return results
 
-    def predict(self, items: Sequence[tuple[trace.Link, TaskRequestV1]]) -> list:
-        """Results for a REST batch of (link to the request's span, request) pairs; the requests
-        are already validated by the API's pydantic model."""
+    def _run(self, prepared: Sequence[Prepared], links: Sequence[trace.Link | None]) -> list:
+        """One run the batcher planned (REST and, with Kafka on, the loop's items), under a span linked
+        to every REST request in it."""
         started = time.perf_counter()
-        links = list({link.context.span_id: link for link, _ in items}.values())
-        requests = [request for _, request in items]
-        with tracer.start_as_current_span(f"{self.task} predict", links=links,
-                                          attributes={"slm.batch_size": len(requests)}):
-            results = self.processor.process([Received.now(r) for r in requests])
-        review = sum(1 for r in results if r.review)
-        self.instruments.record_batch(polled=len(requests), results=len(results), review=review, dlq_types={},
-                                      latency_ms=(time.perf_counter() - started) * 1000, path="rest")
+        distinct = list({link.context.span_id: link for link in links if link is not None}.values())
+        with tracer.start_as_current_span(f"{self.task} predict", links=distinct,
+                                          attributes={"slm.batch_size": len(prepared)}):
+            results = self.processor.run(prepared)
+        rest = sum(link is not None for link in links)
+        if rest:
+            review = sum(1 for r, link in zip(results, links) if link is not None and r.review)
+            self.instruments.record_batch(polled=rest, results=rest, review=review, dlq_types={},
+                                          latency_ms=(time.perf_counter() - started) * 1000, path="rest")
         return results
 
     def is_ready(self) -> bool:

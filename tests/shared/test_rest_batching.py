@@ -1,143 +1,197 @@
-"""MicroBatcher: what arrives while a batch runs forms the next batch; bounds, errors, departures."""
+"""MicroBatcher: items tokenized while the model runs, runs planned by tokens across requests, oldest first;
+the queue bound, errors, departures, answers from the cache, the Kafka loop's items in the same runs."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from concurrent.futures import CancelledError
+from dataclasses import dataclass
 
 import pytest
 
 from shared.rest_batching import MicroBatcher, Overloaded
+from shared.run_planner import RunBudget
+
+WAIT = 10  # seconds before a test gives up waiting on a thread (never reached when it passes)
+
+
+@dataclass
+class Item:
+    """A prepared item: ``value`` stands for a text of ``value`` tokens."""
+
+    value: int
+    width: int
+    rows: int = 1
+    result: object = None
 
 
 class GatedModel:
-    """Doubles each item; the first call blocks until ``release`` so requests can queue behind it."""
+    """``prepare`` gives each value its own width; ``run`` doubles. The first run waits for ``gate``."""
 
-    def __init__(self, fail_on: object = None) -> None:
-        self.batches: list[list] = []
+    def __init__(self, cached: tuple = (), fail_on: object = None) -> None:
+        self.prepared: list[list] = []
+        self.runs: list[list] = []
+        self.tags: list[list] = []
         self.entered = threading.Event()
         self.gate = threading.Event()
-        self.fail_on = fail_on
+        self.cached, self.fail_on = cached, fail_on
 
-    def __call__(self, items: list) -> list:
+    def prepare(self, values: list) -> list[Item]:
+        self.prepared.append(list(values))
+        return [Item(v, width=v, result=("cached", v) if v in self.cached else None) for v in values]
+
+    def run(self, items: list[Item], tags: list) -> list:
         if not self.entered.is_set():
             self.entered.set()
-            self.gate.wait(10)
-        self.batches.append(list(items))
-        if self.fail_on in items:
+            self.gate.wait(WAIT)
+        values = [item.value for item in items]
+        self.runs.append(values)
+        self.tags.append(list(tags))
+        if self.fail_on in values:
             raise ValueError(f"cannot process {self.fail_on}")
-        return [2 * x for x in items]
+        return [2 * v for v in values]
 
 
-async def running(model: GatedModel) -> None:
-    """Until the first batch is inside the model."""
-    assert await asyncio.to_thread(model.entered.wait, 10)
+def batcher_for(model: GatedModel, budget: RunBudget = RunBudget(64, None), **options) -> MicroBatcher:
+    return MicroBatcher(model.prepare, model.run, budget, max_queue_ms=options.pop("max_queue_ms", 60_000), **options)
 
 
-async def first_batch_running(batcher: MicroBatcher, model: GatedModel) -> asyncio.Future:
-    """Submit ``[1]`` and wait until it is inside the model, so later requests queue behind it."""
-    first = asyncio.ensure_future(batcher.submit([1]))
-    await running(model)
+def first_run_blocked(batcher: MicroBatcher, model: GatedModel):
+    """Submit ``[1]`` and wait until its run is inside the model, so later requests queue behind it."""
+    first = batcher.submit_nowait([1])
+    assert model.entered.wait(WAIT)
     return first
 
 
-async def queued(batcher: MicroBatcher, n: int) -> None:
-    """Yield to the event loop until ``n`` requests wait behind the running batch."""
-    while len(batcher._queue) < n:
-        await asyncio.sleep(0)
+def tokenized_and_waiting(batcher: MicroBatcher, n: int) -> None:
+    """Until ``n`` items are tokenized and wait for the model (a condition wait, no sleeping)."""
+    with batcher._lock:
+        assert batcher._readied.wait_for(lambda: len(batcher._ready) >= n, WAIT)
 
 
-def test_requests_that_arrive_during_a_batch_run_together_in_order_and_are_never_split():
+def test_items_queued_across_requests_run_by_token_length_and_requests_complete_across_runs():
     model = GatedModel()
-    batcher = MicroBatcher(model, max_batch_size=4, max_queue_ms=60_000)
-
-    async def scenario():
-        first = await first_batch_running(batcher, model)
-        others = [asyncio.ensure_future(batcher.submit(items)) for items in ([2, 3], [4], [5, 6], [7])]
-        await queued(batcher, 4)
-        model.gate.set()
-        return await first, await asyncio.gather(*others)
-
-    first, others = asyncio.run(scenario())
+    batcher = batcher_for(model, RunBudget(max_items=4, max_tokens=100))
+    first = first_run_blocked(batcher, model)
+    requests = [batcher.submit_nowait(values) for values in ([50, 5], [6], [48, 7], [8])]
+    tokenized_and_waiting(batcher, 6)
+    # Tokenized while the model was still busy with the first run: the stages overlap.
+    assert model.runs == [] and model.prepared[0] == [1] and sum(map(len, model.prepared[1:])) == 6
+    model.gate.set()
+    assert first.result(WAIT) == [2]
+    assert [r.result(WAIT) for r in requests] == [[100, 10], [12], [96, 14], [16]]
     batcher.close()
-    assert first == [2]
-    assert others == [[4, 6], [8], [10, 12], [14]]
-    # The first request ran alone; the 4 queued behind it filled batches of at most 4 items
-    # without splitting a request: [2, 3] + [4], then [5, 6] + [7].
-    assert model.batches == [[1], [2, 3, 4], [5, 6, 7]]
-    assert (batcher.batches, batcher.items) == (3, 7)
+    # The oldest item (50) runs first, with its neighbour by length (2 x 50 tokens fill the budget);
+    # the four short ones share the next run. The first request was answered across both runs.
+    assert model.runs == [[1], [48, 50], [5, 6, 7, 8]]
+    assert (batcher.runs, batcher.items) == (3, 7)
 
 
-def test_a_request_that_waited_past_the_bound_is_refused_and_the_rest_are_served():
+def test_the_oldest_item_runs_next_even_when_newer_ones_would_pack_better():
+    model = GatedModel()
+    batcher = batcher_for(model, RunBudget(max_items=2))
+    first_run_blocked(batcher, model)
+    long_one = batcher.submit_nowait([90])
+    shorts = [batcher.submit_nowait([v]) for v in (1, 2, 3)]
+    tokenized_and_waiting(batcher, 4)
+    model.gate.set()
+    assert long_one.result(WAIT) == [180] and [s.result(WAIT) for s in shorts] == [[2], [4], [6]]
+    batcher.close()
+    assert model.runs[1] == [3, 90]  # its nearest neighbour by length joins it
+    assert model.runs[2:] == [[1, 2]]
+
+
+def test_a_request_that_waited_past_the_bound_is_refused_and_the_rest_and_unbounded_ones_are_served():
     now = [0.0]
     model = GatedModel()
-    batcher = MicroBatcher(model, max_batch_size=8, max_queue_ms=100, clock=lambda: now[0])
-
-    async def scenario():
-        first = await first_batch_running(batcher, model)
-        late = asyncio.ensure_future(batcher.submit([2]))
-        await queued(batcher, 1)
-        now[0] = 0.5  # the queued request has now waited 500 ms
-        on_time = asyncio.ensure_future(batcher.submit([3]))
-        await queued(batcher, 2)
-        model.gate.set()
-        return await asyncio.gather(first, late, on_time, return_exceptions=True)
-
-    first, late, on_time = asyncio.run(scenario())
-    batcher.close()
-    assert first == [2] and on_time == [6]
-    assert isinstance(late, Overloaded) and "waited 500 ms" in str(late)
-    assert batcher.refused == 1
-    assert [2] not in model.batches
-
-
-def test_a_failing_batch_fails_its_requests_only_and_the_batcher_goes_on():
-    model = GatedModel(fail_on=13)
-    batcher = MicroBatcher(model, max_batch_size=8, max_queue_ms=60_000)
-
-    async def scenario():
-        first = await first_batch_running(batcher, model)
-        bad = [asyncio.ensure_future(batcher.submit(items)) for items in ([13], [2])]
-        await queued(batcher, 2)
-        model.gate.set()
-        results = await asyncio.gather(first, *bad, return_exceptions=True)
-        return results, await batcher.submit([5])
-
-    (first, bad, neighbour), after = asyncio.run(scenario())
-    batcher.close()
-    assert first == [2]
-    assert isinstance(bad, ValueError) and isinstance(neighbour, ValueError)  # same batch, same error
-    assert after == [10]
-
-
-def test_a_request_whose_client_left_is_not_computed():
-    model = GatedModel()
-    batcher = MicroBatcher(model, max_batch_size=8, max_queue_ms=60_000)
-
-    async def scenario():
-        first = await first_batch_running(batcher, model)
-        gone = asyncio.ensure_future(batcher.submit([2]))
-        stays = asyncio.ensure_future(batcher.submit([3]))
-        await queued(batcher, 2)
-        gone.cancel()
-        await asyncio.sleep(0)
-        model.gate.set()
-        return await first, await stays
-
-    assert asyncio.run(scenario()) == ([2], [6])
-    batcher.close()
-    assert model.batches == [[1], [3]]
-
-
-def test_close_from_another_thread_stops_the_worker():
-    model = GatedModel()
+    batcher = batcher_for(model, max_queue_ms=100, clock=lambda: now[0])
+    first = first_run_blocked(batcher, model)
+    late = batcher.submit_nowait([2])
+    kafka = batcher.submit_nowait([4], bounded=False)  # a Kafka record waits its turn instead
+    tokenized_and_waiting(batcher, 2)
+    now[0] = 0.5  # the queued requests have now waited 500 ms
+    on_time = batcher.submit_nowait([3])
+    tokenized_and_waiting(batcher, 3)
     model.gate.set()
-    batcher = MicroBatcher(model, max_batch_size=8, max_queue_ms=60_000)
+    assert first.result(WAIT) == [2] and on_time.result(WAIT) == [6] and kafka.result(WAIT) == [8]
+    with pytest.raises(Overloaded, match="waited 500 ms"):
+        late.result(WAIT)
+    batcher.close()
+    assert batcher.refused == 1
+    assert model.runs == [[1], [3, 4]]
+
+
+def test_a_failing_run_fails_its_requests_only_and_the_batcher_goes_on():
+    model = GatedModel(fail_on=13)
+    batcher = batcher_for(model)
+    first = first_run_blocked(batcher, model)
+    bad, neighbour = batcher.submit_nowait([13]), batcher.submit_nowait([2])
+    tokenized_and_waiting(batcher, 2)
+    model.gate.set()
+    assert first.result(WAIT) == [2]
+    for same_run in (bad, neighbour):
+        with pytest.raises(ValueError, match="cannot process 13"):
+            same_run.result(WAIT)
+    assert batcher.submit_nowait([5]).result(WAIT) == [10]
+    batcher.close()
+
+
+def test_a_request_whose_caller_left_is_not_computed():
+    model = GatedModel()
+    batcher = batcher_for(model)
+    first = first_run_blocked(batcher, model)
+    gone, stays = batcher.submit_nowait([2]), batcher.submit_nowait([3])
+    tokenized_and_waiting(batcher, 2)
+    assert gone.cancel()  # what asyncio does to it when the client's task is cancelled
+    model.gate.set()
+    assert first.result(WAIT) == [2] and stays.result(WAIT) == [6]
+    with pytest.raises(CancelledError):
+        gone.result(WAIT)
+    batcher.close()
+    assert model.runs == [[1], [3]]
+
+
+def test_items_the_cache_answered_never_reach_the_model():
+    model = GatedModel(cached=(7,))
+    model.gate.set()
+    batcher = batcher_for(model)
+    assert batcher.submit_nowait([7, 3]).result(WAIT) == [("cached", 7), 6]
+    batcher.close()
+    assert model.runs == [[3]]
+
+
+def test_rest_and_kafka_items_share_runs_with_their_tags():
+    model = GatedModel()
+    batcher = batcher_for(model)
 
     async def scenario():
-        assert await batcher.submit([4]) == [8]
-        await asyncio.get_running_loop().run_in_executor(None, batcher.close)
-        with pytest.raises(asyncio.CancelledError):
-            await batcher._worker
+        first = first_run_blocked(batcher, model)
+        rest = asyncio.ensure_future(batcher.submit([4], tag="rest"))
+        kafka = await asyncio.to_thread(batcher.submit_nowait, [5, 6])  # the loop's thread, no tag
+        await asyncio.to_thread(tokenized_and_waiting, batcher, 3)
+        model.gate.set()
+        return first.result(WAIT), await rest, await asyncio.wrap_future(kafka)
 
-    asyncio.run(scenario())
+    assert asyncio.run(scenario()) == ([2], [8], [10, 12])
+    batcher.close()
+    assert sorted(model.runs[1]) == [4, 5, 6]
+    assert sorted(model.tags[1], key=str) == [None, None, "rest"]
+
+
+def test_close_fails_what_is_queued_and_refuses_more():
+    model = GatedModel()
+    batcher = batcher_for(model)
+    first = first_run_blocked(batcher, model)
+    queued = batcher.submit_nowait([2])
+    tokenized_and_waiting(batcher, 1)
+    closing = threading.Thread(target=batcher.close)
+    closing.start()
+    model.gate.set()  # the run in hand finishes
+    closing.join(WAIT)
+    assert first.result(WAIT) == [2]
+    with pytest.raises(RuntimeError, match="shutting down"):
+        queued.result(WAIT)
+    with pytest.raises(RuntimeError, match="closed"):
+        batcher.submit_nowait([3])
+    assert not any(thread.is_alive() for thread in batcher._threads)
