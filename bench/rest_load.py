@@ -33,12 +33,7 @@ async def rest_load(url: str, bodies: list[bytes], items_per_body: int, concurre
             body = bodies[i % len(bodies)]
             i += concurrency
             started = time.perf_counter()
-            try:
-                async with session.post(url, data=body, headers=HEADERS) as response:
-                    await response.read()
-                    ok = response.status == 200
-            except (aiohttp.ClientError, asyncio.TimeoutError):  # dropped by an overloaded server: an error
-                ok = False
+            ok = await _post(session, url, body)
             if ok:
                 latencies.append((time.perf_counter() - started) * 1000)
                 items += items_per_body
@@ -46,14 +41,33 @@ async def rest_load(url: str, bodies: list[bytes], items_per_body: int, concurre
                 errors += 1
 
     cpu_before = time.process_time()
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as session:
+    async with _session(concurrency) as session:
         started = time.perf_counter()
         await asyncio.gather(*(worker(session, k) for k in range(concurrency)))
         elapsed = time.perf_counter() - started
     return {"concurrency": concurrency, "items_per_s": round(items / elapsed, 1), "requests": len(latencies),
             "errors": errors, **percentiles(latencies),
             "client_cpu": round((time.process_time() - cpu_before) / elapsed, 2)}
+
+
+def _session(connections: int):
+    """An aiohttp session of at most ``connections`` connections; a request may take two minutes."""
+    import aiohttp
+
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections),
+                                 timeout=aiohttp.ClientTimeout(total=120))
+
+
+async def _post(session, url: str, body: bytes) -> bool:
+    """One request, answered 200; a dropped connection or a time-out (an overloaded server) is an error."""
+    import aiohttp
+
+    try:
+        async with session.post(url, data=body, headers=HEADERS) as response:
+            await response.read()
+            return response.status == 200
+    except (aiohttp.ClientError, asyncio.TimeoutError):
+        return False
 
 
 async def rest_paced(url: str, bodies: list[bytes], rate: float, seconds: float, max_open: int = 512) -> dict:
@@ -73,20 +87,14 @@ async def rest_paced(url: str, bodies: list[bytes], rate: float, seconds: float,
     async def one(session: aiohttp.ClientSession, k: int, due: float) -> None:
         nonlocal errors
         async with gate:
-            try:
-                async with session.post(url, data=bodies[k % len(bodies)], headers=HEADERS) as response:
-                    await response.read()
-                    ok = response.status == 200
-            except (aiohttp.ClientError, asyncio.TimeoutError):
-                ok = False
+            ok = await _post(session, url, bodies[k % len(bodies)])
         if ok:
             latencies.append((time.perf_counter() - due) * 1000)
         else:
             errors += 1
 
     cpu_before = time.process_time()
-    connector = aiohttp.TCPConnector(limit=max_open)
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as session:
+    async with _session(max_open) as session:
         started = time.perf_counter()
         tasks = []
         for k in range(total):
