@@ -19,6 +19,8 @@ __all__ = ["flamegraph_svg"]
 
 WIDTH, ROW, MIN_FRACTION = 1200, 16, 0.001
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]+ \((?P<lib>[^()]*)\)$")
+# A folder path in a frame (the process's command line): the graph names the program, not where it was installed.
+_FOLDERS = re.compile(r"(?<![\w.:/])/(?:[\w.+-]+/)+(?=[\w.+-])")
 _PALETTE = ["#e8a33d", "#7fb3d5", "#c39bd3", "#82c785", "#f1948a", "#f7dc6f", "#85c1e9"]
 _COLOURS = {category: _PALETTE[k % len(_PALETTE)] for k, category in enumerate(CATEGORIES)}
 
@@ -29,7 +31,7 @@ def _tidy(frames: list[str]) -> list[str]:
         if frame.startswith("thread ("):
             continue
         match = _ADDRESS.match(frame)
-        out.append(f"[{match['lib']}]" if match else frame)
+        out.append(f"[{match['lib']}]" if match else _FOLDERS.sub("", frame))
     return out
 
 

@@ -110,3 +110,11 @@ def test_each_threads_cpu_is_split_by_its_own_samples():
     rows = {where: ms for where, _, _, ms in Profile(stacks, 100, 1, CpuWindow({1: 0.01, 2: 1.0})).rows()}
     assert rows["ONNX Runtime"] == pytest.approx(10.0)
     assert rows[HTTP] == pytest.approx(1000.0)
+
+
+def test_flamegraph_names_programs_not_the_folders_they_were_installed_in():
+    stacks = [(['process 7:"/work/main/.venv/bin/python /work/main/.venv/bin/bentoml serve svc"',
+                "predict (shared/serving.py:10)"], 3)]
+    svg = flamegraph_svg(stacks, "sentiment: REST")
+    assert "/work/" not in svg and "python bentoml serve svc" in svg
+    assert "predict (shared/serving.py:10)" in svg and 'xmlns="http://www.w3.org/2000/svg"' in svg
