@@ -113,8 +113,8 @@ def test_each_threads_cpu_is_split_by_its_own_samples():
 
 
 def test_flamegraph_names_programs_not_the_folders_they_were_installed_in():
-    stacks = [(['process 7:"/work/main/.venv/bin/python /work/main/.venv/bin/bentoml serve svc"',
+    stacks = [(['process 7:"/opt/app/.venv/bin/python /opt/app/.venv/bin/bentoml serve svc"',
                 "predict (shared/serving.py:10)"], 3)]
     svg = flamegraph_svg(stacks, "sentiment: REST")
-    assert "/work/" not in svg and "python bentoml serve svc" in svg
+    assert "/opt/" not in svg and "python bentoml serve svc" in svg
     assert "predict (shared/serving.py:10)" in svg and 'xmlns="http://www.w3.org/2000/svg"' in svg
