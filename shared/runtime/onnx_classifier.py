@@ -17,7 +17,7 @@ import numpy as np
 from shared.run_planner import length_runs
 from shared.runtime.model_folder import ONNX_FILE, ModelInfo, read_model_info
 
-__all__ = ["OnnxTextClassifier", "Prediction", "length_runs", "softmax", "start_session"]
+__all__ = ["OnnxTextClassifier", "Prediction", "softmax", "start_session"]
 
 logger = logging.getLogger(__name__)
 
