@@ -19,6 +19,8 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+import re
+import socket
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -30,8 +32,8 @@ from shared.ray_settings import ReplicaSettings
 from shared.settings_env import child_environment, env_names, updated
 
 __all__ = ["ImageSettings", "REPO_ROOT", "SETTINGS_CLASSES", "ServiceSettings", "ServingSettings", "WorkspaceSettings",
-           "default_model_dir", "invalid_setting", "known_setting_names", "service_import", "unknown_settings",
-           "warn_unknown_settings"]
+           "default_model_dir", "invalid_setting", "known_setting_names", "local_instance_id", "service_import",
+           "unknown_settings", "warn_unknown_settings"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +54,14 @@ class WorkspaceSettings(BaseSettings):
 
     models_dir: Path = REPO_ROOT / "models"
     cache_dir: Path = REPO_ROOT / ".cache"
+
+
+def local_instance_id(host: str, port: int, hostname: str | None = None) -> str:
+    """A static group member id for a server listening on ``host:port`` of this machine: unique among
+    the servers running on it (two cannot listen on one address) and the same when the server is
+    restarted on that address. Characters a member id may not hold become ``_``."""
+    name = f"{hostname or socket.gethostname()}-{host}-{port}"
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:249]
 
 
 def default_model_dir(task: str, workspace: WorkspaceSettings | None = None) -> Path:
@@ -222,6 +232,15 @@ class ServingSettings(BaseModel):
         """A validated copy with ``service`` and ``kafka`` values changed."""
         return ServingSettings(service=updated(self.service, **(service or {})),
                                kafka=updated(self.kafka, **(kafka or {})))
+
+    def for_local_server(self, host: str, port: int) -> ServingSettings:
+        """The settings of a server started on this host (``slm serve``): with Kafka on and no
+        ``group_instance_id`` set, :func:`local_instance_id` of its address, so that a restart after a
+        crash is a static member that takes its partitions back at once. The chart's pod name, or any
+        id set, is kept."""
+        if not self.kafka.bootstrap or self.kafka.group_instance_id:
+            return self
+        return self.replace(kafka={"group_instance_id": local_instance_id(host, port)})
 
     def for_replica(self, replica_id: str) -> ServingSettings:
         """One Ray replica's settings: a static group member id (the pod name) gets the replica's id

@@ -60,7 +60,9 @@ def serve(task: str, port: int, host: str, model_dir: Path | None, bootstrap: st
         from shared.kafka.preflight import check_credentials
 
         check_credentials(settings.kafka)  # a refused password or certificate: one line, exit 2
-    settings = settings.replace(service={"model_dir": model_dir})
+    # A default static member id (host and port) unless one is set: a restart after kill -9 takes its
+    # partitions back at once instead of waiting out its predecessor's session.
+    settings = settings.replace(service={"model_dir": model_dir}).for_local_server(host, port)
     ray_options = {"num_replicas": replicas, "min_replicas": min_replicas, "max_replicas": max_replicas,
                    "cpus_per_replica": cpus_per_replica}
     if any(v is not None for v in ray_options.values()):

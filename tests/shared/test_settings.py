@@ -93,3 +93,22 @@ def test_a_client_certificate_needs_its_key_and_oauthbearer_its_token_file(tmp_p
     assert provider.token() == "eyJhbGciOi.first"
     token.write_text("eyJhbGciOi.renewed")  # read again for every new connection
     assert provider.token() == "eyJhbGciOi.renewed"
+
+
+def test_a_local_server_is_a_static_member_named_by_its_host_and_address():
+    from shared.settings import ServingSettings, local_instance_id
+
+    settings = ServingSettings.from_env(kafka={"bootstrap": "127.0.0.1:9092"}).for_local_server("127.0.0.1", 3000)
+    member = settings.kafka.group_instance_id
+    assert member == local_instance_id("127.0.0.1", 3000)
+    assert member != local_instance_id("127.0.0.1", 3001)  # another server on this host
+    assert KafkaSettings(group_instance_id=member).group_options()["group_instance_id"] == member
+    assert local_instance_id("::1", 3000, hostname="node 1") == "node_1-__1-3000"  # what a member id may hold
+
+
+def test_an_instance_id_given_and_a_server_without_kafka_are_left_as_they_are():
+    from shared.settings import ServingSettings
+
+    given = ServingSettings.from_env(kafka={"bootstrap": "b:9092", "group_instance_id": "pod-0"})
+    assert given.for_local_server("0.0.0.0", 3000).kafka.group_instance_id == "pod-0"
+    assert ServingSettings.from_env().for_local_server("0.0.0.0", 3000).kafka.group_instance_id is None

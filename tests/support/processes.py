@@ -26,8 +26,9 @@ def wait_for(condition, timeout: float, interval: float = 0.2, what: str = "cond
 class ServiceProcess(service_process.ServiceProcess):
     """``slm serve <task>`` in a child process with its own log file and telemetry off."""
 
-    def __init__(self, task: str, model_dir: Path, log_path: Path, env: dict[str, str] | None = None) -> None:
-        super().__init__(task, model_dir, log_path, env={"OTEL_SDK_DISABLED": "true", **(env or {})})
+    def __init__(self, task: str, model_dir: Path, log_path: Path, env: dict[str, str] | None = None,
+                 port: int | None = None) -> None:
+        super().__init__(task, model_dir, log_path, port=port, env={"OTEL_SDK_DISABLED": "true", **(env or {})})
 
     def ready(self) -> bool:
         try:
