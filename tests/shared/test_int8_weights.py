@@ -1,0 +1,135 @@
+"""Unsigned int8 weights: the same products on a CPU without VNNI (emulated) as computed exactly.
+
+The emulator is Debian's ``qemu-user`` (``make test`` installs it): ``-cpu Haswell`` has AVX2 and no
+AVX-512 or VNNI, so ONNX Runtime picks the kernels such a machine would run.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shared.runtime.int8_weights import signed_weight_nodes, unsign_int8_weights
+from shared.task_kinds import TASKS
+from tests.support.processes import REPO_ROOT
+
+K, N = 64, 4
+ACTIVATION_SCALE, WEIGHT_SCALE = 0.02, 0.01
+RUN_GRAPH = """
+import json, sys
+import numpy as np, onnxruntime as ort
+x = np.array(json.loads(sys.argv[2]), dtype=np.float32)
+session = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+print(json.dumps(session.run(None, {"x": x})[0].tolist()))
+"""
+
+
+def _weights() -> np.ndarray:
+    # Neighbouring products of 255 x 127 add up past what a signed 16-bit lane holds (32,767).
+    w = np.full((K, N), 127, dtype=np.int8)
+    w[:, 1] = -127
+    w[::3, 2] = 5
+    w[:, 3] = np.arange(K) % 50 - 25
+    return w
+
+
+def _qdq_matmul(path: Path) -> Path:
+    """x (float) -> quantize to uint8 -> dequantize -> MatMul by dequantized per-column int8 weights."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    initializers = [numpy_helper.from_array(_weights(), "w"),
+                    numpy_helper.from_array(np.full(N, WEIGHT_SCALE, np.float32), "w_scale"),
+                    numpy_helper.from_array(np.zeros(N, np.int8), "w_zero"),
+                    numpy_helper.from_array(np.array(ACTIVATION_SCALE, np.float32), "x_scale"),
+                    numpy_helper.from_array(np.array(0, np.uint8), "x_zero")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zero"], ["x_q"]),
+             helper.make_node("DequantizeLinear", ["x_q", "x_scale", "x_zero"], ["x_dq"]),
+             helper.make_node("DequantizeLinear", ["w", "w_scale", "w_zero"], ["w_dq"], axis=1, name="weight"),
+             helper.make_node("MatMul", ["x_dq", "w_dq"], ["y"])]
+    graph = helper.make_graph(nodes, "qdq_matmul", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["m", K])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["m", N])], initializers)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)]), str(path))
+    return path
+
+
+def _inputs() -> np.ndarray:
+    x = np.full((3, K), 5.1, dtype=np.float32)  # quantizes to 255
+    x[1] *= 0.5
+    x[2, ::2] = 0
+    return x
+
+
+def _exact(x: np.ndarray) -> np.ndarray:
+    quantized = np.clip(np.round(x / ACTIVATION_SCALE), 0, 255)
+    return quantized @ _weights().astype(np.float64) * ACTIVATION_SCALE * WEIGHT_SCALE
+
+
+def _run(graph: Path, x: np.ndarray, emulated_cpu: str | None = None) -> np.ndarray:
+    command = [sys.executable, "-c", RUN_GRAPH, str(graph), json.dumps(x.tolist())]
+    if emulated_cpu:
+        command = [shutil.which("qemu-x86_64"), "-cpu", emulated_cpu, *command]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+    return np.array(json.loads(done.stdout))
+
+
+def test_unsigning_keeps_every_dequantized_weight_and_leaves_no_signed_one(tmp_path):
+    import onnx
+    from onnx.reference import ReferenceEvaluator
+
+    signed = _qdq_matmul(tmp_path / "signed.onnx")
+    unsigned = tmp_path / "unsigned.onnx"
+
+    assert signed_weight_nodes(signed) == ["weight"]
+    assert unsign_int8_weights(signed, unsigned) == 1
+    assert signed_weight_nodes(unsigned) == []
+    weights = {init.name: init for init in onnx.load(str(unsigned)).graph.initializer}
+    assert weights["w"].data_type == weights["w_zero"].data_type == onnx.TensorProto.UINT8
+    # The ONNX reference evaluator (no CPU kernels involved): the same products, bit for bit.
+    x = _inputs()
+    before = ReferenceEvaluator(str(signed)).run(None, {"x": x})[0]
+    after = ReferenceEvaluator(str(unsigned)).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(before, after)
+
+
+def test_a_weight_without_zero_point_gets_one_shaped_as_its_scale(tmp_path):
+    import onnx
+    from onnx.reference import ReferenceEvaluator
+
+    signed = _qdq_matmul(tmp_path / "signed.onnx")
+    model = onnx.load(str(signed))
+    weight_node = next(node for node in model.graph.node if node.name == "weight")
+    del weight_node.input[2]
+    onnx.save(model, str(signed))
+
+    unsign_int8_weights(signed, tmp_path / "unsigned.onnx")
+
+    x = _inputs()
+    np.testing.assert_array_equal(ReferenceEvaluator(str(signed)).run(None, {"x": x})[0],
+                                  ReferenceEvaluator(str(tmp_path / "unsigned.onnx")).run(None, {"x": x})[0])
+
+
+@pytest.mark.skipif(shutil.which("qemu-x86_64") is None,
+                    reason="qemu-x86_64 (Debian qemu-user) is not installed; `make test` installs it")
+def test_unsigned_weights_compute_exactly_on_a_cpu_without_vnni(tmp_path):
+    signed = _qdq_matmul(tmp_path / "signed.onnx")
+    unsigned = tmp_path / "unsigned.onnx"
+    unsign_int8_weights(signed, unsigned)
+    x = _inputs()
+    exact = _exact(x)
+
+    # The signed graph on AVX2: ONNX Runtime's u8s8 kernel saturates (what the release models suffered).
+    assert not np.allclose(_run(signed, x, emulated_cpu="Haswell"), exact, rtol=1e-4)
+    np.testing.assert_allclose(_run(unsigned, x, emulated_cpu="Haswell"), exact, rtol=1e-5)
+    np.testing.assert_allclose(_run(unsigned, x), exact, rtol=1e-5)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_release_graphs_have_no_signed_int8_weights(task):
+    assert signed_weight_nodes(REPO_ROOT / "models" / task / "model.onnx") == []
