@@ -2,7 +2,7 @@
 
 Training writes it from its test file once the folder is built (:func:`pipelines.recipe.train_model`);
 ``slm drift reference`` writes it for a folder trained before drift references existed (the shipped
-models) and rewrites the manifest (:mod:`pipelines.drift_refresh`). The file's rows become requests as
+models) and rewrites the manifest (:mod:`pipelines.reference_refresh`). The file's rows become requests as
 the service receives them, the service's processor answers them, and the answers are binned as the
 service's monitor bins its window: the reference and the window measure the same thing by the same code.
 """

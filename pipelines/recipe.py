@@ -37,6 +37,7 @@ from pipelines.common.training import TrainedModel
 from pipelines.tasks import TaskDataset
 from shared.errors import DataError
 from shared.runtime import ModelInfo, read_model_info, write_model_info
+from shared.runtime.reference_answers import runtime_facts
 from shared.task_kinds import TaskKind
 
 __all__ = ["KindRecipe", "TrainedFolder", "TrainingData", "evaluate_model", "read_training_data", "train_model"]
@@ -214,6 +215,8 @@ def train_model(recipe: KindRecipe, task: str, train_file: Path | Sequence[Path]
         dev_fp32 = _choose_served_graph(recipe, build_dir, info, data, args)
         metrics = _score(recipe, build_dir, info, data, args, dev_fp32)
         info.metrics = metrics.to_dict()
+        # The int8 kernels ONNX Runtime picked for these figures depend on both.
+        info.training["measured_with"] = runtime_facts()
         write_card(build_dir / "card", title=f"{info.name} {info.version} ({info.precision})",
                    metrics=metrics.headline.to_dict(),
                    details={"model": info.model_id, "precision": info.precision, "labels": info.labels,
@@ -223,8 +226,12 @@ def train_model(recipe: KindRecipe, task: str, train_file: Path | Sequence[Path]
         if eval_file is not None:
             from pipelines.drift_reference import write_drift_reference
 
+            from pipelines.reference_answers import write_reference_answers
+
             # The served model's answers on its test split, binned: what the services' drift gauge compares with.
             write_drift_reference(build_dir, recipe, eval_file, limit=args.max_test_examples, seed=args.seed)
+            # A sample of them as they are, with this machine's CPU: what another node checks itself against.
+            write_reference_answers(build_dir, recipe, eval_file, seed=args.seed)
             write_model_info(build_dir, info)
     return TrainedFolder(info, metrics)
 

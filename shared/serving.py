@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from shared.rest_batching import MicroBatcher
 from shared.drift import drift_monitors
+from shared.reference_check import check_reference_at_start
 from shared.kafka import TaskConsumerLoop
 from shared.schemas import TaskRequestV1
 from shared.observed import ObservedProcessor, ResultObserver
@@ -117,6 +118,7 @@ class ServedTask:
                                max_batch_size=settings.onnx_batch_size,
                                max_batch_tokens=settings.onnx_batch_tokens or None,
                                review_threshold=settings.review_threshold, cache_size=settings.cache_size)
+        check_reference_at_start(model, model_dir, settings.reference_check)
         role = role_of(kafka.shadow)
         self.instruments = TaskInstruments(task, model.model_id, role=role)
         model.cache.attributes["role"] = role

@@ -23,6 +23,7 @@ import re
 import socket
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -132,6 +133,11 @@ class ServiceSettings(BaseSettings):
             the API's documentation.
         drift_window (`int`, defaults to `1000`): answers in the sliding window whose drift from the
             model's held-out answers the gauge ``slm.drift.psi`` reports (:mod:`shared.drift`).
+        reference_check (`str`, defaults to `"warn"`): at start the model answers the requests of its
+            folder's ``reference_answers.json`` and compares them with the stored answers
+            (:mod:`shared.runtime.reference_answers`): ``warn`` logs a warning when they differ,
+            ``refuse`` stops the service instead (a node that would not answer as the card says
+            never serves), ``off`` skips the check.
     """
 
     model_config = SettingsConfigDict(env_prefix="SLM_", frozen=True, extra="ignore")
@@ -153,6 +159,7 @@ class ServiceSettings(BaseSettings):
     api_keys_file: Path | None = None
     open_paths: tuple[str, ...] = ("/healthz", "/livez", "/readyz", "/metrics", "/", "/docs.json")
     drift_window: int = Field(default=1000, ge=1, le=1_000_000)
+    reference_check: Literal["warn", "refuse", "off"] = "warn"
 
 
 #: Every settings class of the product: together they define every ``SLM_*`` name it reads (the developer

@@ -166,7 +166,7 @@ def drift_reference(task: str, model_dir: Path | None, data_file: Path | None) -
 
     For a folder trained before training wrote one (training does, from its test file).
     """
-    from pipelines.drift_refresh import refresh_drift_reference
+    from pipelines.reference_refresh import refresh_drift_reference
     from pipelines.tasks import dataset_for
     from shared.drift import REFERENCE_FILE
     from shared.settings import default_model_dir

@@ -66,11 +66,16 @@ def models() -> None:
 
 @models.command("verify")
 @click.argument("folders", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--scores", is_flag=True,
+              help="Also load each model and answer its reference requests: the same answers as stored?")
 @clean_errors
-def models_verify(folders: tuple[Path, ...]) -> None:
+def models_verify(folders: tuple[Path, ...], scores: bool) -> None:
     """Check FOLDERS (default: models/<task> of each task) against their manifests, loading nothing.
 
-    One line per folder, one per problem; exit 1 when any folder fails.
+    With --scores, each intact folder's model also answers the requests stored in its
+    reference_answers.json, and the answers are compared with the stored ones: a machine whose
+    CPU or ONNX Runtime gives other answers than the card's fails here. One line per folder, one
+    per problem; exit 1 when any folder fails.
     """
     folders = folders or tuple(installed_folders())
     if not folders:
@@ -78,14 +83,52 @@ def models_verify(folders: tuple[Path, ...]) -> None:
     failed = 0
     for folder in folders:
         report = check_folder(folder)
-        if report.ok:
-            click.echo(f"ok    {folder} ({report.info.model_id}, {len(report.info.files)} files)")
+        if not report.ok:
+            failed += 1
+            for problem in report.problems:
+                click.echo(f"FAIL  {problem}")
             continue
-        failed += 1
-        for problem in report.problems:
-            click.echo(f"FAIL  {problem}")
+        click.echo(f"ok    {folder} ({report.info.model_id}, {len(report.info.files)} files)")
+        if scores:
+            line, ok = _check_scores(folder, report.info)
+            click.echo(f"{'ok' if ok else 'FAIL':<6}{folder}: {line}")
+            failed += not ok
     if failed:
         sys.exit(1)
+
+
+def _check_scores(folder: Path, info: ModelInfo) -> tuple[str, bool]:
+    from shared.reference_check import check_reference_answers
+    from shared.runtime.reference_answers import REFERENCE_ANSWERS_FILE, read_reference_answers
+    from shared.task_kinds import load_processor
+
+    reference = read_reference_answers(folder)
+    if reference is None:
+        return f"no {REFERENCE_ANSWERS_FILE} (`slm models reference {folder}` writes one)", False
+    check = check_reference_answers(load_processor(info.task, folder, cache_size=0), reference)
+    return check.summary(), check.ok
+
+
+@models.command("reference")
+@click.argument("folder", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--data", "data_file", type=click.Path(path_type=Path, exists=True), default=None,
+              help="Labelled held-out file (default: the folder's task's test split).")
+@clean_errors
+def models_reference(folder: Path, data_file: Path | None) -> None:
+    """Write FOLDER's reference answers on this machine, and rewrite its manifest.
+
+    For a folder trained before training wrote them (training does, from its test file): run it
+    where the card's figures were measured, since every other node is compared with this one.
+    """
+    from pipelines.reference_refresh import refresh_reference_answers
+    from pipelines.tasks import dataset_for
+    from shared.runtime.reference_answers import REFERENCE_ANSWERS_FILE
+
+    data_file = data_file or dataset_for(read_model_info(folder).task).test_file
+    reference = refresh_reference_answers(folder, data_file)
+    facts = reference["measured_with"]
+    click.echo(f"{folder / REFERENCE_ANSWERS_FILE}: {len(reference['items'])} answers of {reference['model']} on "
+               f"{data_file}, ONNX Runtime {facts['onnxruntime']} on {facts['cpu']}; manifest rewritten")
 
 
 @models.command("list")
