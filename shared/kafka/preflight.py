@@ -20,6 +20,8 @@ from shared.kafka.settings import KafkaSettings
 
 __all__ = ["check_credentials", "diagnose"]
 
+logger = logging.getLogger(__name__)
+
 _MANAGER_LOGGER: Final = "kafka.net.manager"
 _UNREACHABLE: Final = ("econnrefused", "connection refused", "ehostunreach", "enetunreach", "name or service not known")
 
@@ -62,7 +64,7 @@ class _Attempts(logging.Handler):
             self.decided.set()  # an outage, not a configuration error: the loop waits for the broker
 
 
-def check_credentials(settings: KafkaSettings, timeout_s: float = 20.0) -> None:
+def check_credentials(settings: KafkaSettings, timeout_s: float = 60.0) -> None:
     """Bootstrap one client with *settings*; raise :class:`ConfigError` (one line) when the broker
     refuses its credentials or its certificate is not trusted. Returns once the client has
     connected, the broker could not be reached (not a configuration error), or *timeout_s* passed.
@@ -106,7 +108,11 @@ def check_credentials(settings: KafkaSettings, timeout_s: float = 20.0) -> None:
     # The client's own retries run out later than we wait; the daemon thread then ends by itself.
     client = threading.Thread(target=bootstrap, name="kafka-preflight", daemon=True)
     client.start()
-    attempts.decided.wait(timeout_s)
+    # Long enough for a TLS and SCRAM handshake with a broker on a loaded machine: given up early,
+    # a refused password would start a service that retries for ever.
+    if not attempts.decided.wait(timeout_s):
+        logger.warning("Kafka credentials not confirmed: %s neither accepted nor refused a client within %.0f s; "
+                       "starting, and the consumer loop keeps trying", settings.bootstrap, timeout_s)
     if not attempts.error:
         restore()
         return

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from shared.runtime.manifest import ModelIntegrityError
-from tests.support.processes import REPO_ROOT, free_port
+from tests.support.processes import REPO_ROOT, free_port, run_to_exit
 
 pytestmark = pytest.mark.slow
 SLM = str(Path(sys.executable).with_name("slm"))
@@ -31,8 +31,8 @@ def changed_model(quick_model_dir, tmp_path) -> tuple[Path, Path]:
 
 def test_slm_serve_refuses_a_changed_model_in_one_line(changed_model):
     model, graph = changed_model
-    result = subprocess.run([SLM, "serve", "sentiment", "--model", str(model), "--port", str(free_port())],
-                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    result = run_to_exit([SLM, "serve", "sentiment", "--model", str(model), "--port", str(free_port())], 120,
+                         cwd=REPO_ROOT)
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: model folder refused: {graph}: content differs from the manifest (SHA-256 mismatch)"
 

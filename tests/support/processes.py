@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from devtools import service_process
@@ -10,7 +14,9 @@ from devtools.host_tools import free_port
 from devtools.service_process import ServiceExited
 from shared.settings import REPO_ROOT
 
-__all__ = ["REPO_ROOT", "ServiceProcess", "free_port", "wait_for"]
+REAPER = Path(__file__).with_name("reaper.py")
+
+__all__ = ["REPO_ROOT", "ServiceProcess", "ended", "free_port", "run_to_exit", "wait_for"]
 
 
 def wait_for(condition, timeout: float, interval: float = 0.2, what: str = "condition") -> None:
@@ -45,3 +51,40 @@ class ServiceProcess(service_process.ServiceProcess):
         code = self.stop(timeout)
         assert not self.outlived, f"worker processes outlived the server: {self.outlived}"
         return code
+
+
+def ended(pid: int) -> bool:
+    """Whether process ``pid`` has ended (a zombie that a parent elsewhere has yet to reap counts)."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def run_to_exit(command: Sequence[str], timeout: float, **popen) -> subprocess.CompletedProcess:
+    """``subprocess.run(command, capture_output=True, text=True, timeout=timeout)`` for a command that
+    may start workers in sessions of their own (``slm serve``): run under :mod:`tests.support.reaper`,
+    every process it started ends with it, also when it runs past ``timeout``, so none outlives the
+    test or holds its output open.
+
+    Raises:
+        subprocess.TimeoutExpired: it ran past ``timeout`` (it and its workers are killed first).
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([sys.executable, str(REAPER), *command], stdout=out, stderr=err,
+                                stdin=subprocess.DEVNULL, **popen)
+        try:
+            proc.wait(timeout)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            proc.terminate()  # the reaper kills the command, then whatever it left
+            proc.wait(60)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+    if timed_out:
+        raise subprocess.TimeoutExpired(proc.args, timeout, stdout, stderr)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)

@@ -17,7 +17,7 @@ from devtools.local_kafka.security import SecurityFiles, client_settings
 from shared.kafka import TaskConsumerLoop, TaskTopics
 from shared.kafka.settings import KafkaSettings
 from tests.support.fakes import FakeProcessor
-from tests.support.processes import REPO_ROOT, free_port, wait_for
+from tests.support.processes import REPO_ROOT, free_port, run_to_exit, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -73,9 +73,8 @@ def _serve(quick_model_dir: Path, env: dict[str, str]) -> subprocess.CompletedPr
     slm = Path(sys.executable).with_name("slm")
     clean = {k: v for k, v in __import__("os").environ.items() if not k.startswith("SLM_KAFKA_")}
     try:
-        return subprocess.run([str(slm), "serve", "sentiment", "--model", str(quick_model_dir), "--port",
-                               str(free_port())], cwd=REPO_ROOT, env={**clean, **env, "OTEL_SDK_DISABLED": "true"},
-                              capture_output=True, text=True, timeout=120)
+        return run_to_exit([str(slm), "serve", "sentiment", "--model", str(quick_model_dir), "--port",
+                            str(free_port())], 120, cwd=REPO_ROOT, env={**clean, **env, "OTEL_SDK_DISABLED": "true"})
     except subprocess.TimeoutExpired as exc:  # it started serving: the refusal was missed
         pytest.fail(f"slm serve started instead of refusing; stderr:\n{(exc.stderr or b'')[-3000:]!r}")
 
