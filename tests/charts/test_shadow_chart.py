@@ -76,6 +76,39 @@ def test_the_shadow_deployment_reads_in_its_own_group_and_is_outside_the_service
     assert _selects(named(docs, "NetworkPolicy", SHADOW)["spec"]["podSelector"]["matchLabels"], shadow_pods)
 
 
+def _ray_pod_templates(ray_service: dict) -> list[dict]:
+    cluster = ray_service["spec"]["rayClusterConfig"]
+    return [cluster["headGroupSpec"]["template"], *(group["template"] for group in cluster["workerGroupSpecs"])]
+
+
+@needs_k8s_schemas
+def test_in_ray_mode_the_shadow_is_the_same_deployment_beside_the_ray_service(helm_env, charts_dir):
+    values = {**_values(shadow={"enabled": True, "model": {"image": {"tag": "2026.12.01"}}},
+                        networkPolicy={"enabled": True}, metrics={"serviceMonitor": {"enabled": True}}),
+              "sentiment.mode": "ray"}
+    docs = render(helm_env, charts_dir, *set_args(values))
+    assert_valid_and_hardened(docs)
+    (ray_service,) = [d for d in by_kind(docs, "RayService") if d["metadata"]["name"] == PRIMARY]
+    # The primary is the RayService: sentiment's only Deployment is the shadow's.
+    (shadow,) = [d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].startswith(PRIMARY)]
+    assert shadow["metadata"]["name"] == SHADOW
+    container = shadow["spec"]["template"]["spec"]["containers"][0]
+    env = _env(container)
+    assert env["SLM_KAFKA_SHADOW"] == "true" and env["SLM_KAFKA_GROUP_ID"] == "slm-sentiment-shadow"
+    assert container["image"].endswith("slm-sentiment:2026.12.01")
+    assert container["args"][0] == "sentiment" and "--replicas" not in container["args"]  # one process per pod
+    shadow_pods = shadow["spec"]["template"]["metadata"]["labels"]
+    for template in _ray_pod_templates(ray_service):
+        ray_pods = template["metadata"]["labels"]
+        assert not _selects(shadow["spec"]["selector"]["matchLabels"], ray_pods)
+        assert not _selects(named(docs, "NetworkPolicy", PRIMARY)["spec"]["podSelector"]["matchLabels"], shadow_pods)
+        # The Serve application's image stays the primary's.
+        assert all(c["image"].endswith("slm-sentiment:2026.11.26") for c in template["spec"]["containers"])
+    assert _selects(named(docs, "NetworkPolicy", SHADOW)["spec"]["podSelector"]["matchLabels"], shadow_pods)
+    assert _selects(named(docs, "Service", f"{SHADOW}-metrics")["spec"]["selector"], shadow_pods)
+    assert SHADOW in {d["metadata"]["name"] for d in by_kind(docs, "ServiceMonitor")}
+
+
 @needs_k8s_schemas
 def test_the_shadow_with_keda_strimzi_and_a_model_from_an_init_container(helm_env, charts_dir):
     values = _values(keda={"enabled": True},
@@ -111,8 +144,6 @@ def test_promotion_is_a_values_change(helm_env, charts_dir):
 
 
 @pytest.mark.parametrize(("values", "message"), [
-    ({"sentiment.shadow": {"enabled": True, "model": {"image": {"tag": "v2"}}}, "global.slm.kafka": KAFKA},
-     "sentiment: shadow.enabled is not supported yet with mode=ray"),
     ({**_values(), "global.slm.kafka": {"bootstrap": ""}, "sentiment.shadow": {"enabled": True, "model": {"dir": "/m"}}},
      "sentiment: shadow.enabled needs global.slm.kafka.bootstrap"),
     ({**_values(), "sentiment.shadow": {"enabled": True}}, "sentiment: shadow.model names no second model version"),

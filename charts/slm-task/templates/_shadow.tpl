@@ -1,5 +1,7 @@
 {{/*
-The shadow: a second model version of the task beside the primary (shadow.enabled, mode: deployment).
+The shadow: a second model version of the task beside the primary (shadow.enabled), in either mode:
+beside a RayService too, the shadow is a Deployment of its own (it serves no REST, so it needs no Serve
+application, and one pod in a group of its own measures the second version as well as replicas would).
 Its Deployment reads the same <task>.requests in a group of its own and publishes to
 <task>.shadow.results only (SLM_KAFKA_SHADOW); its pods carry app.kubernetes.io/name <name>-shadow,
 so neither the task's Service, PodDisruptionBudget and NetworkPolicy nor the primary Deployment's
@@ -35,9 +37,6 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $messages := list -}}
 {{- $shadow := .Values.shadow -}}
 {{- if $shadow.enabled -}}
-{{- if ne .Values.mode "deployment" -}}
-{{- $messages = append $messages (printf "%s: shadow.enabled is not supported yet with mode=%s: the shadow runs as a Deployment of its own; set mode=deployment" .Values.task .Values.mode) -}}
-{{- end -}}
 {{- if not .Values.global.slm.kafka.bootstrap -}}
 {{- $messages = append $messages (printf "%s: shadow.enabled needs global.slm.kafka.bootstrap: a shadow answers Kafka requests only (it refuses REST)" .Values.task) -}}
 {{- end -}}
