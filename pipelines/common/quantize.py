@@ -18,8 +18,8 @@ The ladder, each rung measured by its agreement with the fp32 graph on the dev i
 4. **fp32**: the exported graph itself. The model is saved and served either way; a training
    asked for ``--require-int8`` stops instead.
 
-Every int8 rung stores its weights unsigned (:mod:`shared.runtime.int8_weights`): the same answers
-on every x86 CPU, VNNI or not, and the same products as the signed weights the quantizer writes.
+Every int8 rung keeps the signed weights the quantizer writes; a CPU whose int8 kernels would
+saturate on them gets them unsigned at load (:mod:`shared.runtime.int8_weights`): the same answers.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ from pathlib import Path
 import numpy as np
 
 from shared.errors import ModelError
-from shared.runtime.int8_weights import unsign_int8_weights
 
 __all__ = ["CalibrationFeeds", "ServedGraph", "choose_served_graph", "prepare_for_quantization", "quantize_dynamic_int8",
            "quantize_static_int8", "sensitive_matmuls"]
@@ -115,7 +114,6 @@ def quantize_static_int8(fp32_path: Path, out_path: Path, calibration: Sequence[
                     weight_type=QuantType.QInt8, extra_options=STATIC_OPTIONS)
     if fp32_layers:  # named for the training record; they compute with float inputs, not fp32 weights
         _unquantize_inputs(out_path, set(fp32_layers))
-    unsign_int8_weights(out_path)
     return out_path
 
 
@@ -170,7 +168,6 @@ def quantize_dynamic_int8(fp32_path: Path, out_path: Path) -> Path:
         quantizer.quantize(quantization_config=config, save_dir=Path(tmp) / "int8")
         (quantized,) = (Path(tmp) / "int8").glob("*.onnx")
         shutil.copyfile(quantized, out_path)
-    unsign_int8_weights(out_path)
     return out_path
 
 

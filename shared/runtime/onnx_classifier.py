@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from shared.run_planner import length_runs
+from shared.runtime.int8_weights import session_graph
 from shared.runtime.model_folder import ONNX_FILE, ModelInfo, read_model_info
 
 __all__ = ["OnnxTextClassifier", "Prediction", "softmax", "start_session"]
@@ -58,7 +59,8 @@ def start_session(onnx_path: Path, intra_op_threads: int = 0, spinning: bool = F
     # with the HTTP event loop, the tokenizer thread and the Kafka threads, which a spinning pool
     # starves. Measured on 2 cores in docs/performance.md, "Batching and threads".
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-    return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    # Signed int8 weights where this CPU multiplies them exactly, else unsigned: the same answers (int8_weights).
+    return ort.InferenceSession(session_graph(Path(onnx_path)), options, providers=["CPUExecutionProvider"])
 
 
 class OnnxTextClassifier:

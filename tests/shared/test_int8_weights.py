@@ -1,4 +1,4 @@
-"""Unsigned int8 weights: the same products on a CPU without VNNI (emulated) as computed exactly.
+"""Int8 weights: exact products on a CPU without VNNI (emulated) as on one with it.
 
 The emulator is Debian's ``qemu-user`` (``make test`` installs it): ``-cpu Haswell`` has AVX2 and no
 AVX-512 or VNNI, so ONNX Runtime picks the kernels such a machine would run.
@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 from shared.runtime.int8_weights import signed_weight_nodes, unsign_int8_weights
-from shared.task_kinds import TASKS
 from tests.support.processes import REPO_ROOT
 
 K, N = 64, 4
@@ -24,9 +23,11 @@ ACTIVATION_SCALE, WEIGHT_SCALE = 0.02, 0.01
 RUN_GRAPH = """
 import json, sys
 import numpy as np, onnxruntime as ort
+from shared.runtime.int8_weights import session_graph, u8s8_is_exact
 x = np.array(json.loads(sys.argv[2]), dtype=np.float32)
-session = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
-print(json.dumps(session.run(None, {"x": x})[0].tolist()))
+run = lambda graph: ort.InferenceSession(graph, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0].tolist()
+print(json.dumps({"exact_kernels": u8s8_is_exact(), "as_stored": run(sys.argv[1]),
+                  "as_served": run(session_graph(__import__("pathlib").Path(sys.argv[1])))}))
 """
 
 
@@ -71,12 +72,14 @@ def _exact(x: np.ndarray) -> np.ndarray:
     return quantized @ _weights().astype(np.float64) * ACTIVATION_SCALE * WEIGHT_SCALE
 
 
-def _run(graph: Path, x: np.ndarray, emulated_cpu: str | None = None) -> np.ndarray:
+def _run(graph: Path, x: np.ndarray, emulated_cpu: str | None = None) -> dict:
+    """What ONNX Runtime computes for ``graph`` loaded as stored and as the services load it, and
+    whether the CPU's u8s8 kernels are exact; on this machine, or on ``emulated_cpu`` under qemu."""
     command = [sys.executable, "-c", RUN_GRAPH, str(graph), json.dumps(x.tolist())]
     if emulated_cpu:
         command = [shutil.which("qemu-x86_64"), "-cpu", emulated_cpu, *command]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
-    return np.array(json.loads(done.stdout))
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True, cwd=REPO_ROOT)
+    return json.loads(done.stdout)
 
 
 def test_unsigning_keeps_every_dequantized_weight_and_leaves_no_signed_one(tmp_path):
@@ -117,19 +120,27 @@ def test_a_weight_without_zero_point_gets_one_shaped_as_its_scale(tmp_path):
 
 @pytest.mark.skipif(shutil.which("qemu-x86_64") is None,
                     reason="qemu-x86_64 (Debian qemu-user) is not installed; `make test` installs it")
-def test_unsigned_weights_compute_exactly_on_a_cpu_without_vnni(tmp_path):
-    signed = _qdq_matmul(tmp_path / "signed.onnx")
-    unsigned = tmp_path / "unsigned.onnx"
-    unsign_int8_weights(signed, unsigned)
+def test_without_vnni_the_signed_graph_saturates_and_the_served_one_computes_exactly(tmp_path):
+    graph = _qdq_matmul(tmp_path / "signed.onnx")
     x = _inputs()
     exact = _exact(x)
 
-    # The signed graph on AVX2: ONNX Runtime's u8s8 kernel saturates (what the release models suffered).
-    assert not np.allclose(_run(signed, x, emulated_cpu="Haswell"), exact, rtol=1e-4)
-    np.testing.assert_allclose(_run(unsigned, x, emulated_cpu="Haswell"), exact, rtol=1e-5)
-    np.testing.assert_allclose(_run(unsigned, x), exact, rtol=1e-5)
+    haswell = _run(graph, x, emulated_cpu="Haswell")
+    here = _run(graph, x)
+
+    # AVX2's u8s8 kernel saturates: what the release models suffered on such machines.
+    assert haswell["exact_kernels"] is False
+    assert not np.allclose(haswell["as_stored"], exact, rtol=1e-4)
+    np.testing.assert_allclose(haswell["as_served"], exact, rtol=1e-5)
+    np.testing.assert_allclose(here["as_served"], exact, rtol=1e-5)
+    # Here the graph is served as stored exactly when this CPU's u8s8 kernels are exact.
+    assert np.allclose(here["as_stored"], exact, rtol=1e-5) == here["exact_kernels"]
 
 
-@pytest.mark.parametrize("task", TASKS)
-def test_release_graphs_have_no_signed_int8_weights(task):
-    assert signed_weight_nodes(REPO_ROOT / "models" / task / "model.onnx") == []
+def test_the_probe_saturates_only_in_its_signed_form_where_kernels_saturate():
+    from shared.runtime.int8_weights import probe_graph, probe_products, u8s8_is_exact
+
+    computed, exact = probe_products(probe_graph(signed=False))
+    np.testing.assert_allclose(computed, exact, rtol=1e-5)  # u8u8: exact on every CPU
+    computed, exact = probe_products(probe_graph(signed=True))
+    assert np.allclose(computed, exact, rtol=1e-5) == u8s8_is_exact()
