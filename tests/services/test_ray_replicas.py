@@ -154,34 +154,44 @@ def test_a_replica_removed_mid_stream_loses_nothing(two_replicas, kafka_bootstra
     assert _running_replicas() == 1
 
 
-def test_autoscaling_goes_from_one_to_two_replicas_under_load_and_back(serve_url, quick_model_dir, kafka_bootstrap):
+def test_autoscaling_goes_to_two_replicas_while_requests_are_in_flight_and_back_to_one(serve_url, quick_model_dir,
+                                                                                          kafka_bootstrap):
+    """The test decides the load, not the machine: requests whose bodies it holds open are in flight
+    (ongoing, for Serve's autoscaler) for exactly as long as it holds them, and take no CPU, so the
+    replica count follows them however busy the machine is."""
     settings = _settings(quick_model_dir, kafka_bootstrap, f"ras{id(serve_url) % 10**6}.")
+    settings = settings.replace(service={"body_read_timeout_s": 600})
     _deploy(settings, ReplicaSettings(min_replicas=1, max_replicas=2, target_ongoing_requests=1, upscale_delay_s=0,
                                       downscale_delay_s=2, cpus_per_replica=0.5))
     assert _running_replicas() == 1
-    requests, _, _ = load_rows(TASK, 64)
-    body = {"items": [{"id": f"a{i}", **r} for i, r in enumerate(requests)]}
-    stop = threading.Event()
-    seen: list[int] = []
+    held = 4
+    release = threading.Event()
+    statuses: list[int] = []
 
-    def load() -> None:
-        with httpx.Client(timeout=60) as client:
-            while not stop.is_set():
-                assert client.post(f"{serve_url}/predict", json=body).status_code == 200
+    def post(k: int) -> None:
+        body = json.dumps({"items": [{"id": f"held{k}", "text": "Shares rally after earnings"}]}).encode()
 
-    workers = [threading.Thread(target=load, daemon=True) for _ in range(4)]
-    for worker in workers:
-        worker.start()
+        def held_body():
+            yield body[:1]
+            release.wait(600)
+            yield body[1:]
+
+        with httpx.Client(timeout=660) as client:
+            statuses.append(client.post(f"{serve_url}/predict", content=held_body(),
+                                        headers={"content-type": "application/json"}).status_code)
+
+    posts = [threading.Thread(target=post, args=(k,), daemon=True) for k in range(held)]
+    for thread in posts:
+        thread.start()
     try:
-        wait_for(lambda: seen.append(_running_replicas()) or seen[-1] == 2, 180, interval=1,
-                 what="a second replica under load")
+        wait_for(lambda: _running_replicas() == 2, 300, interval=1,
+                 what=f"a second replica while {held} requests are in flight (target 1 each)")
     finally:
-        stop.set()
-        for worker in workers:
-            worker.join(60)
-    wait_for(lambda: seen.append(_running_replicas()) or seen[-1] == 1, 120, interval=1,
-             what="back to one replica without load")
-    assert max(seen) == 2
+        release.set()
+        for thread in posts:
+            thread.join(120)
+    assert statuses == [200] * held
+    wait_for(lambda: _running_replicas() == 1, 120, interval=1, what="back to one replica with nothing in flight")
 
 
 def test_replica_metrics_reach_rays_metrics_port_as_prometheus_scrapes_it(serve_url, quick_model_dir):
