@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["QUANTIZED_WEIGHT_INPUTS", "session_graph", "signed_weight_nodes", "u8s8_is_exact", "unsign_int8_weights"]
+__all__ = ["PROBE_FILE", "QUANTIZED_WEIGHT_INPUTS", "probe_graph", "probe_products", "session_graph", "signed_weight_nodes", "u8s8_is_exact", "unsign_int8_weights"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +34,10 @@ QUANTIZED_WEIGHT_INPUTS = {
     "DynamicQuantizeMatMul": (1, 3),
 }
 # The probe: activations that quantize to 255 times weights of 127, so that two neighbouring
-# products (64,770) pass what a signed 16-bit lane holds.
+# products (64,770) pass what a signed 16-bit lane holds. Stored as built by probe_graph() (a test
+# holds them equal), so that a CPU with exact kernels loads no onnx package at all.
 _PROBE_K, _PROBE_N, _PROBE_SCALE = 64, 4, 0.02
+PROBE_FILE = Path(__file__).with_name("u8s8_probe.onnx")
 
 
 def _constant_weights(graph, initializers) -> list[tuple[object, int, int]]:
@@ -137,7 +139,7 @@ def probe_graph(signed: bool = True) -> bytes:
     return model.SerializeToString()
 
 
-def probe_products(graph: bytes) -> tuple[np.ndarray, np.ndarray]:
+def probe_products(graph: bytes | str) -> tuple[np.ndarray, np.ndarray]:
     """(what ONNX Runtime computes, the exact products) of a :func:`probe_graph` on rows of 1 to 4 items."""
     import onnxruntime as ort
 
@@ -146,6 +148,7 @@ def probe_products(graph: bytes) -> tuple[np.ndarray, np.ndarray]:
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = 1
+    options.enable_cpu_mem_arena = False  # a few kilobytes once: no arena kept for the service's life
     session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
     weights = np.full((_PROBE_K, _PROBE_N), 127.0)
     weights[:, 1] = -127
@@ -157,7 +160,7 @@ def probe_products(graph: bytes) -> tuple[np.ndarray, np.ndarray]:
 @functools.cache
 def u8s8_is_exact() -> bool:
     """Whether this CPU's u8s8 kernels, as ONNX Runtime picks them, compute exactly (VNNI) or saturate."""
-    computed, exact = probe_products(probe_graph())
+    computed, exact = probe_products(str(PROBE_FILE))
     return bool(np.allclose(computed, exact, rtol=1e-5))
 
 

@@ -63,7 +63,7 @@ def test_serve_requirements_are_the_lock_pins_of_what_serving_imports():
     # kafka-python's codec extras: a compressed batch it cannot decompress is undecodable.
     roots = ["bentoml", "onnxruntime", "tokenizers", "kafka-python[crc32c,lz4,snappy,zstd]", "pydantic", "pydantic-settings",
              "opentelemetry-api", "opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http",
-             "opentelemetry-instrumentation-asgi", "numpy", "httpx", "click", "ray[serve]", "orjson"]
+             "opentelemetry-instrumentation-asgi", "numpy", "httpx", "click", "ray[serve]", "orjson", "onnx"]
     closure, seen, todo = set(), set(), [Requirement(r) for r in roots]
     while todo:
         wanted = todo.pop()

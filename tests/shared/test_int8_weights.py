@@ -144,3 +144,11 @@ def test_the_probe_saturates_only_in_its_signed_form_where_kernels_saturate():
     np.testing.assert_allclose(computed, exact, rtol=1e-5)  # u8u8: exact on every CPU
     computed, exact = probe_products(probe_graph(signed=True))
     assert np.allclose(computed, exact, rtol=1e-5) == u8s8_is_exact()
+
+
+def test_the_stored_probe_is_the_one_its_builder_makes():
+    import onnx
+
+    from shared.runtime.int8_weights import PROBE_FILE, probe_graph
+
+    assert onnx.load(str(PROBE_FILE)) == onnx.load_from_string(probe_graph())
