@@ -230,6 +230,7 @@ def train_model(recipe: KindRecipe, task: str, train_file: Path | Sequence[Path]
 
             # The served model's answers on its test split, binned: what the services' drift gauge compares with.
             write_drift_reference(build_dir, recipe, eval_file, limit=args.max_test_examples, seed=args.seed)
+            write_model_info(build_dir, info)  # the processor below loads only a folder its manifest covers
             # A sample of them as they are, with this machine's CPU: what another node checks itself against.
             write_reference_answers(build_dir, recipe, eval_file, seed=args.seed)
             write_model_info(build_dir, info)
