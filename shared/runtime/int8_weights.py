@@ -115,24 +115,27 @@ def unsign_int8_weights(src: Path, dst: Path | None = None) -> int:
     return changed
 
 
-def probe_graph(signed: bool = True) -> bytes:
+def probe_graph(signed: bool = True, weights: np.ndarray | None = None) -> bytes:
     """A one-product QDQ graph whose u8s8 form saturates a 16-bit lane: x (float) quantized to uint8 by
-    ``_PROBE_SCALE``, times per-column int8 weights of +-127 (unsigned when ``signed`` is false)."""
+    ``_PROBE_SCALE``, times per-column int8 ``weights`` (default: +-127) scaled by 0.01; unsigned when
+    ``signed`` is false."""
     from onnx import TensorProto, helper, numpy_helper
 
-    weights = np.full((_PROBE_K, _PROBE_N), 127, dtype=np.int8)
-    weights[:, 1] = -127
+    if weights is None:
+        weights = np.full((_PROBE_K, _PROBE_N), 127, dtype=np.int8)
+        weights[:, 1] = -127
+    rows, columns = weights.shape
     initializers = [numpy_helper.from_array(weights, "w"),
-                    numpy_helper.from_array(np.full(_PROBE_N, 0.01, np.float32), "w_scale"),
-                    numpy_helper.from_array(np.zeros(_PROBE_N, np.int8), "w_zero"),
+                    numpy_helper.from_array(np.full(columns, 0.01, np.float32), "w_scale"),
+                    numpy_helper.from_array(np.zeros(columns, np.int8), "w_zero"),
                     numpy_helper.from_array(np.array(_PROBE_SCALE, np.float32), "x_scale"),
                     numpy_helper.from_array(np.array(0, np.uint8), "x_zero")]
     nodes = [helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zero"], ["x_q"]),
              helper.make_node("DequantizeLinear", ["x_q", "x_scale", "x_zero"], ["x_dq"]),
              helper.make_node("DequantizeLinear", ["w", "w_scale", "w_zero"], ["w_dq"], axis=1, name="weight"),
              helper.make_node("MatMul", ["x_dq", "w_dq"], ["y"])]
-    graph = helper.make_graph(nodes, "u8s8_probe", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["m", _PROBE_K])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["m", _PROBE_N])], initializers)
+    graph = helper.make_graph(nodes, "u8s8_probe", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["m", rows])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["m", columns])], initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
     if not signed:
         _unsign(model)

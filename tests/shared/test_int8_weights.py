@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared.runtime.int8_weights import signed_weight_nodes, unsign_int8_weights
+from shared.runtime.int8_weights import probe_graph, signed_weight_nodes, unsign_int8_weights
 from tests.support.processes import REPO_ROOT
 
 K, N = 64, 4
@@ -42,21 +42,7 @@ def _weights() -> np.ndarray:
 
 def _qdq_matmul(path: Path) -> Path:
     """x (float) -> quantize to uint8 -> dequantize -> MatMul by dequantized per-column int8 weights."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    initializers = [numpy_helper.from_array(_weights(), "w"),
-                    numpy_helper.from_array(np.full(N, WEIGHT_SCALE, np.float32), "w_scale"),
-                    numpy_helper.from_array(np.zeros(N, np.int8), "w_zero"),
-                    numpy_helper.from_array(np.array(ACTIVATION_SCALE, np.float32), "x_scale"),
-                    numpy_helper.from_array(np.array(0, np.uint8), "x_zero")]
-    nodes = [helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zero"], ["x_q"]),
-             helper.make_node("DequantizeLinear", ["x_q", "x_scale", "x_zero"], ["x_dq"]),
-             helper.make_node("DequantizeLinear", ["w", "w_scale", "w_zero"], ["w_dq"], axis=1, name="weight"),
-             helper.make_node("MatMul", ["x_dq", "w_dq"], ["y"])]
-    graph = helper.make_graph(nodes, "qdq_matmul", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["m", K])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["m", N])], initializers)
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)]), str(path))
+    path.write_bytes(probe_graph(weights=_weights()))
     return path
 
 
