@@ -385,5 +385,6 @@ values.schema.json covers types, ranges and enums.
 {{- $messages = append $messages (printf "%s: keda.minReplicaCount (%v) is above keda.maxReplicaCount (%v)" .Values.task .Values.keda.minReplicaCount .Values.keda.maxReplicaCount) -}}
 {{- end -}}
 {{- $messages = concat $messages (fromYamlArray (include "slm-task.validateValues.shadow" .)) -}}
+{{- $messages = concat $messages (fromYamlArray (include "slm-task.validateValues.review" .)) -}}
 {{- include "slm-common.validations.fail" $messages -}}
 {{- end -}}
