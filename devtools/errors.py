@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from shared.errors import SlmError
 
-__all__ = ["BrokerError", "ClusterError", "DevToolError", "ImageError"]
+__all__ = ["BrokerError", "ClusterError", "DevToolError", "ImageError", "LabelStudioError"]
 
 
 class DevToolError(SlmError):
@@ -21,3 +21,7 @@ class ClusterError(DevToolError):
 
 class ImageError(DevToolError):
     """An image cannot be built, saved or loaded."""
+
+
+class LabelStudioError(DevToolError):
+    """The local Label Studio cannot be installed, started or stopped."""

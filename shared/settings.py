@@ -30,6 +30,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.kafka.settings import KafkaSettings
 from shared.ray_settings import ReplicaSettings
+from shared.review.settings import ReviewSettings
 from shared.settings_env import child_environment, env_names, updated
 
 __all__ = ["ImageSettings", "REPO_ROOT", "SETTINGS_CLASSES", "ServiceSettings", "ServingSettings", "WorkspaceSettings",
@@ -165,7 +166,7 @@ class ServiceSettings(BaseSettings):
 #: Every settings class of the product: together they define every ``SLM_*`` name it reads (the developer
 #: tools' own, such as ``SLM_KAFKA_PORT``, come in through the ``slm.settings`` entry point group).
 SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (ServiceSettings, KafkaSettings, ReplicaSettings, WorkspaceSettings,
-                                                    ImageSettings)
+                                                    ImageSettings, ReviewSettings)
 #: Names of the test suite's own variables (``SLM_TEST_KAFKA_BOOTSTRAP``...), no settings of the services.
 TEST_PREFIX = "SLM_TEST_"
 

@@ -10,9 +10,6 @@ leaves :mod:`devtools` out simply has no such commands. Errors raised on purpose
 
 from __future__ import annotations
 
-import logging
-from importlib.metadata import entry_points
-
 import click
 
 from shared.console import configure_logging
@@ -20,14 +17,15 @@ from slm.commands.compare_commands import compare_command
 from slm.commands.drift_commands import drift
 from slm.commands.feedback_commands import feedback
 from slm.commands.model_commands import models
+from slm.commands.review_commands import review
 from slm.commands.serve_command import serve
 from slm.commands.train_commands import evaluate, train
+from slm.plugins import plugins
 
 __all__ = ["main"]
 
 COMMANDS_GROUP = "slm.commands"
 SETTINGS_GROUP = "slm.settings"
-log = logging.getLogger(__name__)
 
 
 @click.group()
@@ -38,24 +36,10 @@ def main(verbose: bool) -> None:
 
     configure_logging(verbose)
     # A misspelt SLM_* name would otherwise be ignored without a word; plug-ins add the names they read.
-    warn_unknown_settings(extra=_plugins(SETTINGS_GROUP))
+    warn_unknown_settings(extra=plugins(SETTINGS_GROUP))
 
 
-def _plugins(group: str) -> list:
-    """What each installed entry point of ``group`` names; one whose module is not installed is left out."""
-    found = []
-    for entry in entry_points(group=group):
-        try:
-            found.append(entry.load())
-        except ModuleNotFoundError as exc:
-            # Only the plug-in's own package missing (a serving image has no devtools) is expected.
-            if not exc.name or not entry.module.startswith(exc.name):
-                raise
-            log.debug("plug-in %s=%s left out: %s is not installed", entry.name, entry.value, exc.name)
-    return found
-
-
-for _command in (serve, train, evaluate, models, drift, feedback, compare_command, *_plugins(COMMANDS_GROUP)):
+for _command in (serve, train, evaluate, models, drift, feedback, compare_command, review, *plugins(COMMANDS_GROUP)):
     main.add_command(_command)
 
 
