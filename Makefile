@@ -6,6 +6,8 @@ TEST_SETUP :=
 -include charts/charts.mk
 # The int8 tests run graphs on an emulated CPU without VNNI (Debian's qemu-user; rule below).
 TEST_SETUP += .cache/cpu-emulator-ready
+# The review tests run a real Label Studio (its own environment under .cache) and drive its UI in Debian's chromium.
+TEST_SETUP += .cache/label-studio/venv/.installed .cache/browser-ready
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -135,6 +137,18 @@ cluster-down: $(STAMP)
 .cache/cpu-emulator-ready:
 	@command -v qemu-x86_64 >/dev/null || { \
 	  apt-get -o DPkg::Lock::Timeout=600 update && apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends qemu-user; }
+	@mkdir -p $(@D) && touch $@
+
+# Label Studio in its own pinned environment (devtools/label_studio/requirements.lock), for the review tests.
+.cache/label-studio/venv/.installed: $(STAMP) devtools/label_studio/requirements.lock
+	$(SLM) review install
+	@touch $@
+
+# Debian's chromium and its matching chromedriver: tests/review/test_browser.py drives Label Studio's UI with them.
+.cache/browser-ready:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  apt-get -o DPkg::Lock::Timeout=600 update && \
+	  apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends chromium chromium-driver; }
 	@mkdir -p $(@D) && touch $@
 
 clean:
