@@ -311,8 +311,14 @@ def http_app(bridge: ReviewBridge):
 
 def serve_bridge(bridge: ReviewBridge, host: str, port: int) -> None:
     """Run ``bridge`` and its HTTP server until SIGTERM or Ctrl-C."""
+    import signal
+
     import uvicorn
 
+    # uvicorn stops gracefully on SIGTERM and SIGINT, then raises the signal again under the handlers it found:
+    # with these, that second one ends nothing, and the bridge closes its clients (leaving its group) below.
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda *_: None)
     bridge.start()
     started = time.monotonic()
     try:

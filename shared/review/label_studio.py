@@ -97,16 +97,19 @@ class LabelStudio:
             return False
         return True
 
+    def find_project(self, title: str) -> dict | None:
+        """The project titled exactly ``title`` (id, label_config...), or ``None``."""
+        answer = self._call("GET", "/api/projects", params={"page_size": 1000, "title": title})
+        return next((p for p in answer["results"] if p.get("title") == title), None)
+
     def ensure_project(self, title: str, label_config: str) -> int:
         """The id of the project titled ``title``, created with ``label_config`` if there is none. An existing
         project whose interface differs (the model gained a class) gets ``label_config``."""
-        found = [p for p in self._call("GET", "/api/projects", params={"page_size": 1000, "title": title})["results"]
-                 if p.get("title") == title]
-        if not found:
+        project = self.find_project(title)
+        if project is None:
             created = self._call("POST", "/api/projects", json={"title": title, "label_config": label_config})
             logger.info("created Label Studio project %d %r", created["id"], title)
             return created["id"]
-        project = found[0]
         if project.get("label_config") != label_config:
             self._call("PATCH", f"/api/projects/{project['id']}", json={"label_config": label_config})
             logger.info("updated the labelling interface of Label Studio project %d %r", project["id"], title)
@@ -134,6 +137,10 @@ class LabelStudio:
             for task in self._tasks(project, query, "task_only"):
                 found.setdefault(task["data"].get(ID_KEY), task["id"])
         return found
+
+    def review_ids(self, project: int) -> list[str]:
+        """The review record id of every task in ``project``, one entry per task (a doubled task shows twice)."""
+        return [task["data"].get(ID_KEY) for task in self._tasks(project, {}, "task_only")]
 
     def import_tasks(self, project: int, tasks: Sequence[dict]) -> int:
         """Create ``tasks`` (with their predictions) in ``project``; the number Label Studio says it created."""

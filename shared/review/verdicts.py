@@ -10,7 +10,8 @@ so records are published in the order decided here, and the last verdict of an i
 - an annotation already published, or older than the one published for its id, is not published again.
 
 Where the last sweep stopped is kept in memory; at start it is the newest ``annotated_at`` among the last
-records of ``<task>.feedback``, so a restarted bridge sweeps only what it may have missed.
+records of ``<task>.feedback``, so a restarted bridge sweeps only what it may have missed, and publishes no
+annotation that old again.
 """
 
 from __future__ import annotations
@@ -92,6 +93,9 @@ class VerdictPublisher:
         self.entities = entities
         self.sweep_interval_s = sweep_interval_s
         self.watermark = watermark
+        # Verdicts go out in order from this one thread, so every annotation up to the newest one published before
+        # a restart was published then: the sweep, which reads tasks by their (later) update time, skips them.
+        self._floor = watermark or ""
         self.retry_max_s = retry_max_s
         self._on_published = on_published
         self._on_retry = on_retry
@@ -108,7 +112,7 @@ class VerdictPublisher:
         if record is None:
             return False
         at = str(annotation.get("updated_at", ""))
-        if self._published.get(record["id"], "") >= at:
+        if at <= self._floor or self._published.get(record["id"], "") >= at:
             return False  # already published, or older than what was
         backoff = 0.5
         while not stop.is_set():
