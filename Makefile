@@ -152,6 +152,7 @@ cluster-down: $(STAMP)
 	@mkdir -p $(@D) && touch $@
 
 clean:
+	-$(SLM) review down
 	-$(SLM) cluster down
 	-$(SLM) kafka down
 	rm -rf $(VENV) .cache .pytest_cache reports

@@ -72,15 +72,23 @@ def review_down() -> None:
 
 @click.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print {url, token, username, password, running, ...} as JSON.")
+@click.option("--env", "as_env", is_flag=True,
+              help="Print the bridge's settings as shell exports: eval \"$(slm review status --env)\".")
 @clean_errors
-def review_status(as_json: bool) -> None:
+def review_status(as_json: bool, as_env: bool) -> None:
     """Whether the local Label Studio runs, where, and its credentials."""
+    import shlex
+
     from devtools.label_studio.config import LabelStudioConfig
     from devtools.label_studio.lifecycle import status
 
     state = status(LabelStudioConfig.from_env())
     if as_json:
         click.echo(json.dumps(state))
+        return
+    if as_env:
+        click.echo(f"export SLM_REVIEW_LABEL_STUDIO_URL={shlex.quote(state['url'])} "
+                   f"SLM_REVIEW_LABEL_STUDIO_TOKEN={shlex.quote(state['token'] or '')}")
         return
     click.echo(f"Label Studio {'running' if state['running'] else 'not running'} at {state['url']}"
                + (f" (pid {state['pid']})" if state["pid"] else ""))
