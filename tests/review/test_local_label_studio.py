@@ -11,14 +11,14 @@ import httpx
 import psutil
 import pytest
 
-from devtools.label_studio.lifecycle import credentials
+from devtools.label_studio.lifecycle import credentials, status
 from tests.review.conftest import SLM
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def test_it_listens_on_loopback_only(label_studio, label_studio_config):
-    server = psutil.Process(label_studio["pid"])
+def test_it_listens_on_loopback_only(label_studio_config):
+    server = psutil.Process(status(label_studio_config)["pid"])  # now: the outage test restarts it
     listening = [c.laddr for p in (server, *server.children(recursive=True))
                  for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
     assert listening, "Label Studio listens on no socket"
