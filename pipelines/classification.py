@@ -45,6 +45,12 @@ def _label_of(example: Example) -> str:
     return example.label
 
 
+def _model_input(example: Example) -> str:
+    # What the encoder reads: the same text with other fields is another input, and a CSV's "20.00" and
+    # a feedback file's "20" are the same one.
+    return model_text(example.text, example.fields)
+
+
 def rename_labels(examples: list[Example], label_names: dict[str, str]) -> list[Example]:
     if not label_names:
         return examples
@@ -123,6 +129,8 @@ class ClassificationRecipe:
     kind = CLASSIFICATION
     scores = ClassificationScores
     stratify = staticmethod(_label_of)
+    same_input = staticmethod(_model_input)
+    document = None
     calibration_items = CALIBRATION_ITEMS
     calibration_record = "calibration_items"
     unit = "rows"

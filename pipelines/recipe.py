@@ -34,6 +34,7 @@ from pipelines.common.model_output import (REVIEW_THRESHOLD_BOUNDS, building, co
 from pipelines.common.quantize import choose_served_graph
 from pipelines.common.scores import ClassificationScores, Evaluation, ModelMetrics, Scores, SplitMetrics
 from pipelines.common.training import TrainedModel
+from pipelines.feedback_merge import FeedbackCounts, replace_reviewed
 from pipelines.tasks import TaskDataset
 from shared.errors import DataError
 from shared.runtime import ModelInfo, read_model_info, write_model_info
@@ -54,6 +55,7 @@ class TrainingData:
         train / dev / test (`list`): what the model reads for each split.
         as_read (`tuple[list, list]`): the training and test items as read (the TF-IDF baseline reads them).
         record (`dict`): the kind's entries of the model's training record (label names, entity types...).
+        feedback (`FeedbackCounts`): what the feedback files replaced (:mod:`pipelines.feedback_merge`).
     """
 
     labels: list[str]
@@ -62,6 +64,7 @@ class TrainingData:
     test: list
     as_read: tuple[list, list]
     record: dict
+    feedback: FeedbackCounts = FeedbackCounts()
 
 
 class KindRecipe(Protocol):
@@ -72,6 +75,10 @@ class KindRecipe(Protocol):
         scores (`type`): the kind's scores (:mod:`pipelines.common.scores`).
         columns (`dict`): the column mapping recorded with the model (``{}`` for files without columns).
         stratify (`Callable | None`): the label of an item, to stratify the dev split; ``None``: a plain shuffle.
+        same_input (`Callable`): an item's input as a string: a feedback item replaces the training items
+            whose string is its own (:mod:`pipelines.feedback_merge`).
+        document (`Callable | None`): the document of an item, whose items' ``same_input`` joined are the
+            document's input; ``None``: items stand alone.
         calibration_items (`int`): training items whose activations calibrate static int8.
         calibration_record (`str`): the quantization record's name for their count.
         unit (`str`): what an item is called in messages (``rows``, ``sentences``).
@@ -82,6 +89,8 @@ class KindRecipe(Protocol):
     scores: type[Scores]
     columns: dict
     stratify: Callable[[Any], str] | None
+    same_input: Callable[[Any], str]
+    document: Callable[[Any], Any] | None
     calibration_items: int
     calibration_record: str
     unit: str
@@ -146,10 +155,12 @@ class KindRecipe(Protocol):
 
 @dataclass(frozen=True)
 class TrainedFolder:
-    """What :func:`train_model` wrote: the model's description and its metrics, typed."""
+    """What :func:`train_model` wrote: the model's description and its metrics, typed, and what the
+    feedback files replaced in the training data."""
 
     info: ModelInfo
     metrics: ModelMetrics
+    feedback: FeedbackCounts = FeedbackCounts()
 
 
 def _paths(files: Path | Sequence[Path]) -> list[Path]:
@@ -163,11 +174,19 @@ def read_training_data(recipe: KindRecipe, train_file: Path | Sequence[Path], ar
 
     ``train_file`` may be several files, read as one. ``feedback_files`` (``slm feedback export``) join
     the training items after the split and the subsample: every reviewed correction is trained on,
-    none is held out as dev or dropped by ``--quick``'s cap.
+    none is held out as dev or dropped by ``--quick``'s cap. A verdict replaces the items of the
+    training files with the same input, before the split (:mod:`pipelines.feedback_merge`); ``dev_file``
+    and ``eval_file`` are scored as given.
     """
     train_files = _paths(train_file)
     train_file = train_files[0]  # names the training data in messages
-    train = [item for path in train_files for item in recipe.read(path, args)]
+    merged = replace_reviewed([recipe.read(path, args) for path in train_files],
+                              [item for path in feedback_files for item in recipe.read(Path(path), args)],
+                              recipe.same_input, recipe.document)
+    if feedback_files:
+        logger.info("feedback replaced %d training %s; %d feedback %s gave way to a later verdict on the same input",
+                    merged.counts.replaced, recipe.unit, merged.counts.superseded, recipe.unit)
+    train = merged.original
     if dev_file is not None:
         dev = recipe.read(dev_file, args)
     else:
@@ -179,10 +198,11 @@ def read_training_data(recipe: KindRecipe, train_file: Path | Sequence[Path], ar
         raise DataError(f"{train_file}: too few {recipe.unit} to carve out a dev split; pass a dev file")
     test = recipe.read(eval_file, args) if eval_file else []
     train = subsample(train, args.max_train_examples, args.seed)
-    train += [item for path in feedback_files for item in recipe.read(Path(path), args)]
+    train += merged.feedback
     dev = subsample(dev, args.max_dev_examples, args.seed)
     test = subsample(test, args.max_test_examples, args.seed)
-    return recipe.prepare(train, dev, test, (train_file, eval_file, dev_file, *train_files[1:], *feedback_files))
+    data = recipe.prepare(train, dev, test, (train_file, eval_file, dev_file, *train_files[1:], *feedback_files))
+    return replace(data, feedback=merged.counts)
 
 
 def train_model(recipe: KindRecipe, task: str, train_file: Path | Sequence[Path], out_dir: Path, args: TrainingArgs, *,
@@ -190,7 +210,8 @@ def train_model(recipe: KindRecipe, task: str, train_file: Path | Sequence[Path]
                 model_name: str | None = None, feedback_files: Sequence[Path] = ()) -> TrainedFolder:
     """Fine-tune, export, quantize and evaluate; the model folder appears at ``out_dir`` only when all passed.
 
-    ``train_file`` may be several files; ``feedback_files`` are trained on whole (:func:`read_training_data`).
+    ``train_file`` may be several files; ``feedback_files`` are trained on whole, in place of the training
+    items with the same input (:func:`read_training_data`).
     """
     started = time.perf_counter()
     train_files = _paths(train_file)
@@ -202,6 +223,8 @@ def train_model(recipe: KindRecipe, task: str, train_file: Path | Sequence[Path]
     record = {"base_model": BASE_MODEL_NAME, "code": code_provenance(), "args": args.to_dict(), **data.record,
               "data": data_provenance(train_file, len(data.train), dev_file, len(data.dev), eval_file,
                                       more_train=train_files[1:], feedback=feedback_files)}
+    if feedback_files:
+        record["data"]["feedback_merge"] = data.feedback.to_dict()
     info = ModelInfo(task=task, name=model_name or f"{task}-minilm-l6",
                      version=datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ"), labels=data.labels,
                      review_threshold=REVIEW_THRESHOLD_BOUNDS[0], max_length=args.max_length,
@@ -234,7 +257,7 @@ def train_model(recipe: KindRecipe, task: str, train_file: Path | Sequence[Path]
             # A sample of them as they are, with this machine's CPU: what another node checks itself against.
             write_reference_answers(build_dir, recipe, eval_file, seed=args.seed)
             write_model_info(build_dir, info)
-    return TrainedFolder(info, metrics)
+    return TrainedFolder(info, metrics, data.feedback)
 
 
 def _choose_served_graph(recipe: KindRecipe, out_dir: Path, info: ModelInfo, data: TrainingData,

@@ -207,6 +207,16 @@ def _entity_agreement(reference: list[list[Span]], candidate: list[list[Span]]) 
     return entity_metrics(reference, candidate)["f1"]
 
 
+def _characters(sentence: Sentence) -> str:
+    # Without the spaces between tokens: a verdict's span may cut a token of the training file in two
+    # (``Acme,`` into ``Acme`` and ``,``), and the sentence is still the one the reviewer read.
+    return "".join(sentence.tokens)
+
+
+def _document_of(sentence: Sentence) -> int:
+    return sentence.document
+
+
 @dataclass(frozen=True)
 class EntityRecipe:
     """Entity extraction's part of the recipe: CoNLL sentences in, entity spans out."""
@@ -214,6 +224,8 @@ class EntityRecipe:
     kind = ENTITIES
     scores = EntityScores
     stratify = None  # sentences have no one label: the dev split is a plain seeded shuffle
+    same_input = staticmethod(_characters)
+    document = staticmethod(_document_of)
     calibration_items = CALIBRATION_SENTENCES
     calibration_record = "calibration_sentences"
     unit = "sentences"

@@ -19,14 +19,16 @@ __all__ = ["Sentence", "read_conll", "tag_scheme", "with_context"]
 
 @dataclass(frozen=True)
 class Sentence:
-    """A tokenized sentence with its gold entities (token spans, end exclusive), and the
-    tokens of its neighbours in the same document (``left``/``right``, for context)."""
+    """A tokenized sentence with its gold entities (token spans, end exclusive), the tokens of
+    its neighbours in the same document (``left``/``right``, for context), and which document of
+    its file it is in (``-DOCSTART-`` lines count them; 0 before the first)."""
 
     tokens: tuple[str, ...]
     spans: tuple[Span, ...]
     line: int  # first line of the sentence in its file, for messages
     left: tuple[str, ...] = ()
     right: tuple[str, ...] = ()
+    document: int = 0
 
     @property
     def types(self) -> set[str]:
@@ -78,7 +80,7 @@ def read_conll(path: str | Path, context_words: int = 0) -> list[Sentence]:
 
     def flush() -> None:
         if tokens:
-            sentences.append(Sentence(tuple(tokens), tuple(spans_from_tags(tags)), first_line))
+            sentences.append(Sentence(tuple(tokens), tuple(spans_from_tags(tags)), first_line, document=document))
             documents.append(document)
             tokens.clear()
             tags.clear()

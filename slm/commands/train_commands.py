@@ -32,7 +32,8 @@ def _with_columns(func):
 @click.option("--data", "train_files", type=click.Path(path_type=Path), multiple=True,
               help="Training file (CSV/JSONL, CoNLL for entities); repeat to train on several as one.")
 @click.option("--feedback", "feedback_files", type=click.Path(path_type=Path), multiple=True,
-              help="Labelled file of `slm feedback export`, trained on whole (never dev, never capped); repeatable.")
+              help="Labelled file of `slm feedback export`, trained on whole (never dev, never capped) in place of the "
+                   "--data rows with the same input; repeatable (the last verdict on an input wins).")
 @click.option("--eval", "eval_file", type=click.Path(path_type=Path), default=None, help="Test file scored after training.")
 @click.option("--dev", "dev_file", type=click.Path(path_type=Path), default=None, help="Dev file (default: carved from --data).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None, help="Model folder (default models/<task>).")
@@ -93,6 +94,12 @@ def train(task, train_files, feedback_files, eval_file, dev_file, out_dir, quick
                           dev_file=dev_file, feedback_files=list(feedback_files))
     info, metrics = trained.info, trained.metrics
     click.echo(f"saved {info.model_id} to {out_dir}")
+    if feedback_files:
+        # A verdict replaces the training items with its input, so the old label is not learnt beside it.
+        click.echo(f"feedback replaced {trained.feedback.replaced} {recipe.unit} of the training data")
+        if trained.feedback.superseded:
+            click.echo(f"feedback: {trained.feedback.superseded} {recipe.unit} gave way to a later verdict "
+                       "on the same input")
     for split, scores in metrics.splits():
         click.echo(f"{split}: {info.precision} {scores.served.summary()} | fp32 {scores.fp32.brief()}")
     if metrics.test and metrics.test.served.top3_accuracy is not None:

@@ -220,3 +220,87 @@ def test_invalid_reasons_never_quote_a_records_offsets():
     export = join_feedback([_review("e", TEXT, 0)], [_verdict("e", bad, 0)], entities=True)
     (reason,) = export.invalid_reasons
     assert "secret" not in reason and reason == "span offsets are not integers (str..list)"
+
+
+def _fields_csv(path, rows):
+    path.write_text("text,label,amount\n" + "".join(f"{t},{l},{a}\n" for t, l, a in rows), encoding="utf-8")
+    return path
+
+
+def test_a_verdict_replaces_the_training_rows_with_its_text_and_fields(tmp_path):
+    from pipelines.common.args import TrainingArgs
+    from pipelines.common.data import ColumnChoice
+    from pipelines.recipe import read_training_data
+
+    filler = [(f"up {i}", "bullish", "1") for i in range(20)] + [(f"down {i}", "bearish", "1") for i in range(20)]
+    # Two copies under the old label (the CSV spells the amount "20.00"), and the same text with another amount.
+    original = _fields_csv(tmp_path / "train.csv", [*filler, ("shares soar", "bearish", "20.00"),
+                                                    ("shares soar", "bearish", "20.00"), ("shares soar", "bearish", "35")])
+    reviews = [_review("a", "shares soar", 0, fields={"amount": 20})]
+    columns = ColumnMapping(fields=("amount",))
+    feedback = write_training_file(join_feedback(reviews, [_verdict("a", "bullish", 0)], entities=False).items,
+                                   tmp_path / "feedback.csv", entities=False, columns=columns)
+    recipe = ClassificationRecipe(ColumnChoice(), columns)
+    data = read_training_data(recipe, [original], TrainingArgs.quick(dev_fraction=0.2), feedback_files=[feedback])
+    every = [(e.text, e.label) for e in data.train + data.dev]
+    assert [e for e in every if e[0] == "shares soar | amount: 20"] == [("shares soar | amount: 20", "bullish")]
+    assert ("shares soar | amount: 35", "bearish") in every  # another input: kept
+    assert (data.feedback.replaced, data.feedback.superseded) == (2, 0)
+    assert len(every) == len(filler) + 2
+
+
+def test_of_several_verdicts_on_one_input_the_last_file_and_row_wins(tmp_path):
+    from pipelines.common.args import TrainingArgs
+    from pipelines.recipe import read_training_data
+
+    original = _csv(tmp_path / "train.csv", [(f"up {i}", "bullish") for i in range(20)]
+                    + [(f"down {i}", "bearish") for i in range(20)])
+    first = _csv(tmp_path / "first.csv", [("shares soar", "bearish"), ("flat day", "neutral")])
+    second = _csv(tmp_path / "second.csv", [("shares soar", "neutral"), ("shares soar", "bullish")])
+    data = read_training_data(ClassificationRecipe(), [original], TrainingArgs.quick(), feedback_files=[first, second])
+    assert [(e.text, e.label) for e in data.train if e.text in ("shares soar", "flat day")] == [
+        ("flat day", "neutral"), ("shares soar", "bullish")]
+    assert (data.feedback.replaced, data.feedback.superseded) == (0, 2)
+
+
+def _conll(path, documents):
+    """``documents``: lists of sentences, each a list of (token, tag)."""
+    with open(path, "w", encoding="utf-8") as handle:
+        for sentences in documents:
+            handle.write("-DOCSTART- O\n\n")
+            for sentence in sentences:
+                handle.write("".join(f"{token} {tag}\n" for token, tag in sentence) + "\n")
+    return path
+
+
+def _untagged(text):
+    return [(token, "O") for token in text.split()]
+
+
+def test_an_entity_verdict_replaces_the_sentence_or_the_whole_document_with_its_tokens(tmp_path):
+    from pipelines.common.args import TrainingArgs
+    from pipelines.recipe import read_training_data
+    from pipelines.token_classification import EntityRecipe
+
+    filler = [[[("Borrower", "I-PER"), ("pays", "O"), (f"{i}", "O"), (".", "O")]] for i in range(12)]
+    # The reviewed sentence with the old tags, "Corp," one token where the verdict's span cuts it in two.
+    stale = [[("Loan", "O"), ("to", "O"), ("Acme", "O"), ("Corp,", "O"), *_untagged("signed by Jane Doe in Paris.")]]
+    # A document of two sentences whose text the reviewer saw as one input, and a document holding
+    # only the first of them with another sentence: a part of that text, kept.
+    whole = [_untagged("Lender agrees ."), _untagged("Borrower pays .")]
+    partial = [_untagged("Lender agrees ."), _untagged("Nothing else .")]
+    original = _conll(tmp_path / "train.conll", [*filler, stale, whole, partial])
+    reviews = [_review("e1", TEXT, 0), _review("e2", "Lender agrees . Borrower pays .", 1)]
+    verdicts = [_verdict("e1", _spans(("ORG", 8, 17), ("PER", 29, 37)), 0),
+                _verdict("e2", [{"type": "PER", "start": 0, "end": 6}, {"type": "PER", "start": 16, "end": 24}], 1)]
+    feedback = write_training_file(join_feedback(reviews, verdicts, entities=True).items, tmp_path / "f.conll",
+                                   entities=True)
+    data = read_training_data(EntityRecipe(), [original], TrainingArgs.quick(), feedback_files=[feedback])
+    sentences = {(" ".join(s.tokens), s.spans) for s in data.train + data.dev}
+    assert not any(text.startswith("Loan to Acme") and not spans for text, spans in sentences)
+    assert ("Loan to Acme Corp , signed by Jane Doe in Paris.", (("ORG", 2, 4), ("PER", 7, 9))) in sentences
+    assert ("Lender agrees . Borrower pays .", (("PER", 0, 1), ("PER", 3, 4))) in sentences
+    assert ("Borrower pays .", ()) not in sentences
+    assert {("Lender agrees .", ()), ("Nothing else .", ())} <= sentences  # the partial document is kept
+    assert (data.feedback.replaced, data.feedback.superseded) == (3, 0)
+    assert len(data.train) + len(data.dev) == len(filler) + 2 + 2
