@@ -16,7 +16,7 @@ def _projects(status: dict) -> dict[str, int]:
     """One project per task whose model folder is here, with that model's labels (as the bridge makes them)."""
     from shared.errors import ModelError
     from shared.review.label_studio import LabelStudio
-    from shared.review.labelling import label_config
+    from shared.review.labelling import label_config, project_title
     from shared.runtime import read_model_info
     from shared.settings import default_model_dir
     from shared.task_kinds import ENTITIES, TASKS, kind_named
@@ -25,12 +25,13 @@ def _projects(status: dict) -> dict[str, int]:
     client = LabelStudio(status["url"], status["token"])
     try:
         for task in TASKS:
+            folder = default_model_dir(task)
             try:
-                info = read_model_info(default_model_dir(task))
+                info = read_model_info(folder)
             except ModelError:
                 continue
-            entities = kind_named(info.kind).name == ENTITIES.name
-            made[task] = client.ensure_project(f"slm-services {task}", label_config(info.labels, entities=entities))
+            entities = kind_named(info.kind, folder).name == ENTITIES.name
+            made[task] = client.ensure_project(project_title(task), label_config(info.labels, entities=entities))
     finally:
         client.close()
     return made

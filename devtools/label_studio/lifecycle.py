@@ -35,10 +35,13 @@ __all__ = ["down", "install", "status", "up"]
 logger = logging.getLogger(__name__)
 
 # What Label Studio must not do here: call pypi.org at start, report errors or usage, refuse the bridge's
-# webhook on 127.0.0.1 (its SSRF guard), or read the bare USERNAME/PASSWORD/HOST/PORT a shell may hold.
+# webhook on 127.0.0.1 (its SSRF guard), or let anyone on the machine sign up (and so read every task).
 _QUIET = {"LATEST_VERSION_CHECK": "false", "SENTRY_DSN": "", "FRONTEND_SENTRY_DSN": "", "COLLECT_ANALYTICS": "false",
-          "SSRF_PROTECTION_ENABLED": "false"}
+          "SSRF_PROTECTION_ENABLED": "false", "DISABLE_SIGNUP_WITHOUT_LINK": "true"}
+# Names it reads that a shell may hold for something else: the bare USERNAME/PASSWORD/HOST/PORT, and whatever
+# would point its database or its settings elsewhere.
 _UNSET = ("USERNAME", "PASSWORD", "HOST", "PORT")
+_UNSET_PREFIXES = ("LABEL_STUDIO_", "DJANGO_", "POSTGRE_", "MYSQL_", "REDIS_")
 
 
 def _lock_digest() -> str:
@@ -73,15 +76,21 @@ def credentials(cfg: LabelStudioConfig) -> dict[str, str]:
         raise LabelStudioError(f"{cfg.data_dir} holds a Label Studio but {cfg.credentials_file} is gone: "
                                f"remove {cfg.home} to start afresh")
     made = {"username": "reviewer@example.com", "password": secrets.token_urlsafe(12), "token": secrets.token_hex(20)}
-    cfg.home.mkdir(parents=True, exist_ok=True)
+    _private_home(cfg)
     descriptor = os.open(cfg.credentials_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         json.dump(made, handle)
     return made
 
 
+def _private_home(cfg: LabelStudioConfig) -> None:
+    """The home (data with customer text, credentials, log) readable by its owner only."""
+    cfg.home.mkdir(parents=True, exist_ok=True)
+    os.chmod(cfg.home, 0o700)
+
+
 def _environment(cfg: LabelStudioConfig, creds: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _UNSET}
+    env = {k: v for k, v in os.environ.items() if k not in _UNSET and not k.startswith(_UNSET_PREFIXES)}
     env.update(_QUIET)
     env.update({"LABEL_STUDIO_BASE_DATA_DIR": str(cfg.data_dir), "LABEL_STUDIO_USERNAME": creds["username"],
                 "LABEL_STUDIO_PASSWORD": creds["password"], "LABEL_STUDIO_USER_TOKEN": creds["token"],
@@ -123,7 +132,7 @@ def _wait_ready(cfg: LabelStudioConfig, pid: int, timeout: float) -> None:
 
 def up(cfg: LabelStudioConfig, timeout: float = 180) -> dict[str, Any]:
     """Install and start Label Studio on 127.0.0.1 unless it runs; returns :func:`status`."""
-    cfg.home.mkdir(parents=True, exist_ok=True)
+    _private_home(cfg)
     with file_lock(cfg.lock_file):
         pid = _read_pid(cfg)
         if pid is None:

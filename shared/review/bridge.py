@@ -31,10 +31,11 @@ from shared.kafka.settings import KafkaSettings
 from shared.kafka.topic_reader import NotAJsonObject, json_object, read_topic
 from shared.kafka.topics import TaskTopics, ensure_topics
 from shared.review.label_studio import LabelStudio, LabelStudioError
-from shared.review.labelling import NotReviewable, label_config, review_item
+from shared.review.backoff import Backoff
+from shared.review.labelling import NotReviewable, label_config, project_title, review_item, task_payload
 from shared.review.settings import ReviewSettings
 from shared.review.tasks_writer import TasksWriter
-from shared.review.verdicts import VerdictPublisher, watermark_of
+from shared.review.verdicts import VerdictPublisher, published_of
 
 __all__ = ["BridgeMetrics", "ReviewBridge", "SECRET_HEADER"]
 
@@ -43,6 +44,8 @@ logger = logging.getLogger(__name__)
 #: The header Label Studio's webhook carries the shared secret in.
 SECRET_HEADER = "X-Slm-Webhook-Secret"
 _SEND_TIMEOUT_S = 30.0
+# A webhook payload is one annotation with its task: far under this.
+_MAX_WEBHOOK_BYTES = 4 * 1024 * 1024
 
 
 class BridgeMetrics:
@@ -101,7 +104,7 @@ class ReviewBridge:
         self.kafka, self.review = kafka, review
         self.topics = TaskTopics(task, kafka.topic_prefix)
         self.group = review.group_id or f"{self.topics.group}-review-bridge"
-        self.project_title = review.project or f"slm-services {task}"
+        self.project_title = project_title(task, review.project)
         self.webhook_url = review.webhook_url or f"http://127.0.0.1:{port}/webhook"
         self.secret = (review.webhook_secret.get_secret_value() if review.webhook_secret else secrets.token_urlsafe(24))
         self.label_studio = LabelStudio(review.label_studio_url, review.label_studio_token.get_secret_value())
@@ -125,35 +128,52 @@ class ReviewBridge:
             thread.join(timeout)
         self.label_studio.close()
 
-    def _update_ready(self) -> None:
+    @property
+    def alive(self) -> bool:
+        """Every thread of the bridge runs (what ``/livez`` reports)."""
+        return not self.stop.is_set() and all(thread.is_alive() for thread in self._threads)
+
+    def _reached(self, target: str, ok: bool) -> None:
+        """Whether ``target`` (``label_studio`` or ``kafka``) answered the last call made to it."""
+        if target == "label_studio":
+            self.health.label_studio_ok = ok
+        else:
+            self.health.kafka_ok = ok
         self.metrics.ready.set(1 if self.health.ready else 0)
+
+    def _retried(self, target: str) -> None:
+        self.metrics.retry(target)
+        if target in ("label_studio", "kafka"):
+            self._reached(target, False)
 
     def _retrying(self, what: str, target: str, call):
         """``call()`` until it succeeds or the bridge stops, waiting longer after each failure."""
-        backoff = 0.5
+        backoff = Backoff(self.review.retry_max_s)
         while not self.stop.is_set():
             try:
-                return call()
+                answer = call()
+                self._reached(target, True)
+                return answer
             except Exception as exc:  # LabelStudioError, a KafkaError, a timeout: all are waited out
-                self.metrics.retry(target)
-                if target == "label_studio":
-                    self.health.label_studio_ok = False
-                else:
-                    self.health.kafka_ok = False
-                self._update_ready()
+                self._retried(target)
+                wait = backoff.next()
                 logger.warning("%s failed (%s); retrying in %.1fs", what, exc if isinstance(exc, LabelStudioError)
-                               else type(exc).__name__, backoff)
-                self.stop.wait(backoff)
-                backoff = min(backoff * 2, self.review.retry_max_s)
+                               else type(exc).__name__, wait)
+                self.stop.wait(wait)
         return None
-
-    def _label_studio_answered(self, ok: bool) -> None:
-        self.health.label_studio_ok = ok
-        self._update_ready()
 
     def _set_up_label_studio(self) -> int:
         project = self.label_studio.ensure_project(self.project_title, label_config(self.labels, entities=self.entities))
-        self.label_studio.ensure_webhook(project, self.webhook_url, {SECRET_HEADER: self.secret})
+        try:
+            self.label_studio.ensure_webhook(project, self.webhook_url, {SECRET_HEADER: self.secret})
+        except LabelStudioError as exc:
+            if exc.status is None or exc.status >= 500:
+                raise  # down: set up again
+            # Refused for good, most often Label Studio's SSRF guard refusing an in-cluster address (turn it
+            # off, or allow the bridge's network, on that Label Studio); the sweep still brings every verdict.
+            self.metrics.skipped("webhook_refused")
+            logger.error("Label Studio refused the webhook to %s (%s): verdicts come by the sweep only, every "
+                         "%.0fs", self.webhook_url, exc, self.review.sweep_interval_s)
         return project
 
     def _run(self) -> None:
@@ -162,21 +182,20 @@ class ReviewBridge:
         except Exception:
             logger.exception("the review bridge stopped on an unexpected error")
             self.health.set_up = False
-            self._update_ready()
+            self.metrics.ready.set(0)
             raise
 
     def _serve(self) -> None:
         self.project = self._retrying("setting up the Label Studio project", "label_studio", self._set_up_label_studio)
         if self.project is None:
             return
-        self.health.label_studio_ok = True
         if self.kafka.create_topics:
             self._retrying("creating the topics", "kafka",
                            lambda: ensure_topics(self.kafka, [self.topics.review, self.topics.feedback]))
-        watermark = self._retrying("reading the last verdicts", "kafka",
-                                   lambda: [watermark_of(read_topic(self.kafka, self.topics.feedback, last=500,
-                                                                    timeout_s=60))])
-        if watermark is None:
+        # Verdicts are few (people make them): the whole topic says what this bridge has published.
+        published = self._retrying("reading the published verdicts", "kafka",
+                                   lambda: published_of(read_topic(self.kafka, self.topics.feedback, timeout_s=120)))
+        if published is None:
             return
         producer = self._retrying("connecting the producer", "kafka", lambda: build_producer(self.kafka, None))
         consumer = self._retrying("joining the review consumer group", "kafka", self._consumer)
@@ -186,20 +205,24 @@ class ReviewBridge:
             self.verdicts = VerdictPublisher(
                 self.label_studio, self.project,
                 lambda key, value: producer.send(self.topics.feedback, key=key.encode(), value=value).get(_SEND_TIMEOUT_S),
-                entities=self.entities, sweep_interval_s=self.review.sweep_interval_s, watermark=watermark[0],
-                retry_max_s=self.review.retry_max_s, on_published=self.metrics.verdicts_published.inc,
-                on_retry=self.metrics.retry, on_sweep=self._label_studio_answered)
+                entities=self.entities, sweep_interval_s=self.review.sweep_interval_s, published=published,
+                retry_max_s=self.review.retry_max_s, on_published=self._verdict_published,
+                on_retry=self._retried, on_sweep=lambda ok: self._reached("label_studio", ok))
             publisher = threading.Thread(target=self.verdicts.run, args=(self.stop,), name="review-verdicts", daemon=True)
             publisher.start()
             self._threads.append(publisher)
-            self.health.kafka_ok = self.health.set_up = True
-            self._update_ready()
+            self.health.set_up = True
+            self._reached("kafka", True)
             logger.info("review bridge of %s: %s -> Label Studio project %d -> %s (group %s)", self.task,
                         self.topics.review, self.project, self.topics.feedback, self.group)
             self._consume(consumer, TasksWriter(self.label_studio, self.project, entities=self.entities))
         finally:
             consumer.close(autocommit=False)
             producer.close(timeout=10)
+
+    def _verdict_published(self) -> None:
+        self.metrics.verdicts_published.inc()
+        self._reached("kafka", True)
 
     def _consumer(self):
         from kafka import KafkaConsumer
@@ -216,17 +239,23 @@ class ReviewBridge:
         items = []
         for record in records:
             try:
-                items.append(review_item(json_object(record.value)))
+                item = review_item(json_object(record.value))
+                task_payload(item, entities=self.entities)  # one that cannot be written must not block the rest
+                items.append(item)
             except (NotReviewable, NotAJsonObject) as exc:
                 # Nothing a reviewer could label; the record stays on the topic for whoever needs it.
                 self.metrics.skipped(type(exc).__name__)
                 logger.warning("review record %s[%d]@%d skipped: %s", record.topic, record.partition, record.offset, exc)
+            except Exception as exc:
+                self.metrics.skipped(type(exc).__name__)
+                logger.warning("review record %s[%d]@%d skipped: %s", record.topic, record.partition, record.offset,
+                               type(exc).__name__)
         return items
 
     def _consume(self, consumer, writer: TasksWriter) -> None:
         from kafka.structs import OffsetAndMetadata
 
-        backoff = 0.5
+        backoff = Backoff(self.review.retry_max_s)
         while not self.stop.is_set():
             polled = consumer.poll(timeout_ms=500, max_records=self.review.batch)
             records = [record for batch in polled.values() for record in batch]
@@ -234,35 +263,36 @@ class ReviewBridge:
                 continue
             try:
                 created = writer.write(self._items(records))
-            except LabelStudioError as exc:
-                self.metrics.retry("label_studio")
-                self.health.label_studio_ok = False
-                self._update_ready()
-                logger.warning("writing %d review records failed (%s); retrying in %.1fs", len(records), exc, backoff)
+            except Exception as exc:  # LabelStudioError, or an answer of an unexpected shape: retried alike
+                self._retried("label_studio")
+                wait = backoff.next()
+                logger.warning("writing %d review records failed (%s); retrying in %.1fs", len(records),
+                               exc if isinstance(exc, LabelStudioError) else type(exc).__name__, wait)
                 for tp, batch in polled.items():  # read the batch again: nothing is committed past it
                     consumer.seek(tp, batch[0].offset)
-                self.stop.wait(backoff)
-                backoff = min(backoff * 2, self.review.retry_max_s)
+                self.stop.wait(wait)
                 continue
-            backoff = 0.5
+            backoff.reset()
             self.metrics.tasks_created.inc(created)
-            self.health.label_studio_ok = True
-            self._update_ready()
+            self._reached("label_studio", True)
             offsets = {tp: OffsetAndMetadata(batch[-1].offset + 1, "", -1) for tp, batch in polled.items()}
             try:
                 consumer.commit(offsets)
-                self.health.kafka_ok = True
-                self._update_ready()
-            except Exception as exc:  # a rebalance took the partitions: their next owner finds the tasks
-                self.metrics.retry("kafka")
+                self._reached("kafka", True)
+            except Exception as exc:  # a rebalance took the partitions, or the broker is down: looked up again
+                self._retried("kafka")
                 logger.warning("committing review offsets failed (%s); the records will be looked up again",
                                type(exc).__name__)
 
     # -- webhook -------------------------------------------------------------------------------------
 
+    def authorised(self, secret: str | None) -> bool:
+        """Whether a webhook call carries the shared secret."""
+        return secret is not None and hmac.compare_digest(secret.encode(), self.secret.encode())
+
     def accept_webhook(self, secret: str | None, body: bytes) -> tuple[int, dict]:
         """Label Studio's webhook call: ``(status, answer)``. A verdict is queued for the publisher."""
-        if secret is None or not hmac.compare_digest(secret.encode(), self.secret.encode()):
+        if not self.authorised(secret):
             return 401, {"detail": f"missing or wrong {SECRET_HEADER}"}
         try:
             payload = json.loads(body)
@@ -289,18 +319,25 @@ def http_app(bridge: ReviewBridge):
     from starlette.routing import Route
 
     async def webhook(request: Request) -> Response:
-        status, answer = bridge.accept_webhook(request.headers.get(SECRET_HEADER), await request.body())
+        secret = request.headers.get(SECRET_HEADER)
+        if not bridge.authorised(secret):  # before reading a body from whoever this is
+            return JSONResponse({"detail": f"missing or wrong {SECRET_HEADER}"}, status_code=401)
+        size = request.headers.get("content-length")
+        if size is None or not size.isdigit() or int(size) > _MAX_WEBHOOK_BYTES:
+            return JSONResponse({"detail": f"a webhook body must state its length, at most {_MAX_WEBHOOK_BYTES} "
+                                           f"bytes"}, status_code=413)
+        status, answer = bridge.accept_webhook(secret, await request.body())
         return JSONResponse(answer, status_code=status)
 
     async def livez(_: Request) -> Response:
-        alive = all(thread.is_alive() for thread in bridge._threads) and not bridge.stop.is_set()
-        return JSONResponse({"alive": alive}, status_code=200 if alive else 503)
+        return JSONResponse({"alive": bridge.alive}, status_code=200 if bridge.alive else 503)
 
     async def readyz(_: Request) -> Response:
         health = bridge.health
-        body = {"ready": health.ready, "project": bridge.project, "label_studio": health.label_studio_ok,
+        ready = health.ready and bridge.alive
+        body = {"ready": ready, "project": bridge.project, "label_studio": health.label_studio_ok,
                 "kafka": health.kafka_ok}
-        return JSONResponse(body, status_code=200 if health.ready else 503)
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     async def metrics(_: Request) -> Response:
         return Response(bridge.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

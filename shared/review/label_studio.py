@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -25,12 +26,24 @@ logger = logging.getLogger(__name__)
 
 # Ids per lookup query: each is one filter item in the query string, and URLs stay well under 8 KiB.
 _LOOKUP_CHUNK = 25
+# Label Studio answers at most 100 per page.
 _PAGE_SIZE = 100
+# An import is answered when its tasks are written: a slow one must not time out and be sent again while
+# it is still being written (the look-up that follows a retry would not see its tasks yet).
+_IMPORT_TIMEOUT_S = 300.0
 WEBHOOK_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
 
 
 class LabelStudioError(SlmError):
-    """Label Studio could not be reached, or refused a call (status and endpoint, never the body)."""
+    """Label Studio could not be reached, or refused a call (status and endpoint, never the body).
+
+    Attributes:
+        status (`int | None`): the HTTP status it answered, ``None`` when it did not answer.
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def _is_jwt(token: str) -> bool:
@@ -75,32 +88,43 @@ class LabelStudio:
             raise LabelStudioError(f"Label Studio at {self.url} unreachable ({method} {path}): "
                                    f"{type(exc).__name__}") from None
         if response.status_code >= 400:
-            raise LabelStudioError(f"Label Studio refused {method} {path}: HTTP {response.status_code}")
+            raise LabelStudioError(f"Label Studio refused {method} {path}: HTTP {response.status_code}",
+                                   response.status_code)
         return response
 
     def _call(self, method: str, path: str, **kwargs) -> Any:
         try:
             response = self._send(method, path, auth=self._auth(), **kwargs)
         except LabelStudioError as exc:
-            if "HTTP 401" not in str(exc) or not _is_jwt(self._token):
+            if exc.status != 401 or not _is_jwt(self._token):
                 raise
             response = self._send(method, path, auth=self._auth(renew=True), **kwargs)  # access token expired
-        return response.json() if response.content else None
+        try:
+            return response.json() if response.content else None
+        except ValueError:
+            raise LabelStudioError(f"Label Studio answered {method} {path} with no JSON") from None
+
+    def _paged(self, path: str, params: dict, key: str) -> Iterator[dict]:
+        """Every item of a paged list: ``{key: [...], "total" or "count": n}`` (or a bare list)."""
+        page = 1
+        while True:
+            answer = self._call("GET", path, params={**params, "page": page, "page_size": _PAGE_SIZE})
+            items = answer.get(key, []) if isinstance(answer, dict) else answer
+            if not isinstance(items, list):
+                raise LabelStudioError(f"Label Studio answered GET {path} with no {key!r} list")
+            yield from items
+            total = (answer.get("total", answer.get("count", 0)) if isinstance(answer, dict) else len(items)) or 0
+            if len(items) < _PAGE_SIZE or page * _PAGE_SIZE >= total:
+                return
+            page += 1
 
     # -- calls ------------------------------------------------------------------------------------
 
-    def healthy(self) -> bool:
-        """Label Studio answers ``/health`` and accepts the token."""
-        try:
-            self._call("GET", "/api/current-user/whoami")
-        except LabelStudioError:
-            return False
-        return True
-
     def find_project(self, title: str) -> dict | None:
-        """The project titled exactly ``title`` (id, label_config...), or ``None``."""
-        answer = self._call("GET", "/api/projects", params={"page_size": 1000, "title": title})
-        return next((p for p in answer["results"] if p.get("title") == title), None)
+        """The project titled exactly ``title`` (id, label_config...), or ``None``. Label Studio's title filter
+        matches parts of titles too, so every page of its answer is read."""
+        return next((p for p in self._paged("/api/projects", {"title": title}, "results") if p.get("title") == title),
+                    None)
 
     def ensure_project(self, title: str, label_config: str) -> int:
         """The id of the project titled ``title``, created with ``label_config`` if there is none. An existing
@@ -116,16 +140,7 @@ class LabelStudio:
         return project["id"]
 
     def _tasks(self, project: int, query: dict, fields: str) -> Iterator[dict]:
-        page = 1
-        while True:
-            answer = self._call("GET", "/api/tasks", params={"project": project, "page": page, "page_size": _PAGE_SIZE,
-                                                            "fields": fields, "query": json.dumps(query)})
-            tasks = answer["tasks"] if isinstance(answer, dict) else answer
-            yield from tasks
-            total = answer.get("total", 0) if isinstance(answer, dict) else len(tasks)
-            if len(tasks) < _PAGE_SIZE or page * _PAGE_SIZE >= total:
-                return
-            page += 1
+        yield from self._paged("/api/tasks", {"project": project, "fields": fields, "query": json.dumps(query)}, "tasks")
 
     def find_tasks(self, project: int, ids: Sequence[str]) -> dict[str, int]:
         """Label Studio's task id of each of ``ids`` (review record ids) that has a task in ``project``."""
@@ -135,17 +150,35 @@ class LabelStudio:
                      for item_id in ids[start:start + _LOOKUP_CHUNK]]
             query = {"filters": {"conjunction": "or", "items": items}}
             for task in self._tasks(project, query, "task_only"):
-                found.setdefault(task["data"].get(ID_KEY), task["id"])
+                data = task.get("data") if isinstance(task, dict) else None
+                if isinstance(data, dict) and isinstance(data.get(ID_KEY), str):
+                    found.setdefault(data[ID_KEY], task.get("id"))
         return found
 
     def review_ids(self, project: int) -> list[str]:
         """The review record id of every task in ``project``, one entry per task (a doubled task shows twice)."""
-        return [task["data"].get(ID_KEY) for task in self._tasks(project, {}, "task_only")]
+        return [(task.get("data") or {}).get(ID_KEY) for task in self._tasks(project, {}, "task_only")]
 
-    def import_tasks(self, project: int, tasks: Sequence[dict]) -> int:
-        """Create ``tasks`` (with their predictions) in ``project``; the number Label Studio says it created."""
-        answer = self._call("POST", f"/api/projects/{project}/import", json=list(tasks))
-        return int(answer.get("task_count", 0))
+    def import_tasks(self, project: int, tasks: Sequence[dict]) -> None:
+        """Create ``tasks`` (with their predictions) in ``project``; returns when they are written.
+
+        Label Studio Community writes them before it answers; an edition that imports in the background
+        answers an import id, which is then polled until that import has finished."""
+        answer = self._call("POST", f"/api/projects/{project}/import", json=list(tasks), timeout=_IMPORT_TIMEOUT_S)
+        if isinstance(answer, dict) and "import" in answer and "task_count" not in answer:
+            self._wait_for_import(project, answer["import"])
+
+    def _wait_for_import(self, project: int, import_id: int) -> None:
+        deadline = time.monotonic() + _IMPORT_TIMEOUT_S
+        while time.monotonic() < deadline:
+            state = self._call("GET", f"/api/projects/{project}/imports/{import_id}")
+            status = state.get("status") if isinstance(state, dict) else None
+            if status == "completed":
+                return
+            if status == "failed":
+                raise LabelStudioError(f"Label Studio's import {import_id} into project {project} failed")
+            time.sleep(0.5)
+        raise LabelStudioError(f"Label Studio's import {import_id} into project {project} did not finish in time")
 
     def annotated_tasks(self, project: int, updated_after: str | None) -> Iterator[dict]:
         """Tasks of ``project`` with their annotations, cancelled ones included, updated after ``updated_after``

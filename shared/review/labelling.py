@@ -16,8 +16,8 @@ from xml.sax.saxutils import quoteattr
 from shared.model_text import field_value_text
 from shared.runtime.tagging import parse_tag
 
-__all__ = ["CONTROL", "ID_KEY", "NotReviewable", "ReviewItem", "entity_types", "label_config", "review_item",
-           "task_payload", "verdict_label"]
+__all__ = ["CONTROL", "ID_KEY", "NotReviewable", "ReviewItem", "entity_types", "label_config", "project_title",
+           "review_item", "task_payload", "verdict_label"]
 
 #: The control's name in every project: a prediction's and an annotation's ``from_name``.
 CONTROL = "label"
@@ -29,6 +29,11 @@ ID_KEY = "slm_id"
 
 class NotReviewable(ValueError):
     """A review record that cannot become a labelling task; the message never quotes input text."""
+
+
+def project_title(task: str, configured: str | None = None) -> str:
+    """The title of ``task``'s project: ``configured`` (``SLM_REVIEW_PROJECT``), else ``slm-services <task>``."""
+    return configured or f"slm-services {task}"
 
 
 def entity_types(labels: Sequence[str]) -> list[str]:
@@ -86,11 +91,15 @@ def review_item(payload: Any) -> ReviewItem:
     return ReviewItem(item_id, given["text"], fields, str(payload.get("model", "")), payload)
 
 
+def _score(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+
+
 def _classification_prediction(answer: dict) -> dict | None:
-    label, score = answer.get("label"), answer.get("score")
+    label = answer.get("label")
     if not isinstance(label, str):
         return None
-    return {"score": float(score) if isinstance(score, (int, float)) else 0.0,
+    return {"score": _score(answer.get("score")),
             "result": [{"from_name": CONTROL, "to_name": OBJECT, "type": "choices", "value": {"choices": [label]}}]}
 
 
@@ -100,10 +109,12 @@ def _entities_prediction(answer: dict, text: str) -> dict | None:
         return None
     result, scores = [], []
     for number, span in enumerate(spans):
+        if not isinstance(span, dict):
+            continue
         start, end, kind = span.get("start"), span.get("end"), span.get("type")
-        if not (isinstance(start, int) and isinstance(end, int) and isinstance(kind, str) and 0 <= start < end <= len(text)):
+        if not (type(start) is int and type(end) is int and isinstance(kind, str) and 0 <= start < end <= len(text)):
             continue  # a span the text does not hold cannot be shown; the reviewer sees the text without it
-        score = float(span.get("score", 0.0))
+        score = _score(span.get("score"))
         scores.append(score)
         result.append({"id": f"p{number}", "from_name": CONTROL, "to_name": OBJECT, "type": "labels", "score": score,
                        "value": {"start": start, "end": end, "text": text[start:end], "labels": [kind]}})
@@ -131,17 +142,21 @@ def verdict_label(result: Any, *, entities: bool) -> str | list[dict] | None:
     if entities:
         spans = []
         for region in result:
-            value = region.get("value", {}) if isinstance(region, dict) else {}
-            if region.get("type") != "labels" or region.get("from_name") != CONTROL or not value.get("labels"):
+            value = region.get("value") if isinstance(region, dict) else None
+            if not isinstance(value, dict) or region.get("type") != "labels" or region.get("from_name") != CONTROL \
+                    or not isinstance(value.get("labels"), list) or not value["labels"]:
                 continue
             span = {"type": value["labels"][0], "start": value.get("start"), "end": value.get("end")}
             if isinstance(value.get("text"), str):
                 span["text"] = value["text"]
             spans.append(span)
-        return sorted(spans, key=lambda s: (s["start"], s["end"]) if isinstance(s["start"], int) else (0, 0))
+        # Offsets that are not integers stay as they came: `slm feedback export` counts such a verdict invalid.
+        return sorted(spans, key=lambda s: (s["start"], s["end"]) if type(s["start"]) is int and type(s["end"]) is int
+                      else (-1, -1))
     for region in result:
         if isinstance(region, dict) and region.get("type") == "choices" and region.get("from_name") == CONTROL:
-            choices = region.get("value", {}).get("choices") or []
-            if choices:
+            value = region.get("value")
+            choices = value.get("choices") if isinstance(value, dict) else None
+            if isinstance(choices, list) and choices and isinstance(choices[0], str):
                 return choices[0]
     return None

@@ -2,16 +2,18 @@
 
 Annotations arrive two ways: Label Studio's webhook (at once, but delivered once with a one-second
 timeout and never retried) and a sweep of the project's tasks updated since the last one (which finds
-whatever a webhook missed: the bridge was down, restarting, or Kafka refused). Both go through one thread,
-so records are published in the order decided here, and the last verdict of an id is the newest annotation:
+whatever a webhook missed: the bridge was down, restarting, not ready, or Kafka refused). Both go through
+one thread, so records are published in the order decided here, and the last verdict of an id is its
+newest annotation:
 
-- of a task's annotations, the most recently updated one decides; a skipped (cancelled) one or one with no
-  choice publishes nothing;
+- a skipped (cancelled) annotation, or one with no choice, publishes nothing; of a task's annotations the
+  sweep takes the most recently updated one that is not skipped (what the webhooks would have published);
 - an annotation already published, or older than the one published for its id, is not published again.
 
-Where the last sweep stopped is kept in memory; at start it is the newest ``annotated_at`` among the last
-records of ``<task>.feedback``, so a restarted bridge sweeps only what it may have missed, and publishes no
-annotation that old again.
+What was published is known by id: at start from the whole of ``<task>.feedback`` (this bridge's records,
+``source: label-studio``), then as it publishes. So the first sweep after a start reads every annotated
+task and publishes exactly what is missing; later ones read the tasks updated since the previous sweep's
+newest, less an overlap that catches a task updated while a sweep paged past it.
 """
 
 from __future__ import annotations
@@ -21,33 +23,52 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from shared.review.label_studio import LabelStudio, LabelStudioError
+from shared.review.backoff import Backoff
+from shared.review.label_studio import LabelStudio
 from shared.review.labelling import ID_KEY, verdict_label
 
-__all__ = ["SOURCE", "VerdictPublisher", "feedback_record", "latest_annotation", "watermark_of"]
+__all__ = ["SOURCE", "VerdictPublisher", "feedback_record", "instant", "latest_annotation", "published_of"]
 
 logger = logging.getLogger(__name__)
 
 #: ``source`` of the feedback records this bridge writes (others, e.g. typed by hand, have none).
 SOURCE = "label-studio"
-# Feedback records per partition read at start for the watermark.
-_TAIL = 500
+# How far before the previous sweep's newest task a sweep starts reading again.
+_OVERLAP = timedelta(seconds=60)
+
+
+def instant(value: Any) -> datetime | None:
+    """A Label Studio time (ISO 8601; it leaves the fraction out when it is zero) as an aware datetime."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _filter_time(moment: datetime) -> str:
+    # The one format Label Studio's Datetime filter parses: always with microseconds, in UTC.
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def latest_annotation(task: dict) -> dict | None:
-    """The annotation that decides a task's verdict: its most recently updated one (cancelled or not)."""
-    annotations = [a for a in task.get("annotations") or [] if isinstance(a, dict)]
-    return max(annotations, key=lambda a: str(a.get("updated_at", "")), default=None)
+    """The annotation that decides a task's verdict: its most recently updated one that is not skipped."""
+    annotations = [a for a in task.get("annotations") or []
+                   if isinstance(a, dict) and not a.get("was_cancelled") and instant(a.get("updated_at"))]
+    return max(annotations, key=lambda a: instant(a["updated_at"]), default=None)
 
 
 def feedback_record(task_data: dict, annotation: dict, *, entities: bool) -> dict | None:
     """The feedback record of ``annotation`` on the task with ``task_data``, or ``None`` when it publishes
     nothing: skipped, no verdict in it, or a task the bridge did not create (no ``slm_id``)."""
     item_id = task_data.get(ID_KEY) if isinstance(task_data, dict) else None
-    if not isinstance(item_id, str) or annotation.get("was_cancelled"):
+    if not isinstance(item_id, str) or not isinstance(annotation, dict) or annotation.get("was_cancelled"):
         return None
     label = verdict_label(annotation.get("result"), entities=entities)
     if label is None:
@@ -56,17 +77,20 @@ def feedback_record(task_data: dict, annotation: dict, *, entities: bool) -> dic
             "annotated_at": annotation.get("updated_at")}
 
 
-def watermark_of(records: list) -> str | None:
-    """The newest ``annotated_at`` among this bridge's feedback ``records`` (kafka-python records)."""
-    newest = None
+def published_of(records: Iterable) -> dict[str, datetime]:
+    """id -> the newest ``annotated_at`` this bridge published for it, from ``<task>.feedback``'s records."""
+    published: dict[str, datetime] = {}
     for record in records:
         try:
             payload = json.loads(record.value)
         except (TypeError, ValueError):
             continue
-        if isinstance(payload, dict) and payload.get("source") == SOURCE and isinstance(payload.get("annotated_at"), str):
-            newest = max(newest or "", payload["annotated_at"])
-    return newest
+        if not isinstance(payload, dict) or payload.get("source") != SOURCE or not isinstance(payload.get("id"), str):
+            continue
+        at = instant(payload.get("annotated_at"))
+        if at is not None and (payload["id"] not in published or published[payload["id"]] < at):
+            published[payload["id"]] = at
+    return published
 
 
 class VerdictPublisher:
@@ -78,13 +102,14 @@ class VerdictPublisher:
         send (`Callable[[str, bytes], None]`): publishes one value keyed by id and waits for its acknowledgement.
         entities (`bool`): verdicts are spans.
         sweep_interval_s (`float`): time between sweeps.
-        watermark (`str | None`): sweep annotations updated after this (ISO time); ``None``: all.
+        published (`dict[str, datetime]`): what was published before this start (:func:`published_of`).
+        retry_max_s (`float`): the longest wait between attempts to publish while Kafka refuses.
         on_published, on_retry, on_sweep (`Callable`): metric and health hooks (``on_sweep`` gets whether
             Label Studio answered).
     """
 
     def __init__(self, label_studio: LabelStudio, project: int, send: Callable[[str, bytes], None], *, entities: bool,
-                 sweep_interval_s: float, watermark: str | None, retry_max_s: float = 30.0,
+                 sweep_interval_s: float, published: dict[str, datetime] | None = None, retry_max_s: float = 30.0,
                  on_published: Callable[[], None] = lambda: None, on_retry: Callable[[str], None] = lambda _: None,
                  on_sweep: Callable[[bool], None] = lambda _: None) -> None:
         self.label_studio = label_studio
@@ -92,16 +117,13 @@ class VerdictPublisher:
         self._send = send
         self.entities = entities
         self.sweep_interval_s = sweep_interval_s
-        self.watermark = watermark
-        # Verdicts go out in order from this one thread, so every annotation up to the newest one published before
-        # a restart was published then: the sweep, which reads tasks by their (later) update time, skips them.
-        self._floor = watermark or ""
         self.retry_max_s = retry_max_s
         self._on_published = on_published
         self._on_retry = on_retry
         self._on_sweep = on_sweep
         self._events: queue.Queue[tuple[dict, dict]] = queue.Queue()
-        self._published: dict[str, str] = {}  # id -> updated_at of the annotation last published for it
+        self._published = dict(published or {})
+        self.swept_to: datetime | None = None  # the newest task update the last sweep saw; None: sweep all
 
     def offer(self, task_data: dict, annotation: dict) -> None:
         """A webhook's annotation, published by the thread in arrival order."""
@@ -109,21 +131,22 @@ class VerdictPublisher:
 
     def _publish(self, task_data: dict, annotation: dict, stop: threading.Event) -> bool:
         record = feedback_record(task_data, annotation, entities=self.entities)
-        if record is None:
+        at = instant(annotation.get("updated_at")) if isinstance(annotation, dict) else None
+        if record is None or at is None:
             return False
-        at = str(annotation.get("updated_at", ""))
-        if at <= self._floor or self._published.get(record["id"], "") >= at:
+        previous = self._published.get(record["id"])
+        if previous is not None and previous >= at:
             return False  # already published, or older than what was
-        backoff = 0.5
+        backoff = Backoff(self.retry_max_s)
         while not stop.is_set():
             try:
                 self._send(record["id"], json.dumps(record, ensure_ascii=False).encode())
                 break
             except Exception as exc:  # kafka-python raises a KafkaError family, or a timeout
                 self._on_retry("kafka")
-                logger.warning("publishing a verdict failed (%s); retrying in %.1fs", type(exc).__name__, backoff)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, self.retry_max_s)
+                wait = backoff.next()
+                logger.warning("publishing a verdict failed (%s); retrying in %.1fs", type(exc).__name__, wait)
+                stop.wait(wait)
         else:
             return False
         self._published[record["id"]] = at
@@ -131,25 +154,32 @@ class VerdictPublisher:
         return True
 
     def sweep(self, stop: threading.Event) -> int:
-        """Publish the verdicts of tasks updated after the watermark; returns how many were published.
+        """Publish the verdicts of tasks updated since the last sweep (all, the first time); returns how many.
 
         Raises:
-            LabelStudioError: Label Studio did not answer; the watermark stays, the next sweep repeats.
+            LabelStudioError: Label Studio did not answer; the next sweep reads the same tasks again.
         """
-        published, newest = 0, self.watermark
-        for task in self.label_studio.annotated_tasks(self.project, self.watermark):
-            annotation = latest_annotation(task)
-            if annotation is not None and self._publish(task.get("data", {}), annotation, stop):
-                published += 1
+        since = None if self.swept_to is None else _filter_time(self.swept_to - _OVERLAP)
+        published, newest = 0, self.swept_to
+        for task in self.label_studio.annotated_tasks(self.project, since):
             if stop.is_set():
                 return published
-            # The task's own update time: a later task update than any annotation's, so no task is swept twice.
-            newest = max(newest or "", str(task.get("updated_at", "")))
-        self.watermark = newest
+            if not isinstance(task, dict):
+                continue
+            annotation = latest_annotation(task)
+            if annotation is not None and self._publish(task.get("data") or {}, annotation, stop):
+                published += 1
+            updated = instant(task.get("updated_at"))
+            if updated is not None and (newest is None or updated > newest):
+                newest = updated
+        self.swept_to = newest  # by Label Studio's clock; still None while no task is annotated
         return published
 
     def run(self, stop: threading.Event) -> None:
-        """Publish webhook events as they come and sweep every ``sweep_interval_s``, until ``stop``."""
+        """Publish webhook events as they come and sweep every ``sweep_interval_s``, until ``stop``.
+
+        Nothing ends the thread but ``stop``: a failed sweep is repeated at the next interval, and an event
+        that cannot be read is counted and dropped (the sweep reads its task again)."""
         next_sweep = 0.0
         while not stop.is_set():
             if time.monotonic() >= next_sweep:
@@ -158,7 +188,7 @@ class VerdictPublisher:
                     self._on_sweep(True)
                     if count:
                         logger.info("sweep published %d verdicts a webhook had not", count)
-                except LabelStudioError as exc:
+                except Exception as exc:  # LabelStudioError, or an answer of an unexpected shape
                     self._on_sweep(False)
                     self._on_retry("label_studio")
                     logger.warning("sweep of project %d failed: %s", self.project, exc)
@@ -167,4 +197,9 @@ class VerdictPublisher:
                 task_data, annotation = self._events.get(timeout=max(0.05, min(1.0, next_sweep - time.monotonic())))
             except queue.Empty:
                 continue
-            self._publish(task_data, annotation, stop)
+            try:
+                self._publish(task_data, annotation, stop)
+            except Exception as exc:
+                self._on_retry("event")
+                logger.warning("a webhook event could not be published (%s); the next sweep reads its task",
+                               type(exc).__name__)

@@ -114,6 +114,7 @@ def test_the_bridge_runs_beside_the_primary_with_its_image_model_and_kafka_setti
     # The Service Label Studio's webhook reaches, and the scrape of /metrics through it.
     service = named(docs, "Service", BRIDGE)["spec"]
     assert service["type"] == "ClusterIP"
+    assert service["publishNotReadyAddresses"] is True  # a webhook is sent once: a not-ready bridge still takes it
     assert service["ports"] == [{"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}]
     bridge_pods = deployment["spec"]["template"]["metadata"]["labels"]
     assert _selects(service["selector"], bridge_pods)

@@ -65,3 +65,14 @@ def test_an_annotation_without_a_choice_gives_no_verdict_and_one_without_spans_s
     assert verdict_label([], entities=False) is None
     assert verdict_label([{"type": "textarea", "from_name": "note", "value": {"text": ["x"]}}], entities=False) is None
     assert verdict_label([], entities=True) == []
+
+
+def test_malformed_answers_and_annotations_give_what_they_can_never_an_exception():
+    item = review_item({"id": "c", "input": {"text": "abc"}, "entities": ["x", {"start": 0, "end": 2, "type": "PER",
+                                                                               "score": None}]})
+    (prediction,) = task_payload(item, entities=True)["predictions"]
+    assert [r["value"]["text"] for r in prediction["result"]] == ["ab"] and prediction["score"] == 0.0
+    assert verdict_label(["x", {"type": "labels", "from_name": "label", "value": "y"},
+                          {"type": "labels", "from_name": "label", "value": {"labels": ["PER"], "start": 5}}],
+                         entities=True) == [{"type": "PER", "start": 5, "end": None}]
+    assert verdict_label([{"type": "choices", "from_name": "label", "value": {"choices": [3]}}], entities=False) is None

@@ -5,8 +5,15 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
-from shared.review.verdicts import SOURCE, VerdictPublisher, feedback_record, latest_annotation, watermark_of
+from shared.review.verdicts import SOURCE, VerdictPublisher, feedback_record, instant, latest_annotation, published_of
+
+
+def _at(second: int, micro: int = 0) -> str:
+    """A time as Label Studio writes it: without the fraction when it is zero."""
+    moment = datetime(2026, 1, 1, 0, 0, second, micro, tzinfo=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if micro else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _annotation(number: int, label: str, at: str, cancelled: bool = False) -> dict:
@@ -22,55 +29,50 @@ class FakeLabelStudio:
 
     def annotated_tasks(self, project: int, updated_after: str | None):
         self.asked_after.append(updated_after)
-        return [t for t in self.tasks if updated_after is None or t["updated_at"] > updated_after]
+        return [t for t in self.tasks if updated_after is None or instant(t["updated_at"]) > instant(updated_after)]
 
 
-def _publisher(tasks: list[dict], watermark: str | None = None) -> tuple[VerdictPublisher, list[dict]]:
+def _publisher(tasks: list[dict], published: dict | None = None) -> tuple[VerdictPublisher, list[dict]]:
     sent: list[dict] = []
     publisher = VerdictPublisher(FakeLabelStudio(tasks), 1, lambda key, value: sent.append(json.loads(value)),
-                                 entities=False, sweep_interval_s=60, watermark=watermark)
+                                 entities=False, sweep_interval_s=60, published=published)
     return publisher, sent
 
 
-def test_the_latest_annotation_of_a_task_decides_and_a_skipped_one_publishes_nothing():
-    task = {"data": {"slm_id": "a"}, "updated_at": "T3",
-            "annotations": [_annotation(1, "bullish", "T1"), _annotation(2, "", "T2", cancelled=True)]}
-    assert latest_annotation(task)["id"] == 2
-    assert feedback_record(task["data"], latest_annotation(task), entities=False) is None
-    assert feedback_record({"text": "no id"}, _annotation(1, "bullish", "T1"), entities=False) is None
-    assert feedback_record({"slm_id": "a"}, _annotation(1, "bullish", "T1"), entities=False) == {
-        "id": "a", "label": "bullish", "source": SOURCE, "annotation_id": 1, "annotated_at": "T1"}
+def test_the_newest_annotation_that_is_not_skipped_decides():
+    task = {"data": {"slm_id": "a"}, "updated_at": _at(3),
+            "annotations": [_annotation(1, "bullish", _at(1)), _annotation(2, "", _at(2), cancelled=True)]}
+    assert latest_annotation(task)["id"] == 1  # a second reviewer's skip takes nothing back
+    assert feedback_record(task["data"], _annotation(2, "", _at(2), cancelled=True), entities=False) is None
+    assert feedback_record({"text": "no id"}, _annotation(1, "bullish", _at(1)), entities=False) is None
+    assert feedback_record({"slm_id": "a"}, _annotation(1, "bullish", _at(1)), entities=False) == {
+        "id": "a", "label": "bullish", "source": SOURCE, "annotation_id": 1, "annotated_at": _at(1)}
 
 
-def test_a_sweep_publishes_each_verdict_once_and_moves_its_watermark():
-    tasks = [{"data": {"slm_id": "a"}, "updated_at": "2026-01-01T00:00:02Z",
-              "annotations": [_annotation(1, "bullish", "2026-01-01T00:00:01Z")]},
-             {"data": {"slm_id": "b"}, "updated_at": "2026-01-01T00:00:04Z",
-              "annotations": [_annotation(2, "bearish", "2026-01-01T00:00:03Z")]}]
+def test_times_with_and_without_a_fraction_compare_as_times():
+    assert instant(_at(1)) < instant(_at(1, 500)) < instant(_at(2))
+    assert instant("not a time") is None and instant(None) is None
+
+
+def test_a_sweep_publishes_each_verdict_once_and_asks_label_studio_in_the_format_it_parses():
+    tasks = [{"data": {"slm_id": "a"}, "updated_at": _at(2), "annotations": [_annotation(1, "bullish", _at(1))]},
+             {"data": {"slm_id": "b"}, "updated_at": _at(4, 250), "annotations": [_annotation(2, "bearish", _at(3))]}]
     publisher, sent = _publisher(tasks)
     stop = threading.Event()
     assert publisher.sweep(stop) == 2
-    assert publisher.sweep(stop) == 0
+    assert publisher.sweep(stop) == 0  # the overlap reads both again; neither goes out twice
     assert [(v["id"], v["label"]) for v in sent] == [("a", "bullish"), ("b", "bearish")]
-    assert publisher.label_studio.asked_after == [None, "2026-01-01T00:00:04Z"]
+    assert publisher.label_studio.asked_after == [None, "2025-12-31T23:59:04.000250Z"]
 
 
 def test_an_older_annotation_never_follows_a_newer_one_of_the_same_id():
     publisher, sent = _publisher([])
     stop = threading.Event()
-    assert publisher._publish({"slm_id": "a"}, _annotation(1, "bearish", "T5"), stop)
-    assert not publisher._publish({"slm_id": "a"}, _annotation(1, "bullish", "T4"), stop)  # a late webhook
-    assert not publisher._publish({"slm_id": "a"}, _annotation(1, "bearish", "T5"), stop)  # the sweep again
-    assert publisher._publish({"slm_id": "a"}, _annotation(1, "neutral", "T6"), stop)
+    assert publisher._publish({"slm_id": "a"}, _annotation(1, "bearish", _at(5)), stop)
+    assert not publisher._publish({"slm_id": "a"}, _annotation(1, "bullish", _at(4)), stop)  # a late webhook
+    assert not publisher._publish({"slm_id": "a"}, _annotation(1, "bearish", _at(5)), stop)  # the sweep again
+    assert publisher._publish({"slm_id": "a"}, _annotation(1, "neutral", _at(6)), stop)
     assert [v["label"] for v in sent] == ["bearish", "neutral"]
-
-
-def test_after_a_restart_nothing_up_to_the_last_published_verdict_goes_out_again():
-    tasks = [{"data": {"slm_id": "a"}, "updated_at": "T2", "annotations": [_annotation(1, "bullish", "T1")]},
-             {"data": {"slm_id": "b"}, "updated_at": "T4", "annotations": [_annotation(2, "bearish", "T3")]}]
-    publisher, sent = _publisher(tasks, watermark="T1")
-    assert publisher.sweep(threading.Event()) == 1
-    assert [v["id"] for v in sent] == ["b"]
 
 
 @dataclass
@@ -78,10 +80,21 @@ class Record:
     value: bytes
 
 
-def test_the_watermark_is_the_newest_verdict_this_bridge_published():
-    records = [Record(json.dumps({"id": "a", "label": "x", "source": SOURCE, "annotated_at": "T2"}).encode()),
-               Record(json.dumps({"id": "b", "label": "x", "annotated_at": "T9"}).encode()),  # typed by hand
-               Record(b"not json"),
-               Record(json.dumps({"id": "c", "label": "x", "source": SOURCE, "annotated_at": "T1"}).encode())]
-    assert watermark_of(records) == "T2"
-    assert watermark_of([]) is None
+def _record(item_id: str, at: str, source: str | None = SOURCE) -> Record:
+    return Record(json.dumps({"id": item_id, "label": "x", "annotated_at": at,
+                              **({"source": source} if source else {})}).encode())
+
+
+def test_after_a_restart_what_was_published_is_known_by_id_and_an_older_miss_still_goes_out():
+    # b's verdict went out before the restart; a's webhook was missed although it is older.
+    tasks = [{"data": {"slm_id": "a"}, "updated_at": _at(2), "annotations": [_annotation(1, "bullish", _at(1))]},
+             {"data": {"slm_id": "b"}, "updated_at": _at(4), "annotations": [_annotation(2, "bearish", _at(3))]}]
+    publisher, sent = _publisher(tasks, published=published_of([_record("b", _at(3))]))
+    assert publisher.sweep(threading.Event()) == 1
+    assert [v["id"] for v in sent] == ["a"]
+
+
+def test_published_keeps_each_ids_newest_verdict_of_this_bridge_only():
+    records = [_record("a", _at(2)), _record("a", _at(1)), _record("b", _at(9), source=None),  # typed by hand
+               Record(b"not json"), _record("c", "garbled")]
+    assert published_of(records) == {"a": instant(_at(2))}
