@@ -34,7 +34,9 @@ from shared.review.label_studio import LabelStudio, LabelStudioError
 from shared.review.backoff import Backoff
 from shared.review.labelling import NotReviewable, label_config, project_title, review_item, task_payload
 from shared.review.settings import ReviewSettings
+from shared.telemetry import shutdown_telemetry, trace_carrier
 from shared.review.tasks_writer import TasksWriter
+from shared.review.tracing import import_span
 from shared.review.verdicts import VerdictPublisher, published_of
 
 __all__ = ["BridgeMetrics", "ReviewBridge", "SECRET_HEADER"]
@@ -204,8 +206,9 @@ class ReviewBridge:
         try:
             self.verdicts = VerdictPublisher(
                 self.label_studio, self.project,
-                lambda key, value: producer.send(self.topics.feedback, key=key.encode(), value=value).get(_SEND_TIMEOUT_S),
-                entities=self.entities, sweep_interval_s=self.review.sweep_interval_s, published=published,
+                lambda key, value, headers: producer.send(self.topics.feedback, key=key.encode(), value=value,
+                                                          headers=headers).get(_SEND_TIMEOUT_S),
+                entities=self.entities, task=self.task, topic=self.topics.feedback, sweep_interval_s=self.review.sweep_interval_s, published=published,
                 retry_max_s=self.review.retry_max_s, on_published=self._verdict_published,
                 on_retry=self._retried, on_sweep=lambda ok: self._reached("label_studio", ok))
             publisher = threading.Thread(target=self.verdicts.run, args=(self.stop,), name="review-verdicts", daemon=True)
@@ -239,7 +242,7 @@ class ReviewBridge:
         items = []
         for record in records:
             try:
-                item = review_item(json_object(record.value))
+                item = review_item(json_object(record.value), trace_carrier(record.headers))
                 task_payload(item, entities=self.entities)  # one that cannot be written must not block the rest
                 items.append(item)
             except (NotReviewable, NotAJsonObject) as exc:
@@ -262,7 +265,9 @@ class ReviewBridge:
             if not records:
                 continue
             try:
-                created = writer.write(self._items(records))
+                with import_span(self.task, self.topics.review, self.group, records) as span:
+                    created = writer.write(self._items(records))
+                    span.set_attribute("slm.review.tasks_created", created)
             except Exception as exc:  # LabelStudioError, or an answer of an unexpected shape: retried alike
                 self._retried("label_studio")
                 wait = backoff.next()
@@ -363,4 +368,5 @@ def serve_bridge(bridge: ReviewBridge, host: str, port: int) -> None:
                                       access_log=False)).run()
     finally:
         bridge.close()
+        shutdown_telemetry()  # batched spans would otherwise be lost
         logger.info("review bridge of %s stopped after %.0fs", bridge.task, time.monotonic() - started)

@@ -9,14 +9,14 @@ a prediction with its score, so reviewers can sort by confidence and correct the
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
 from shared.model_text import field_value_text
 from shared.runtime.tagging import parse_tag
 
-__all__ = ["CONTROL", "ID_KEY", "NotReviewable", "ReviewItem", "entity_types", "label_config", "project_title",
+__all__ = ["CONTROL", "ID_KEY", "TRACE_KEY", "NotReviewable", "ReviewItem", "entity_types", "label_config", "project_title",
            "review_item", "task_payload", "verdict_label"]
 
 #: The control's name in every project: a prediction's and an annotation's ``from_name``.
@@ -25,6 +25,8 @@ CONTROL = "label"
 OBJECT = "text"
 #: The key of the review record's id in a Label Studio task's data.
 ID_KEY = "slm_id"
+#: The key of the answer's trace context (``traceparent``, ``tracestate``), so that its verdict continues the trace.
+TRACE_KEY = "slm_trace"
 
 
 class NotReviewable(ValueError):
@@ -62,17 +64,20 @@ def label_config(labels: Sequence[str], *, entities: bool) -> str:
 
 @dataclass(frozen=True)
 class ReviewItem:
-    """One review record as the bridge uses it: its id, the input it answered and the model's answer."""
+    """One review record as the bridge uses it: its id, the input it answered, the model's answer and the
+    answer's trace context (its record's ``traceparent`` and ``tracestate`` headers)."""
 
     id: str
     text: str
     fields: dict[str, Any]
     model: str
     answer: dict[str, Any]
+    trace: dict[str, str] = field(default_factory=dict)
 
 
-def review_item(payload: Any) -> ReviewItem:
-    """The review record ``payload`` (a result with ``input``, :mod:`shared.kafka.batch_plan`).
+def review_item(payload: Any, trace: dict[str, str] | None = None) -> ReviewItem:
+    """The review record ``payload`` (a result with ``input``, :mod:`shared.kafka.batch_plan`) whose headers
+    carried the trace context ``trace``.
 
     Raises:
         NotReviewable: not a result object, no id, or no input (written with SLM_REVIEW_INCLUDE_INPUT=false).
@@ -88,7 +93,7 @@ def review_item(payload: Any) -> ReviewItem:
     fields = given.get("fields") or {}
     if not isinstance(fields, dict):
         raise NotReviewable("input.fields is not an object")
-    return ReviewItem(item_id, given["text"], fields, str(payload.get("model", "")), payload)
+    return ReviewItem(item_id, given["text"], fields, str(payload.get("model", "")), payload, dict(trace or {}))
 
 
 def _score(value: Any) -> float:
@@ -123,9 +128,12 @@ def _entities_prediction(answer: dict, text: str) -> dict | None:
 
 
 def task_payload(item: ReviewItem, *, entities: bool) -> dict:
-    """The Label Studio task for ``item``: its text, fields and id as data, the model's answer as a prediction."""
+    """The Label Studio task for ``item``: its text, fields, id and trace context as data, the model's answer as
+    a prediction."""
     fields_text = " · ".join(f"{name}: {field_value_text(value)}" for name, value in item.fields.items())
     task: dict[str, Any] = {"data": {"text": item.text, ID_KEY: item.id, "fields_text": fields_text}}
+    if item.trace:
+        task["data"][TRACE_KEY] = item.trace
     prediction = (_entities_prediction(item.answer, item.text) if entities
                   else _classification_prediction(item.answer))
     if prediction is not None:

@@ -30,6 +30,7 @@ from typing import Any
 from shared.review.backoff import Backoff
 from shared.review.label_studio import LabelStudio
 from shared.review.labelling import ID_KEY, verdict_label
+from shared.review.tracing import verdict_span
 
 __all__ = ["SOURCE", "VerdictPublisher", "feedback_record", "instant", "latest_annotation", "published_of"]
 
@@ -99,7 +100,9 @@ class VerdictPublisher:
     Args:
         label_studio (`LabelStudio`): where the sweep reads.
         project (`int`): the task's project.
-        send (`Callable[[str, bytes], None]`): publishes one value keyed by id and waits for its acknowledgement.
+        send (`Callable[[str, bytes, list[tuple[str, bytes]]], None]`): publishes one value keyed by id, with
+            headers, and waits for its acknowledgement.
+        task, topic (`str`): the task and its feedback topic, as the verdicts' spans name them.
         entities (`bool`): verdicts are spans.
         sweep_interval_s (`float`): time between sweeps.
         published (`dict[str, datetime]`): what was published before this start (:func:`published_of`).
@@ -108,14 +111,16 @@ class VerdictPublisher:
             Label Studio answered).
     """
 
-    def __init__(self, label_studio: LabelStudio, project: int, send: Callable[[str, bytes], None], *, entities: bool,
-                 sweep_interval_s: float, published: dict[str, datetime] | None = None, retry_max_s: float = 30.0,
+    def __init__(self, label_studio: LabelStudio, project: int, send: Callable[[str, bytes, list], None], *,
+                 entities: bool, task: str, topic: str, sweep_interval_s: float,
+                 published: dict[str, datetime] | None = None, retry_max_s: float = 30.0,
                  on_published: Callable[[], None] = lambda: None, on_retry: Callable[[str], None] = lambda _: None,
                  on_sweep: Callable[[bool], None] = lambda _: None) -> None:
         self.label_studio = label_studio
         self.project = project
         self._send = send
         self.entities = entities
+        self.task, self.topic = task, topic
         self.sweep_interval_s = sweep_interval_s
         self.retry_max_s = retry_max_s
         self._on_published = on_published
@@ -137,18 +142,20 @@ class VerdictPublisher:
         previous = self._published.get(record["id"])
         if previous is not None and previous >= at:
             return False  # already published, or older than what was
+        value = json.dumps(record, ensure_ascii=False).encode()
         backoff = Backoff(self.retry_max_s)
-        while not stop.is_set():
-            try:
-                self._send(record["id"], json.dumps(record, ensure_ascii=False).encode())
-                break
-            except Exception as exc:  # kafka-python raises a KafkaError family, or a timeout
-                self._on_retry("kafka")
-                wait = backoff.next()
-                logger.warning("publishing a verdict failed (%s); retrying in %.1fs", type(exc).__name__, wait)
-                stop.wait(wait)
-        else:
-            return False
+        with verdict_span(self.task, self.topic, task_data, annotation.get("id")) as headers:
+            while not stop.is_set():
+                try:
+                    self._send(record["id"], value, headers)
+                    break
+                except Exception as exc:  # kafka-python raises a KafkaError family, or a timeout
+                    self._on_retry("kafka")
+                    wait = backoff.next()
+                    logger.warning("publishing a verdict failed (%s); retrying in %.1fs", type(exc).__name__, wait)
+                    stop.wait(wait)
+            else:
+                return False
         self._published[record["id"]] = at
         self._on_published()
         return True

@@ -44,6 +44,7 @@ def bridge(task: str, host: str, port: int, model_dir: Path | None) -> None:
     from shared.runtime import read_model_info
     from shared.settings import ServiceSettings, default_model_dir
     from shared.task_kinds import ENTITIES, kind_named
+    from shared.telemetry import setup_telemetry
 
     review_settings = validated(ReviewSettings)
     if not review_settings.label_studio_url or not review_settings.label_studio_token:
@@ -55,6 +56,7 @@ def bridge(task: str, host: str, port: int, model_dir: Path | None) -> None:
     folder = model_dir or validated(ServiceSettings).model_dir or default_model_dir(task)
     info = read_model_info(folder)
     entities = kind_named(info.kind, folder).name == ENTITIES.name
+    setup_telemetry(f"slm-{task}-review")  # OTEL_* as for the services; the chart names it the same way
     serve_bridge(ReviewBridge(task, list(info.labels), entities=entities, kafka=kafka, review=review_settings, port=port),
                  host, port)
 

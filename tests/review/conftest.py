@@ -59,8 +59,10 @@ def review_record(item_id: str, text: str, *, task: str = "sentiment", label: st
     return json.dumps(result).encode()
 
 
-def produce_reviews(bootstrap: str, topic: str, records: list[tuple[str, bytes]]) -> None:
-    produce(bootstrap, topic, [(key.encode(), value, []) for key, value in records])
+def produce_reviews(bootstrap: str, topic: str, records: list[tuple[str, bytes]],
+                    headers: dict[str, list[tuple[str, bytes]]] | None = None) -> None:
+    """``records`` as ``(id, value)``, each with the headers ``headers`` gives its id (none by default)."""
+    produce(bootstrap, topic, [(key.encode(), value, (headers or {}).get(key, [])) for key, value in records])
 
 
 class Bridge(ServerProcess):

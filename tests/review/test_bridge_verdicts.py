@@ -17,6 +17,8 @@ from tests.support.processes import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
+TRACE = "0af7651916cd43dd8448eb211c80319c"
+
 
 def _choice(label: str) -> list[dict]:
     return [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": [label]}}]
@@ -45,9 +47,11 @@ def _by_id(verdicts: list[dict]) -> list[tuple[str, str]]:
 def test_submitted_skipped_and_updated_annotations(start_bridge, kafka_bootstrap, topic_prefix, label_studio_client):
     reviews = [(f"s{n}", review_record(f"s{n}", text, label="bullish"))
                for n, text in enumerate(["shares flat after the call", "guidance unchanged", "margins under pressure"])]
-    produce_reviews(kafka_bootstrap, f"{topic_prefix}sentiment.review", reviews)
+    # s0's answer was traced: its verdict continues that trace.
+    produce_reviews(kafka_bootstrap, f"{topic_prefix}sentiment.review", reviews,
+                    headers={"s0": [("traceparent", f"00-{TRACE}-b7ad6b7169203331-01".encode())]})
     # One sweep, at start: a later one could publish the update before its webhooks arrive (then rightly skipped).
-    start_bridge("sentiment", SLM_REVIEW_SWEEP_INTERVAL_S="3600").wait_ready(120)
+    start_bridge("sentiment", SLM_REVIEW_SWEEP_INTERVAL_S="3600", OTEL_SDK_DISABLED="false").wait_ready(120)
     _, tasks = _tasks_of(label_studio_client, f"{topic_prefix}sentiment", ["s0", "s1", "s2"])
 
     # The model's answer came along as a prediction with its score.
@@ -68,6 +72,8 @@ def test_submitted_skipped_and_updated_annotations(start_bridge, kafka_bootstrap
     assert _by_id(verdicts) == [("s0", "neutral"), ("s2", "bullish"), ("s2", "bearish")]
     assert all(v["source"] == "label-studio" and record.key == v["id"].encode()
                for v, record in zip(verdicts, records))
+    traces = {v["id"]: dict(record.headers)["traceparent"].decode().split("-")[1] for v, record in zip(verdicts, records)}
+    assert traces["s0"] == TRACE and traces["s2"] != TRACE
 
     review_topic = drain(kafka_bootstrap, f"{topic_prefix}sentiment.review", until=lambda rs: len(rs) >= 3)
     export = join_feedback(review_topic, records, entities=False, labels={"bearish", "bullish", "neutral"})

@@ -12,9 +12,6 @@ import bentoml
 import pytest
 from bentoml.exceptions import InvalidArgument, ServiceUnavailable
 from bentoml.validators import ContentType
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.testclient import TestClient
@@ -23,6 +20,7 @@ from shared import rest_io
 from shared.bento import BENTOML_OFF
 from shared.compat import json_apis
 from shared.rest_io import LeanApiMiddleware, untraced_routes
+from tests.support.spans import record_spans
 
 TRACE, CALLER = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 
@@ -111,11 +109,7 @@ def test_other_methods_and_paths_pass_through():
 
 @pytest.fixture
 def spans(monkeypatch):
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    monkeypatch.setattr(rest_io, "tracer", provider.get_tracer("test"))
-    return exporter
+    return record_spans(monkeypatch, rest_io)
 
 
 def test_a_request_is_one_server_span_continuing_the_callers_trace(spans):

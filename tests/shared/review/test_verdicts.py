@@ -34,8 +34,9 @@ class FakeLabelStudio:
 
 def _publisher(tasks: list[dict], published: dict | None = None) -> tuple[VerdictPublisher, list[dict]]:
     sent: list[dict] = []
-    publisher = VerdictPublisher(FakeLabelStudio(tasks), 1, lambda key, value: sent.append(json.loads(value)),
-                                 entities=False, sweep_interval_s=60, published=published)
+    publisher = VerdictPublisher(FakeLabelStudio(tasks), 1, lambda key, value, headers: sent.append(json.loads(value)),
+                                 entities=False, task="sentiment", topic="sentiment.feedback", sweep_interval_s=60,
+                                 published=published)
     return publisher, sent
 
 
