@@ -18,7 +18,7 @@ def plugins(group: str) -> list:
             found.append(entry.load())
         except ModuleNotFoundError as exc:
             # Only the plug-in's own package missing (a serving image has no devtools) is expected.
-            if not exc.name or not entry.module.startswith(exc.name):
+            if not exc.name or not (entry.module == exc.name or entry.module.startswith(exc.name + ".")):
                 raise
             log.debug("plug-in %s=%s left out: %s is not installed", entry.name, entry.value, exc.name)
     return found

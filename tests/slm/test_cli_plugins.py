@@ -47,6 +47,15 @@ def test_a_plug_in_that_fails_on_another_missing_module_is_an_error(monkeypatch,
         slm.plugins.plugins(COMMANDS_GROUP)
 
 
+def test_a_missing_module_that_only_shares_the_plug_ins_name_prefix_is_an_error(monkeypatch, tmp_path):
+    (tmp_path / "tooling_plugin.py").write_text("import tooling\n")  # a dependency named like its start
+    monkeypatch.syspath_prepend(str(tmp_path))
+    broken = EntryPoint("tooling", "tooling_plugin:group", COMMANDS_GROUP)
+    monkeypatch.setattr(slm.plugins, "entry_points", lambda group: [broken])
+    with pytest.raises(ModuleNotFoundError, match="'tooling'"):
+        slm.plugins.plugins(COMMANDS_GROUP)
+
+
 def test_a_plug_ins_settings_are_known_names(monkeypatch, caplog):
     assert {entry.name for entry in slm.plugins.entry_points(group=SETTINGS_GROUP)} == {"local_broker", "local_label_studio"}
     monkeypatch.setenv("SLM_KAFKA_PORT", "19092")  # read by the local broker (devtools), not the services
