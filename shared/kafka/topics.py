@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from shared.errors import ConfigError
 from shared.kafka.settings import SHADOW_SUFFIX, KafkaSettings
 
-__all__ = ["SHADOW_SUFFIX", "TaskTopics", "ensure_topics"]
+__all__ = ["SHADOW_SUFFIX", "TaskTopics", "ensure_topics", "topic_retention"]
 
 logger = logging.getLogger(__name__)
 
@@ -121,3 +122,30 @@ def ensure_topics(settings: KafkaSettings, topics: list[str]) -> list[str]:
         return missing
     finally:
         admin.close()
+
+
+def topic_retention(settings: KafkaSettings, topic: str) -> timedelta | None:
+    """How long ``topic`` keeps a record: its ``retention.ms``, or ``None`` when it deletes none by age
+    (``-1``, or compaction alone) or the broker describes no such topic. The principal needs DescribeConfigs
+    on the topic.
+
+    Raises:
+        KafkaError: the broker refused or did not answer (``TopicAuthorizationFailedError`` without the ACL).
+    """
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+
+    admin = KafkaAdminClient(**settings.client_options())
+    try:
+        wanted = {"retention.ms": None, "cleanup.policy": None}
+        described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic, wanted)],
+                                           config_filter="all")
+    finally:
+        admin.close()
+    configs = described.get("topic", {}).get(topic, {})
+    if "cleanup.policy" not in configs or "retention.ms" not in configs:
+        return None
+    policies = {policy.strip() for policy in str(configs["cleanup.policy"]["value"]).split(",")}
+    milliseconds = int(configs["retention.ms"]["value"])
+    if "delete" not in policies or milliseconds < 0:
+        return None
+    return timedelta(milliseconds=milliseconds)

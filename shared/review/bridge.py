@@ -22,6 +22,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 
@@ -29,7 +30,7 @@ from shared.kafka.consumer import isolation_level
 from shared.kafka.producer import build_producer
 from shared.kafka.settings import KafkaSettings
 from shared.kafka.topic_reader import NotAJsonObject, json_object, read_topic
-from shared.kafka.topics import TaskTopics, ensure_topics
+from shared.kafka.topics import TaskTopics, ensure_topics, topic_retention
 from shared.review.label_studio import LabelStudio, LabelStudioError
 from shared.review.backoff import Backoff
 from shared.review.labelling import NotReviewable, label_config, project_title, review_item, task_payload
@@ -194,11 +195,10 @@ class ReviewBridge:
         if self.kafka.create_topics:
             self._retrying("creating the topics", "kafka",
                            lambda: ensure_topics(self.kafka, [self.topics.review, self.topics.feedback]))
-        # Verdicts are few (people make them): the whole topic says what this bridge has published.
-        published = self._retrying("reading the published verdicts", "kafka",
-                                   lambda: published_of(read_topic(self.kafka, self.topics.feedback, timeout_s=120)))
-        if published is None:
+        started = self._retrying("reading the published verdicts", "kafka", self._published_verdicts)
+        if started is None:
             return
+        published, oldest = started
         producer = self._retrying("connecting the producer", "kafka", lambda: build_producer(self.kafka, None))
         consumer = self._retrying("joining the review consumer group", "kafka", self._consumer)
         if producer is None or consumer is None:
@@ -208,7 +208,8 @@ class ReviewBridge:
                 self.label_studio, self.project,
                 lambda key, value, headers: producer.send(self.topics.feedback, key=key.encode(), value=value,
                                                           headers=headers).get(_SEND_TIMEOUT_S),
-                entities=self.entities, task=self.task, topic=self.topics.feedback, sweep_interval_s=self.review.sweep_interval_s, published=published,
+                entities=self.entities, task=self.task, topic=self.topics.feedback,
+                sweep_interval_s=self.review.sweep_interval_s, published=published, oldest=oldest,
                 retry_max_s=self.review.retry_max_s, on_published=self._verdict_published,
                 on_retry=self._retried, on_sweep=lambda ok: self._reached("label_studio", ok))
             publisher = threading.Thread(target=self.verdicts.run, args=(self.stop,), name="review-verdicts", daemon=True)
@@ -222,6 +223,22 @@ class ReviewBridge:
         finally:
             consumer.close(autocommit=False)
             producer.close(timeout=10)
+
+    def _published_verdicts(self) -> tuple[dict[str, datetime], datetime | None]:
+        """What this bridge has published, by id, and the oldest annotation it may still publish.
+
+        Verdicts are few (people make them): the whole topic says what was published. Its retention says how
+        far back a verdict missing from it is still missing, and not deleted on purpose."""
+        from kafka.errors import AuthorizationError
+
+        published = published_of(read_topic(self.kafka, self.topics.feedback, timeout_s=120))
+        try:
+            retention = topic_retention(self.kafka, self.topics.feedback)
+        except AuthorizationError as exc:
+            logger.warning("the retention of %s is unknown (%s: DescribeConfigs is not allowed): the first sweep "
+                           "publishes every verdict missing from it", self.topics.feedback, type(exc).__name__)
+            retention = None
+        return published, None if retention is None else datetime.now(timezone.utc) - retention
 
     def _verdict_published(self) -> None:
         self.metrics.verdicts_published.inc()

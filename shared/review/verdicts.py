@@ -11,9 +11,11 @@ newest annotation:
 - an annotation already published, or older than the one published for its id, is not published again.
 
 What was published is known by id: at start from the whole of ``<task>.feedback`` (this bridge's records,
-``source: label-studio``), then as it publishes. So the first sweep after a start reads every annotated
-task and publishes exactly what is missing; later ones read the tasks updated since the previous sweep's
-newest, less an overlap that catches a task updated while a sweep paged past it.
+``source: label-studio``), then as it publishes. So the first sweep after a start reads every task annotated
+within the topic's retention and publishes exactly what is missing; later ones read the tasks updated since
+the previous sweep's newest, less an overlap that catches a task updated while a sweep paged past it. An
+annotation older than the retention is never published again: its record was deleted on purpose, and once
+more it would outrank a verdict given after it by other means.
 """
 
 from __future__ import annotations
@@ -106,6 +108,8 @@ class VerdictPublisher:
         entities (`bool`): verdicts are spans.
         sweep_interval_s (`float`): time between sweeps.
         published (`dict[str, datetime]`): what was published before this start (:func:`published_of`).
+        oldest (`datetime`, *optional*): annotations updated before this are not published (the feedback
+            topic's retention would have deleted them); ``None``: no limit.
         retry_max_s (`float`): the longest wait between attempts to publish while Kafka refuses.
         on_published, on_retry, on_sweep (`Callable`): metric and health hooks (``on_sweep`` gets whether
             Label Studio answered).
@@ -113,7 +117,8 @@ class VerdictPublisher:
 
     def __init__(self, label_studio: LabelStudio, project: int, send: Callable[[str, bytes, list], None], *,
                  entities: bool, task: str, topic: str, sweep_interval_s: float,
-                 published: dict[str, datetime] | None = None, retry_max_s: float = 30.0,
+                 published: dict[str, datetime] | None = None, oldest: datetime | None = None,
+                 retry_max_s: float = 30.0,
                  on_published: Callable[[], None] = lambda: None, on_retry: Callable[[str], None] = lambda _: None,
                  on_sweep: Callable[[bool], None] = lambda _: None) -> None:
         self.label_studio = label_studio
@@ -128,6 +133,7 @@ class VerdictPublisher:
         self._on_sweep = on_sweep
         self._events: queue.Queue[tuple[dict, dict]] = queue.Queue()
         self._published = dict(published or {})
+        self.oldest = oldest
         self.swept_to: datetime | None = None  # the newest task update the last sweep saw; None: sweep all
 
     def offer(self, task_data: dict, annotation: dict) -> None:
@@ -137,7 +143,7 @@ class VerdictPublisher:
     def _publish(self, task_data: dict, annotation: dict, stop: threading.Event) -> bool:
         record = feedback_record(task_data, annotation, entities=self.entities)
         at = instant(annotation.get("updated_at")) if isinstance(annotation, dict) else None
-        if record is None or at is None:
+        if record is None or at is None or (self.oldest is not None and at < self.oldest):
             return False
         previous = self._published.get(record["id"])
         if previous is not None and previous >= at:
@@ -161,12 +167,14 @@ class VerdictPublisher:
         return True
 
     def sweep(self, stop: threading.Event) -> int:
-        """Publish the verdicts of tasks updated since the last sweep (all, the first time); returns how many.
+        """Publish the verdicts of tasks updated since the last sweep (since ``oldest``, the first time); returns
+        how many.
 
         Raises:
             LabelStudioError: Label Studio did not answer; the next sweep reads the same tasks again.
         """
-        since = None if self.swept_to is None else _filter_time(self.swept_to - _OVERLAP)
+        start = self.oldest if self.swept_to is None else self.swept_to - _OVERLAP
+        since = None if start is None else _filter_time(start)
         published, newest = 0, self.swept_to
         for task in self.label_studio.annotated_tasks(self.project, since):
             if stop.is_set():

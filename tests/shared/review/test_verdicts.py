@@ -32,11 +32,12 @@ class FakeLabelStudio:
         return [t for t in self.tasks if updated_after is None or instant(t["updated_at"]) > instant(updated_after)]
 
 
-def _publisher(tasks: list[dict], published: dict | None = None) -> tuple[VerdictPublisher, list[dict]]:
+def _publisher(tasks: list[dict], published: dict | None = None,
+               oldest: datetime | None = None) -> tuple[VerdictPublisher, list[dict]]:
     sent: list[dict] = []
     publisher = VerdictPublisher(FakeLabelStudio(tasks), 1, lambda key, value, headers: sent.append(json.loads(value)),
                                  entities=False, task="sentiment", topic="sentiment.feedback", sweep_interval_s=60,
-                                 published=published)
+                                 published=published, oldest=oldest)
     return publisher, sent
 
 
@@ -93,6 +94,18 @@ def test_after_a_restart_what_was_published_is_known_by_id_and_an_older_miss_sti
     publisher, sent = _publisher(tasks, published=published_of([_record("b", _at(3))]))
     assert publisher.sweep(threading.Event()) == 1
     assert [v["id"] for v in sent] == ["a"]
+
+
+def test_nothing_older_than_the_feedback_topics_retention_is_published_again():
+    # a was annotated before the oldest time the topic still holds; b's task changed later, its annotation did not.
+    tasks = [{"data": {"slm_id": "a"}, "updated_at": _at(2), "annotations": [_annotation(1, "bullish", _at(1))]},
+             {"data": {"slm_id": "b"}, "updated_at": _at(9), "annotations": [_annotation(2, "bearish", _at(3))]},
+             {"data": {"slm_id": "c"}, "updated_at": _at(6), "annotations": [_annotation(3, "neutral", _at(5))]}]
+    publisher, sent = _publisher(tasks, oldest=instant(_at(4)))
+    assert publisher.sweep(threading.Event()) == 1
+    assert [v["id"] for v in sent] == ["c"]
+    assert publisher.label_studio.asked_after == ["2026-01-01T00:00:04.000000Z"]
+    assert not publisher._publish({"slm_id": "d"}, _annotation(4, "bullish", _at(3)), threading.Event())  # a webhook
 
 
 def test_published_keeps_each_ids_newest_verdict_of_this_bridge_only():
