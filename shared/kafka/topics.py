@@ -9,7 +9,7 @@ from datetime import timedelta
 from shared.errors import ConfigError
 from shared.kafka.settings import SHADOW_SUFFIX, KafkaSettings
 
-__all__ = ["SHADOW_SUFFIX", "TaskTopics", "ensure_topics", "topic_retention"]
+__all__ = ["SHADOW_SUFFIX", "TaskTopics", "TopicConfigUnknown", "ensure_topics", "topic_retention"]
 
 logger = logging.getLogger(__name__)
 
@@ -124,13 +124,18 @@ def ensure_topics(settings: KafkaSettings, topics: list[str]) -> list[str]:
         admin.close()
 
 
+class TopicConfigUnknown(LookupError):
+    """The broker described none of a topic's configuration: it has no such topic, or refuses this principal
+    DescribeConfigs on it (kafka-python does not tell the two apart)."""
+
+
 def topic_retention(settings: KafkaSettings, topic: str) -> timedelta | None:
     """How long ``topic`` keeps a record: its ``retention.ms``, or ``None`` when it deletes none by age
-    (``-1``, or compaction alone) or the broker describes no such topic. The principal needs DescribeConfigs
-    on the topic.
+    (``-1``, a time beyond any calendar, or compaction alone).
 
     Raises:
-        KafkaError: the broker refused or did not answer (``TopicAuthorizationFailedError`` without the ACL).
+        TopicConfigUnknown: no such topic, or DescribeConfigs on it is not allowed.
+        KafkaError: the broker did not answer.
     """
     from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
@@ -143,9 +148,13 @@ def topic_retention(settings: KafkaSettings, topic: str) -> timedelta | None:
         admin.close()
     configs = described.get("topic", {}).get(topic, {})
     if "cleanup.policy" not in configs or "retention.ms" not in configs:
-        return None
+        raise TopicConfigUnknown(f"the broker described no retention of {topic}: the topic is absent, or "
+                                 f"DescribeConfigs on it is not allowed")
     policies = {policy.strip() for policy in str(configs["cleanup.policy"]["value"]).split(",")}
     milliseconds = int(configs["retention.ms"]["value"])
     if "delete" not in policies or milliseconds < 0:
         return None
-    return timedelta(milliseconds=milliseconds)
+    try:
+        return timedelta(milliseconds=milliseconds)
+    except OverflowError:  # Long.MAX_VALUE and the like: kept for ever
+        return None

@@ -30,7 +30,7 @@ from shared.kafka.consumer import isolation_level
 from shared.kafka.producer import build_producer
 from shared.kafka.settings import KafkaSettings
 from shared.kafka.topic_reader import NotAJsonObject, json_object, read_topic
-from shared.kafka.topics import TaskTopics, ensure_topics, topic_retention
+from shared.kafka.topics import TaskTopics, TopicConfigUnknown, ensure_topics, topic_retention
 from shared.review.label_studio import LabelStudio, LabelStudioError
 from shared.review.backoff import Backoff
 from shared.review.labelling import NotReviewable, label_config, project_title, review_item, task_payload
@@ -229,16 +229,18 @@ class ReviewBridge:
 
         Verdicts are few (people make them): the whole topic says what was published. Its retention says how
         far back a verdict missing from it is still missing, and not deleted on purpose."""
-        from kafka.errors import AuthorizationError
-
         published = published_of(read_topic(self.kafka, self.topics.feedback, timeout_s=120))
         try:
             retention = topic_retention(self.kafka, self.topics.feedback)
-        except AuthorizationError as exc:
-            logger.warning("the retention of %s is unknown (%s: DescribeConfigs is not allowed): the first sweep "
-                           "publishes every verdict missing from it", self.topics.feedback, type(exc).__name__)
-            retention = None
-        return published, None if retention is None else datetime.now(timezone.utc) - retention
+        except TopicConfigUnknown as exc:
+            logger.warning("%s; the first sweep publishes every verdict missing from the topic, however old", exc)
+            return published, None
+        now = datetime.now(timezone.utc)
+        if retention is None or retention >= now - datetime.min.replace(tzinfo=timezone.utc):
+            return published, None
+        logger.info("verdicts annotated before %s (the retention of %s) are not published",
+                    (now - retention).isoformat(timespec="seconds"), self.topics.feedback)
+        return published, now - retention
 
     def _verdict_published(self) -> None:
         self.metrics.verdicts_published.inc()

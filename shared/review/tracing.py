@@ -19,7 +19,7 @@ from shared.kafka.tracing import remote_spans
 from shared.review.labelling import TRACE_KEY
 from shared.telemetry import context_from_carrier, headers_with_context
 
-__all__ = ["import_span", "verdict_span"]
+__all__ = ["import_span", "mark_unsent", "verdict_span"]
 
 tracer = trace.get_tracer(__name__)
 
@@ -48,3 +48,8 @@ def verdict_span(task: str, topic: str, task_data: Mapping, annotation_id) -> It
     with tracer.start_as_current_span(f"{task} review verdict", context=parent, kind=trace.SpanKind.PRODUCER,
                                       attributes=attributes) as span:
         yield headers_with_context([], trace.set_span_in_context(span))
+
+
+def mark_unsent() -> None:
+    """The current verdict span failed: the bridge stopped before Kafka acknowledged its record."""
+    trace.get_current_span().set_status(trace.Status(trace.StatusCode.ERROR, "stopped before Kafka acknowledged it"))

@@ -32,7 +32,7 @@ from typing import Any
 from shared.review.backoff import Backoff
 from shared.review.label_studio import LabelStudio
 from shared.review.labelling import ID_KEY, verdict_label
-from shared.review.tracing import verdict_span
+from shared.review.tracing import mark_unsent, verdict_span
 
 __all__ = ["SOURCE", "VerdictPublisher", "feedback_record", "instant", "latest_annotation", "published_of"]
 
@@ -143,11 +143,13 @@ class VerdictPublisher:
     def _publish(self, task_data: dict, annotation: dict, stop: threading.Event) -> bool:
         record = feedback_record(task_data, annotation, entities=self.entities)
         at = instant(annotation.get("updated_at")) if isinstance(annotation, dict) else None
-        if record is None or at is None or (self.oldest is not None and at < self.oldest):
+        if record is None or at is None:
             return False
         previous = self._published.get(record["id"])
         if previous is not None and previous >= at:
             return False  # already published, or older than what was
+        if self.oldest is not None and at < self.oldest:
+            return False  # the sweep asks for newer tasks only; this one's task changed after its annotation
         value = json.dumps(record, ensure_ascii=False).encode()
         backoff = Backoff(self.retry_max_s)
         with verdict_span(self.task, self.topic, task_data, annotation.get("id")) as headers:
@@ -161,6 +163,7 @@ class VerdictPublisher:
                     logger.warning("publishing a verdict failed (%s); retrying in %.1fs", type(exc).__name__, wait)
                     stop.wait(wait)
             else:
+                mark_unsent()
                 return False
         self._published[record["id"]] = at
         self._on_published()

@@ -76,6 +76,20 @@ def test_a_task_without_a_readable_context_publishes_in_a_trace_of_its_own(spans
     assert headers["traceparent"].decode().split("-")[1] == format(span.context.trace_id, "032x")
 
 
+def test_a_verdict_the_bridge_stopped_sending_ends_its_span_failed(spans):
+    stop = threading.Event()
+
+    def refuse(key, value, headers):
+        stop.set()  # the bridge is told to stop while Kafka refuses
+        raise TimeoutError("no acknowledgement")
+
+    publisher = VerdictPublisher(None, 1, refuse, entities=False, task="sentiment", topic="sentiment.feedback",
+                                 sweep_interval_s=60, retry_max_s=0.01)
+    assert not publisher._publish({"slm_id": "a"}, _annotation("bearish"), stop)
+    span, = spans.get_finished_spans()
+    assert span.status.status_code == StatusCode.ERROR
+
+
 def test_an_import_links_to_the_answers_it_writes_and_fails_with_its_batch(spans):
     records = [Record([("traceparent", TRACEPARENT.encode())]), Record(), Record([("traceparent", b"garbage")])]
     with tracing.import_span("sentiment", "sentiment.review", "g", records):
