@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -101,13 +103,23 @@ class TaskTopics:
         return [self.requests, self.results, self.review, self.dlq, self.feedback]
 
 
-def ensure_topics(settings: KafkaSettings, topics: list[str]) -> list[str]:
-    """Create the topics that do not exist yet; returns the names created."""
-    from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import TopicAlreadyExistsError
+@contextmanager
+def _admin(settings: KafkaSettings) -> Iterator:
+    from kafka.admin import KafkaAdminClient
 
     admin = KafkaAdminClient(**settings.client_options())
     try:
+        yield admin
+    finally:
+        admin.close()
+
+
+def ensure_topics(settings: KafkaSettings, topics: list[str]) -> list[str]:
+    """Create the topics that do not exist yet; returns the names created."""
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    with _admin(settings) as admin:
         existing = set(admin.list_topics())
         missing = [t for t in topics if t not in existing]
         if not missing:
@@ -120,8 +132,6 @@ def ensure_topics(settings: KafkaSettings, topics: list[str]) -> list[str]:
             pass  # another replica created them first
         logger.info('created topics=%s partitions=%d', ",".join(missing), settings.partitions)
         return missing
-    finally:
-        admin.close()
 
 
 class TopicConfigUnknown(LookupError):
@@ -137,15 +147,12 @@ def topic_retention(settings: KafkaSettings, topic: str) -> timedelta | None:
         TopicConfigUnknown: no such topic, or DescribeConfigs on it is not allowed.
         KafkaError: the broker did not answer.
     """
-    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+    from kafka.admin import ConfigResource, ConfigResourceType
 
-    admin = KafkaAdminClient(**settings.client_options())
-    try:
-        wanted = {"retention.ms": None, "cleanup.policy": None}
+    wanted = {"retention.ms": None, "cleanup.policy": None}
+    with _admin(settings) as admin:
         described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic, wanted)],
                                            config_filter="all")
-    finally:
-        admin.close()
     configs = described.get("topic", {}).get(topic, {})
     if "cleanup.policy" not in configs or "retention.ms" not in configs:
         raise TopicConfigUnknown(f"the broker described no retention of {topic}: the topic is absent, or "

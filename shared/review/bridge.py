@@ -35,10 +35,10 @@ from shared.review.label_studio import LabelStudio, LabelStudioError
 from shared.review.backoff import Backoff
 from shared.review.labelling import NotReviewable, label_config, project_title, review_item, task_payload
 from shared.review.settings import ReviewSettings
-from shared.telemetry import shutdown_telemetry, trace_carrier
 from shared.review.tasks_writer import TasksWriter
 from shared.review.tracing import import_span
 from shared.review.verdicts import VerdictPublisher, published_of
+from shared.telemetry import shutdown_telemetry, trace_carrier
 
 __all__ = ["BridgeMetrics", "ReviewBridge", "SECRET_HEADER"]
 
@@ -235,12 +235,15 @@ class ReviewBridge:
         except TopicConfigUnknown as exc:
             logger.warning("%s; the first sweep publishes every verdict missing from the topic, however old", exc)
             return published, None
-        now = datetime.now(timezone.utc)
-        if retention is None or retention >= now - datetime.min.replace(tzinfo=timezone.utc):
+        if retention is None:
+            return published, None
+        try:
+            oldest = datetime.now(timezone.utc) - retention
+        except OverflowError:  # a retention longer than the calendar: no limit
             return published, None
         logger.info("verdicts annotated before %s (the retention of %s) are not published",
-                    (now - retention).isoformat(timespec="seconds"), self.topics.feedback)
-        return published, now - retention
+                    oldest.isoformat(timespec="seconds"), self.topics.feedback)
+        return published, oldest
 
     def _verdict_published(self) -> None:
         self.metrics.verdicts_published.inc()

@@ -16,8 +16,8 @@ from xml.sax.saxutils import quoteattr
 from shared.model_text import field_value_text
 from shared.runtime.tagging import parse_tag
 
-__all__ = ["CONTROL", "ID_KEY", "TRACE_KEY", "NotReviewable", "ReviewItem", "entity_types", "label_config", "project_title",
-           "review_item", "task_payload", "verdict_label"]
+__all__ = ["CONTROL", "ID_KEY", "TRACE_KEY", "NotReviewable", "ReviewItem", "entity_types", "label_config",
+           "project_title", "review_item", "task_payload", "verdict_label"]
 
 #: The control's name in every project: a prediction's and an annotation's ``from_name``.
 CONTROL = "label"

@@ -73,7 +73,8 @@ def test_submitted_skipped_and_updated_annotations(start_bridge, kafka_bootstrap
     assert _by_id(verdicts) == [("s0", "neutral"), ("s2", "bullish"), ("s2", "bearish")]
     assert all(v["source"] == "label-studio" and record.key == v["id"].encode()
                for v, record in zip(verdicts, records))
-    traces = {v["id"]: dict(record.headers)["traceparent"].decode().split("-")[1] for v, record in zip(verdicts, records)}
+    traces = {v["id"]: dict(record.headers)["traceparent"].decode().split("-")[1]
+              for v, record in zip(verdicts, records)}
     assert traces["s0"] == TRACE and traces["s2"] != TRACE
 
     review_topic = drain(kafka_bootstrap, f"{topic_prefix}sentiment.review", until=lambda rs: len(rs) >= 3)
